@@ -1,0 +1,184 @@
+"""The ``quintet`` command: mounts each method's sub-app, ``demo``, ``reproduce`` and ``data``.
+
+Each method's ``quintet.<package>.cli`` module provides
+
+* ``app`` — a :class:`typer.Typer` mounted as ``quintet <command>``;
+* ``reproduce(out: Path, quick: bool, seed: int) -> dict`` — the paper's key experiment, writing
+  results.json, results.md and PNGs into ``out`` and returning the metrics;
+* ``demo(run: quintet.core.Run) -> str`` — a short tour on built-in data, saving PNGs into
+  ``run.path`` and returning a Markdown section.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+import time
+from pathlib import Path
+from types import ModuleType
+from typing import Optional
+
+import typer
+
+try:  # typer >= 0.22 ships its own copy of click
+    from typer._click import exceptions as click_exceptions
+except ImportError:  # pragma: no cover - older typer uses click itself
+    from click import exceptions as click_exceptions
+
+from quintet import __version__
+from quintet.core.errors import QuintetError
+
+# (command, module, title) of every method, in the order the demo visits them.
+METHODS: list[tuple[str, str, str]] = [
+    ("sort", "quintet.sorting.cli", "sorting"),
+    ("knowledge", "quintet.knowledge.cli", "knowledge"),
+    ("sketch", "quintet.sketch.cli", "sketch"),
+    ("segment", "quintet.segmentation.cli", "segmentation"),
+    ("dro", "quintet.dro.cli", "dro"),
+]
+
+app = typer.Typer(
+    name="quintet",
+    help="Five machine-learning papers as tested, fast PyTorch tools.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+
+def _method_module(module: str) -> ModuleType | None:
+    """Import a method's CLI module; ``None`` only when that subpackage does not exist yet."""
+    try:
+        return importlib.import_module(module)
+    except ModuleNotFoundError as exc:
+        if exc.name is not None and module.startswith(exc.name):
+            return None
+        raise
+
+
+def _available() -> dict[str, ModuleType]:
+    found = {}
+    for _command, module, title in METHODS:
+        mod = _method_module(module)
+        if mod is not None:
+            found[title] = mod
+    return found
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"quintet {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version."),
+    data_dir: Optional[Path] = typer.Option(
+        None, "--data-dir", help="Data root (else $QUINTET_DATA, else ~/.cache/quintet)."
+    ),
+) -> None:
+    """Five machine-learning papers as tested, fast PyTorch tools."""
+    if data_dir is not None:
+        os.environ["QUINTET_DATA"] = str(data_dir)
+
+
+@app.command()
+def demo(
+    out: Path = typer.Option(Path("runs"), help="Folder that receives the report."),
+    only: Optional[str] = typer.Option(None, help="Run one method only (e.g. sorting)."),
+) -> None:
+    """A short tour of every method on built-in data; writes a Markdown + PNG report under runs/."""
+    from quintet.core.runs import Run
+
+    methods = _available()
+    if only is not None:
+        if only not in methods:
+            raise QuintetError(f"unknown method {only!r}; expected one of: {', '.join(methods)}")
+        methods = {only: methods[only]}
+    run = Run.create(out, "demo")
+    sections = [f"# quintet demo\n\nquintet {__version__}. Each section ran on built-in data.\n"]
+    timings = {}
+    for title, mod in methods.items():
+        typer.echo(f"[demo] {title} ...")
+        start = time.perf_counter()
+        sections.append(mod.demo(run))
+        timings[title] = round(time.perf_counter() - start, 1)
+        typer.echo(f"[demo] {title} done in {timings[title]} s")
+    run.log_metrics({"seconds_per_method": timings})
+    report = run.finish("\n".join(sections))
+    typer.echo(f"report: {report / 'results.md'}")
+
+
+@app.command()
+def reproduce(
+    method: str = typer.Argument(..., help="sorting, knowledge, sketch, segmentation, dro or all"),
+    quick: bool = typer.Option(False, "--quick", help="The scale this machine bears in minutes."),
+    out: Path = typer.Option(Path("runs/reproduce"), help="Each method writes into OUT/<method>."),
+    seed: int = typer.Option(0, help="Base random seed."),
+) -> None:
+    """Run a paper's key experiment; writes results.json, results.md and PNG plots."""
+    methods = _available()
+    if method != "all" and method not in methods:
+        raise QuintetError(f"unknown method {method!r}; expected one of: {', '.join([*methods, 'all'])}")
+    for title, mod in methods.items():
+        if method in ("all", title):
+            typer.echo(f"[reproduce] {title} -> {out / title}")
+            mod.reproduce(out / title, quick=quick, seed=seed)
+
+
+data_app = typer.Typer(help="The real data sets under the data root.", no_args_is_help=True)
+app.add_typer(data_app, name="data")
+
+
+@data_app.command("check")
+def data_check(verify: bool = typer.Option(True, help="Compare sha256 sums with the recorded ones.")) -> None:
+    """Which data sets are found under the data root, their sizes, whether checksums match."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from quintet.datasets.registry import check_all, data_root
+
+    root = data_root()
+    table = Table(title=f"data root: {root}")
+    for column in ("data set", "file", "size", "status"):
+        table.add_column(column)
+    for row in check_all(root, verify=verify):
+        table.add_row(row.dataset, row.relpath, row.size_text, row.status)
+    Console().print(table)
+
+
+def _mount_methods() -> None:
+    for command, module, _title in METHODS:
+        mod = _method_module(module)
+        if mod is not None:
+            app.add_typer(mod.app, name=command)
+
+
+_mount_methods()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: user mistakes become one line on stderr and exit status 2."""
+    command = typer.main.get_command(app)
+    try:
+        result = command.main(args=argv if argv is not None else sys.argv[1:], prog_name="quintet", standalone_mode=False)
+    except typer.Exit as exc:
+        return exc.exit_code
+    except typer.Abort:
+        typer.echo("quintet: aborted", err=True)
+        return 130
+    except click_exceptions.NoArgsIsHelpError:  # the help text has been printed already
+        return 0
+    except click_exceptions.UsageError as exc:
+        typer.echo(f"quintet: error: {exc.format_message()}", err=True)
+        return 2
+    except (QuintetError, FileNotFoundError) as exc:
+        typer.echo(f"quintet: error: {exc}", err=True)
+        return 2
+    return result if isinstance(result, int) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,28 @@
+"""Shared fixtures. Data tests skip without a data root, and fail instead when
+``QUINTET_REQUIRE_DATA=1`` (as CI sets it)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import matplotlib
+import pytest
+
+matplotlib.use("Agg")
+
+
+def _require_data() -> bool:
+    return os.environ.get("QUINTET_REQUIRE_DATA", "") not in ("", "0")
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    """The data root with the real data sets, or a skip (a failure under QUINTET_REQUIRE_DATA=1)."""
+    root = os.environ.get("QUINTET_DATA")
+    if root and (Path(root) / "README.md").is_file() or root and any(Path(root).glob("*/")):
+        return Path(root)
+    reason = f"no data root: QUINTET_DATA={root!r} is unset or empty"
+    if _require_data():
+        pytest.fail(f"{reason}, but QUINTET_REQUIRE_DATA=1 demands the real data")
+    pytest.skip(reason)

@@ -1,0 +1,50 @@
+"""The top-level command: help, version, data check, and one-line errors with exit 2."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from quintet import __version__
+from quintet.cli import main
+
+
+def _run(*args: str, env_data=None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "quintet.cli", *args], capture_output=True, text=True)
+
+
+def test_help_lists_commands():
+    result = _run("--help")
+    assert result.returncode == 0
+    for command in ("demo", "reproduce", "data"):
+        assert command in result.stdout
+
+
+def test_version(capsys):
+    assert main(["--version"]) == 0
+    assert capsys.readouterr().out.strip() == f"quintet {__version__}"
+
+
+def test_bad_option_is_one_line_and_exit_2():
+    result = _run("--no-such-option")
+    assert result.returncode == 2
+    assert result.stderr.strip().count("\n") == 0
+    assert "No such option: --no-such-option" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_unknown_method_for_reproduce(capsys):
+    assert main(["reproduce", "alchemy"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("quintet: error: unknown method 'alchemy'") and err.count("\n") == 1
+
+
+def test_data_check_reports_every_file(data_dir, capsys):
+    assert main(["--data-dir", str(data_dir), "data", "check"]) == 0
+    out = capsys.readouterr().out
+    assert "camvid_small.npz" in out and "MISMATCH" not in out and "missing" not in out
+    assert out.count(" ok ") + out.count("│ ok") >= 100
+
+
+def test_data_check_on_empty_root(tmp_path, capsys):
+    assert main(["--data-dir", str(tmp_path), "data", "check", "--no-verify"]) == 0
+    assert "missing" in capsys.readouterr().out
