@@ -25,7 +25,7 @@ bench: $(STAMP)
 	for b in benchmarks/*.py; do $(BIN)/python $$b || exit 1; done
 
 reproduce: $(STAMP)
-	$(BIN)/quintet reproduce all --quick
+	$(BIN)/quintet reproduce all --quick --out results
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks

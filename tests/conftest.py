@@ -20,9 +20,9 @@ def _require_data() -> bool:
 def data_dir() -> Path:
     """The data root with the real data sets, or a skip (a failure under QUINTET_REQUIRE_DATA=1)."""
     root = os.environ.get("QUINTET_DATA")
-    if root and (Path(root) / "README.md").is_file() or root and any(Path(root).glob("*/")):
+    if root and Path(root).is_dir() and any(Path(root).iterdir()):
         return Path(root)
-    reason = f"no data root: QUINTET_DATA={root!r} is unset or empty"
+    reason = f"no data root: QUINTET_DATA={root!r} is unset, missing or empty"
     if _require_data():
         pytest.fail(f"{reason}, but QUINTET_REQUIRE_DATA=1 demands the real data")
     pytest.skip(reason)
