@@ -48,3 +48,22 @@ def test_data_check_reports_every_file(data_dir, capsys):
 def test_data_check_on_empty_root(tmp_path, capsys):
     assert main(["--data-dir", str(tmp_path), "data", "check", "--no-verify"]) == 0
     assert "missing" in capsys.readouterr().out
+
+
+def test_demo_collects_each_method_section(tmp_path, monkeypatch, capsys):
+    import types
+
+    from quintet import cli
+
+    def fake_demo(run):
+        (run.path / "fake_plot.png").write_bytes(b"\x89PNG")
+        return "## fake\n\nmeasured 42\n"
+
+    fake = types.SimpleNamespace(demo=fake_demo)
+    monkeypatch.setattr(cli, "_available", lambda: {"fake": fake})
+    assert main(["demo", "--out", str(tmp_path)]) == 0
+    (report_dir,) = tmp_path.iterdir()
+    report = (report_dir / "results.md").read_text()
+    assert "## fake" in report and "measured 42" in report
+    assert (report_dir / "fake_plot.png").is_file()
+    assert main(["demo", "--out", str(tmp_path), "--only", "nothing"]) == 2
