@@ -1,0 +1,267 @@
+"""The robustness tasks, built from the real data under the data root.
+
+Each task gives train / valid / test tensors with labels ``y`` and group ids ``g`` (groups are used
+only by Group DRO, the oracle selection rule and the evaluation), plus the model that fits it.
+
+* ``biased-sst``: BiasedSST (Michel et al., 2021, Section 4.1; reused in the 2022 paper): GLUE
+  SST-2 with ``"so , "`` prepended (first letter lower-cased) to 95 % of the negatives and 5 % of
+  the positives of train and dev, and to 50 % of each class of the labelled test set; groups =
+  prefix x label. Validation = the biased SST-2 dev set (as the authors' code does).
+* ``colored-mnist``: MNIST digit < 5 vs >= 5, digit drawn in the red or green channel; colour
+  agrees with the label 95 % of the time in train/valid, 50 % in test; groups = colour x label.
+* ``adult``: UCI Adult income > 50K; groups = sex x label; validation = 20 % of adult.data.
+* ``synthetic``: built-in data (no data root): a noisy core feature and a clean spurious one that
+  agrees with the label 95 % of the time in train/valid and 50 % in test; groups = spurious x label.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from quintet.core.errors import QuintetError
+from quintet.dro.models import ModelSpec
+
+__all__ = ["TASKS", "Split", "TaskData", "load_task", "bias_sst", "BIAS_PREFIX", "BIAS_SEED", "Vocab"]
+
+TASKS = ("biased-sst", "colored-mnist", "adult", "synthetic")
+BIAS_PREFIX = "so , "
+BIAS_SEED = 8345364  # the seed of the authors' BiasedSST files, so the biased subsets are fixed
+
+
+@dataclass
+class Split:
+    """``x`` (model input), ``y: int64 (N,)`` labels, ``g: int64 (N,)`` group ids."""
+
+    x: torch.Tensor
+    y: torch.Tensor
+    g: torch.Tensor
+
+    def __len__(self) -> int:
+        return int(self.y.numel())
+
+    def subset(self, idx: np.ndarray | torch.Tensor) -> "Split":
+        idx = torch.as_tensor(idx, dtype=torch.long)
+        return Split(self.x[idx], self.y[idx], self.g[idx])
+
+    def group_counts(self, n_groups: int) -> list[int]:
+        return torch.bincount(self.g, minlength=n_groups).tolist()
+
+
+@dataclass
+class TaskData:
+    name: str
+    train: Split
+    valid: Split
+    test: Split
+    group_names: list[str]
+    n_classes: int
+    model: ModelSpec
+    notes: dict = field(default_factory=dict)
+
+    @property
+    def n_groups(self) -> int:
+        return len(self.group_names)
+
+
+# ----------------------------------------------------------------------------- BiasedSST
+def bias_sst(
+    sentences: list[str], labels: np.ndarray, rng: np.random.RandomState, percent: dict[int, float]
+) -> tuple[list[str], np.ndarray]:
+    """Prepend ``BIAS_PREFIX`` to ``int(n_c * percent[c] / 100)`` random sentences of each class ``c``.
+
+    The first letter of a prefixed sentence is lower-cased. Returns (new sentences, prefix flags).
+    Classes are processed in the order of ``percent`` with one ``rng.permutation`` each.
+    """
+    out = list(sentences)
+    biased = np.zeros(len(sentences), dtype=bool)
+    for label, pct in percent.items():
+        idx = np.flatnonzero(labels == label)
+        chosen = rng.permutation(idx)[: int(len(idx) * pct / 100)]
+        for i in chosen:
+            s = out[i]
+            out[i] = BIAS_PREFIX + s[:1].lower() + s[1:]
+        biased[chosen] = True
+    return out, biased
+
+
+_TOKEN = re.compile(r"\S+")
+
+
+def tokenize(sentence: str) -> list[str]:
+    """SST is already tokenised: split on whitespace and lower-case."""
+    return [t.lower() for t in _TOKEN.findall(sentence)]
+
+
+class Vocab:
+    """Word -> id from the training sentences; 0 = padding, 1 = unknown."""
+
+    def __init__(self, sentences: list[str], min_count: int = 1, max_size: int = 30000):
+        counts = Counter(t for s in sentences for t in tokenize(s))
+        words = [w for w, c in counts.most_common(max_size) if c >= min_count]
+        self.itos = ["<pad>", "<unk>", *words]
+        self.stoi = {w: i for i, w in enumerate(self.itos)}
+
+    def __len__(self) -> int:
+        return len(self.itos)
+
+    def encode(self, sentences: list[str], max_len: int = 50) -> torch.Tensor:
+        """``(N, T)`` int64, right-padded with 0, ``T = min(max_len, longest)``."""
+        ids = [[self.stoi.get(t, 1) for t in tokenize(s)][:max_len] or [1] for s in sentences]
+        width = max(len(r) for r in ids)
+        out = torch.zeros(len(ids), width, dtype=torch.long)
+        for i, row in enumerate(ids):
+            out[i, : len(row)] = torch.tensor(row)
+        return out
+
+
+SST_GROUPS = ["no-prefix/neg", "no-prefix/pos", "prefix/neg", "prefix/pos"]
+
+
+def biased_sst_text(data_dir: str | os.PathLike | None = None) -> dict[str, tuple[list[str], np.ndarray, np.ndarray]]:
+    """The three BiasedSST splits as (sentences, labels, prefix flags), one fixed RNG for all."""
+    from quintet.datasets import load_sst2
+
+    rng = np.random.RandomState(BIAS_SEED)
+    out = {}
+    for split, source, pct in (
+        ("train", "train", {0: 95, 1: 5}),
+        ("valid", "dev", {0: 95, 1: 5}),
+        ("test", "test", {0: 50, 1: 50}),
+    ):
+        data = load_sst2(source, data_dir)
+        sentences, biased = bias_sst(data.sentences, data.labels, rng, pct)
+        out[split] = (sentences, data.labels, biased)
+    return out
+
+
+def _biased_sst(data_dir, n_train: int | None, text_model: str) -> TaskData:
+    text = biased_sst_text(data_dir)
+    sentences, labels, biased = text["train"]
+    if n_train is not None and n_train < len(sentences):
+        keep = np.sort(np.random.RandomState(0).permutation(len(sentences))[:n_train])
+        sentences = [sentences[i] for i in keep]
+        labels, biased = labels[keep], biased[keep]
+        text["train"] = (sentences, labels, biased)
+    vocab = Vocab(text["train"][0])
+    splits = {}
+    for name, (s, y, b) in text.items():
+        y_t = torch.as_tensor(y, dtype=torch.long)
+        splits[name] = Split(vocab.encode(s), y_t, 2 * torch.as_tensor(b, dtype=torch.long) + y_t)
+    spec = ModelSpec(kind=text_model, n_out=2, vocab_size=len(vocab))
+    return TaskData("biased-sst", splits["train"], splits["valid"], splits["test"], SST_GROUPS, 2, spec,
+                    notes={"vocab_size": len(vocab), "validation": "biased SST-2 dev (872)"})
+
+
+# ----------------------------------------------------------------------------- Colored MNIST
+CMNIST_GROUPS = ["red/<5", "red/>=5", "green/<5", "green/>=5"]
+
+
+def color_mnist(images: np.ndarray, digits: np.ndarray, agree: float, rng: np.random.RandomState) -> Split:
+    """``images: uint8 (N, 28, 28)`` -> 2-channel 14x14 floats; colour = label w.p. ``agree``."""
+    y = (digits >= 5).astype(np.int64)
+    flip = rng.rand(len(y)) >= agree
+    color = np.where(flip, 1 - y, y)
+    small = images.reshape(-1, 14, 2, 14, 2).astype(np.float32).mean(axis=(2, 4)) / 255.0
+    x = np.zeros((len(y), 2, 14, 14), dtype=np.float32)
+    x[np.arange(len(y)), color] = small
+    return Split(torch.from_numpy(x), torch.from_numpy(y), torch.from_numpy(2 * color + y))
+
+
+def _colored_mnist(data_dir, n_train: int | None) -> TaskData:
+    from quintet.datasets import load_mnist
+
+    images, digits = load_mnist("train", data_dir)
+    test_images, test_digits = load_mnist("test", data_dir)
+    rng = np.random.RandomState(0)
+    order = rng.permutation(len(digits))
+    valid_idx, train_idx = order[:10000], order[10000:]
+    if n_train is not None:
+        train_idx = train_idx[:n_train]
+        valid_idx = valid_idx[: max(2000, n_train // 5)]
+    train = color_mnist(images[train_idx], digits[train_idx], 0.95, rng)
+    valid = color_mnist(images[valid_idx], digits[valid_idx], 0.95, rng)
+    test = color_mnist(test_images, test_digits, 0.5, rng)
+    spec = ModelSpec(kind="cnn", n_out=2, in_channels=2, hidden=32)
+    return TaskData("colored-mnist", train, valid, test, CMNIST_GROUPS, 2, spec,
+                    notes={"validation": f"{len(valid)} held-out MNIST train digits, colour agrees 95 %"})
+
+
+# ----------------------------------------------------------------------------- Adult
+ADULT_GROUPS = ["female/<=50K", "female/>50K", "male/<=50K", "male/>50K"]
+
+
+def _adult(data_dir, n_train: int | None) -> TaskData:
+    from quintet.datasets import load_adult
+    from quintet.datasets.tabular import TabularData
+
+    full = load_adult("train", data_dir)
+    test = load_adult("test", data_dir)
+    order = np.random.RandomState(0).permutation(len(full))
+    n_valid = len(full) // 5
+    valid_idx, train_idx = order[:n_valid], order[n_valid:]
+    if n_train is not None:
+        train_idx = train_idx[:n_train]
+
+    def take(data: TabularData, idx: np.ndarray) -> TabularData:
+        return TabularData(columns={k: v[idx] for k, v in data.columns.items()}, labels=data.labels[idx],
+                           label_names=data.label_names, numeric=data.numeric)
+
+    train_t, valid_t = take(full, train_idx), take(full, valid_idx)
+
+    def split(data: TabularData) -> Split:
+        x = torch.from_numpy(np.nan_to_num(data.encode(train_t)).astype(np.float32))
+        y = torch.as_tensor(data.labels, dtype=torch.long)
+        male = torch.as_tensor(np.char.strip(data.columns["sex"].astype(str)) == "Male", dtype=torch.long)
+        return Split(x, y, 2 * male + y)
+
+    tr = split(train_t)
+    spec = ModelSpec(kind="mlp", n_out=2, in_features=tr.x.shape[1], hidden=64)
+    return TaskData("adult", tr, split(valid_t), split(test), ADULT_GROUPS, 2, spec,
+                    notes={"validation": f"{len(valid_idx)} rows (20 %) of adult.data"})
+
+
+# ----------------------------------------------------------------------------- synthetic
+SYNTHETIC_GROUPS = ["spurious-/y=0", "spurious-/y=1", "spurious+/y=0", "spurious+/y=1"]
+
+
+def synthetic_split(n: int, agree: float, rng: np.random.RandomState, dims: int = 8, core_noise: float = 0.5) -> Split:
+    """``x: (n, dims)``: x0 = core (label +- 1, noise ``core_noise``), x1 = spurious (+- 1, noise 0.1), rest noise."""
+    y = rng.randint(0, 2, size=n)
+    c = np.where(rng.rand(n) < agree, y, 1 - y)
+    x = rng.randn(n, dims).astype(np.float32)
+    x[:, 0] = (2 * y - 1) + core_noise * rng.randn(n)
+    x[:, 1] = (2 * c - 1) + 0.1 * rng.randn(n)
+    y_t = torch.as_tensor(y, dtype=torch.long)
+    return Split(torch.from_numpy(x), y_t, 2 * torch.as_tensor(c, dtype=torch.long) + y_t)
+
+
+def _synthetic(n_train: int | None) -> TaskData:
+    rng = np.random.RandomState(0)
+    n = n_train or 4000
+    train, valid, test = synthetic_split(n, 0.95, rng), synthetic_split(2000, 0.95, rng), synthetic_split(4000, 0.5, rng)
+    spec = ModelSpec(kind="mlp", n_out=2, in_features=train.x.shape[1], hidden=32)
+    return TaskData("synthetic", train, valid, test, SYNTHETIC_GROUPS, 2, spec, notes={"validation": "2000 draws, 95 %"})
+
+
+def load_task(name: str, data_dir: str | os.PathLike | None = None, n_train: int | None = None,
+              text_model: str = "bilstm") -> TaskData:
+    """Build task ``name`` (one of ``TASKS``); ``n_train`` sub-samples the training split."""
+    from quintet.core.errors import check_choice
+
+    check_choice("task", name, TASKS)
+    check_choice("text model", text_model, ("bilstm", "boe"))
+    if n_train is not None and n_train < 10:
+        raise QuintetError(f"n_train must be >= 10 (or None for all), got {n_train}")
+    if name == "biased-sst":
+        return _biased_sst(data_dir, n_train, text_model)
+    if name == "colored-mnist":
+        return _colored_mnist(data_dir, n_train)
+    if name == "synthetic":
+        return _synthetic(n_train)
+    return _adult(data_dir, n_train)

@@ -1,0 +1,236 @@
+"""Sampling from Vitruvion's models: grammar-constrained nucleus sampling of primitives (optionally
+from a primer or an image) with a key/value cache, and constraint inference with the pointer model.
+
+* :func:`nucleus_filter` — top-p filtering (Holtzman et al. 2020), the paper's sampler (p = 0.9).
+* :func:`sample_primitives` — batched, grammar-constrained (§3.1); primers (§4.2, autocomplete)
+  are forced token by token, so primers of different lengths share one batch.
+* :func:`infer_constraints` — constraints for given primitives (§3.2); greedy by default.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from quintet.core.errors import QuintetError
+from quintet.sketch.models.constraint import ConstraintModel
+from quintet.sketch.models.grammar import (
+    NON_COORD,
+    PAD,
+    START,
+    ConstraintDecodeState,
+    PrimitiveDecodeState,
+    PrimitiveGrammar,
+)
+from quintet.sketch.models.primitive import PrimitiveModel
+
+
+def nucleus_filter(logits: torch.Tensor, top_p: float) -> torch.Tensor:
+    """Keep the smallest set of tokens whose probability mass reaches ``top_p``; others -> -inf.
+
+    ``logits: (B, V)``. The most likely token is always kept; ``top_p >= 1`` keeps everything.
+    """
+    if not 0.0 < top_p <= 1.0:
+        raise QuintetError(f"top_p must lie in (0, 1], got {top_p}")
+    if top_p >= 1.0:
+        return logits
+    sorted_logits, idx = logits.sort(dim=-1, descending=True)
+    probs = sorted_logits.softmax(dim=-1)
+    before = probs.cumsum(dim=-1) - probs  # mass of strictly more likely tokens
+    drop_sorted = before >= top_p
+    drop = torch.zeros_like(drop_sorted).scatter(-1, idx, drop_sorted)
+    return logits.masked_fill(drop, float("-inf"))
+
+
+def _pick(logits: torch.Tensor, top_p: float | None, temperature: float, generator: torch.Generator | None) -> torch.Tensor:
+    if top_p is None:
+        return logits.argmax(-1)
+    logits = nucleus_filter(logits.float() / temperature, top_p)
+    probs = logits.softmax(-1)
+    return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
+
+
+def check_primer(grammar: PrimitiveGrammar, primer: list[int], max_len: int) -> list[int]:
+    """Validate a primer (value tokens from Start through complete primitives, no Stop)."""
+    prims = grammar.decode(primer, require_stop=False)  # raises QuintetError on a bad prefix
+    toks = grammar.encode(prims)[:-1]  # drop Stop
+    if len(toks) != len([t for t in primer if t != PAD]):
+        raise QuintetError("a primer must end after a complete primitive and must not contain Stop")
+    if len(toks) >= max_len:
+        raise QuintetError(f"primer of {len(toks)} tokens leaves no room in max_len {max_len}")
+    return toks
+
+
+@torch.no_grad()
+def sample_primitives(
+    model: PrimitiveModel,
+    n: int,
+    *,
+    primers: list[list[int]] | None = None,
+    image: torch.Tensor | None = None,
+    top_p: float | None = 0.9,
+    temperature: float = 1.0,
+    use_cache: bool = True,
+    max_len: int | None = None,
+    generator: torch.Generator | None = None,
+) -> list[list[int]]:
+    """Draw ``n`` primitive sequences (value tokens, Start … Stop) from ``model``.
+
+    ``primers``: ``n`` prefixes (or one, shared) to complete. ``image``: (n or 1, 1, 128, 128)
+    for an image-conditioned model. ``top_p=None`` decodes greedily. Every returned sequence is
+    grammatical: the grammar mask leaves only valid tokens and forces Stop at ``max_len``.
+    """
+    model.eval()
+    g = model.grammar
+    max_len = max_len or model.config.max_len
+    dev = next(model.parameters()).device
+    if primers is not None and len(primers) == 1 and n > 1:
+        primers = primers * n
+    if primers is not None and len(primers) != n:
+        raise QuintetError(f"got {len(primers)} primers for {n} samples")
+    prim = [check_primer(g, p, max_len) for p in primers] if primers is not None else [[START]] * n
+    lengths = torch.tensor([len(p) for p in prim], device=dev)
+    forced = torch.full((n, max_len), PAD, dtype=torch.long, device=dev)
+    for i, p in enumerate(prim):
+        forced[i, : len(p)] = torch.tensor(p, device=dev)
+
+    memory = None
+    if model.config.image:
+        if image is None:
+            raise QuintetError("this is an image-conditioned model: pass an image (--image PNG)")
+        if image.dim() == 4 and image.shape[0] == 1 and n > 1:
+            image = image.expand(n, -1, -1, -1)
+        memory = model.encode_image(image.to(dev))
+    elif image is not None:
+        raise QuintetError("this primitive model is not image-conditioned; an image was given")
+
+    val = torch.full((n, max_len), PAD, dtype=torch.long, device=dev)
+    coord = torch.zeros_like(val)
+    pos = torch.zeros_like(val)
+    val[:, 0], coord[:, 0], pos[:, 0] = START, NON_COORD, 1
+    state = PrimitiveDecodeState(g, n, max_len, dev)
+    p0 = int(lengths.min())
+    for t in range(1, p0):  # the common part of the primers is known: prefill it
+        tok = forced[:, t]
+        coord[:, t], pos[:, t] = state.streams(tok)
+        val[:, t] = tok
+        state.advance(tok)
+
+    cache = model.new_cache(n, max_len) if use_cache else None
+    logits = model(val[:, :p0], coord[:, :p0], pos[:, :p0], memory=memory, cache=cache)[:, -1]
+    for t in range(p0, max_len):
+        if bool(state.finished.all()):
+            break
+        allowed = state.allowed()
+        tok = _pick(logits.masked_fill(~allowed, float("-inf")), top_p, temperature, generator)
+        tok = torch.where(t < lengths, forced[:, t], tok)
+        tok = tok.masked_fill(state.finished, PAD)
+        c, p = state.streams(tok)
+        val[:, t], coord[:, t], pos[:, t] = tok, c, p
+        state.advance(tok)
+        if t + 1 < max_len and not bool(state.finished.all()):
+            if use_cache:
+                logits = model(tok[:, None], c[:, None], p[:, None], memory=memory, cache=cache)[:, -1]
+            else:
+                logits = model(val[:, : t + 1], coord[:, : t + 1], pos[:, : t + 1], memory=memory)[:, -1]
+    out = []
+    for row in val.tolist():
+        end = row.index(2) + 1 if 2 in row else len(row)
+        out.append(row[:end])
+    return out
+
+
+def primitive_batch(grammar: PrimitiveGrammar, seqs: list[list[int]], max_len: int | None = None) -> dict[str, torch.Tensor]:
+    """Pad value sequences into ``{"val","coord","pos","ref_mask"}`` tensors (B, L).
+
+    ``ref_mask`` marks the positions a constraint may reference (:meth:`PrimitiveGrammar.reference_offsets`).
+    """
+    L = max_len or max(len(s) for s in seqs)
+    B = len(seqs)
+    val = torch.zeros(B, L, dtype=torch.long)
+    coord = torch.zeros_like(val)
+    pos = torch.zeros_like(val)
+    ref = torch.zeros(B, L, dtype=torch.bool)
+    for i, s in enumerate(seqs):
+        s = s[:L]
+        c, p = grammar.streams(s)
+        val[i, : len(s)] = torch.tensor(s)
+        coord[i, : len(s)] = torch.tensor(c)
+        pos[i, : len(s)] = torch.tensor(p)
+        for j, tok in enumerate(s):
+            t = tok - grammar.type_offset
+            if 0 <= t < grammar.n_types:
+                for off in grammar.reference_offsets(t):
+                    if j + off < L:
+                        ref[i, j + off] = True
+    return {"val": val, "coord": coord, "pos": pos, "ref_mask": ref}
+
+
+@torch.no_grad()
+def infer_constraints(
+    model: ConstraintModel,
+    seqs: list[list[int]],
+    *,
+    top_p: float | None = None,
+    temperature: float = 1.0,
+    use_cache: bool = True,
+    max_len: int | None = None,
+    generator: torch.Generator | None = None,
+) -> list[list[tuple[int, list[int]]]]:
+    """Constraints ``[(type_index, [token positions…]), …]`` for each primitive sequence in ``seqs``.
+
+    Greedy by default (``top_p=None``); decoding follows :class:`ConstraintGrammar`, and pointers
+    only reach referenceable positions of the given sketch.
+    """
+    model.eval()
+    for s in seqs:
+        model.grammar.decode(s)  # raises on ungrammatical primitives
+    dev = next(model.parameters()).device
+    batch = {k: v.to(dev) for k, v in primitive_batch(model.grammar, seqs).items()}
+    if batch["val"].shape[1] > model.config.max_len:
+        raise QuintetError(f"primitive sequence of {batch['val'].shape[1]} tokens exceeds max_len {model.config.max_len}")
+    cg = model.cgrammar
+    n = len(seqs)
+    max_len = max_len or model.config.max_constraint_len
+    enc = model.encode(batch["val"], batch["coord"], batch["pos"])
+    ref_mask, enc_valid = batch["ref_mask"], batch["val"] != PAD
+    tok = torch.full((n, max_len), PAD, dtype=torch.long, device=dev)
+    coord = torch.zeros_like(tok)
+    pos = torch.zeros_like(tok)
+    tok[:, 0], coord[:, 0], pos[:, 0] = START, 1, 1
+    state = ConstraintDecodeState(cg, ref_mask, max_len)
+    cache = model.new_cache(n, max_len) if use_cache else None
+    logits = model(tok[:, :1], coord[:, :1], pos[:, :1], enc, ref_mask, enc_valid=enc_valid, cache=cache)[:, -1]
+    for t in range(1, max_len):
+        if bool(state.finished.all()):
+            break
+        nxt = _pick(logits.masked_fill(~state.allowed(), float("-inf")), top_p, temperature, generator)
+        nxt = nxt.masked_fill(state.finished, PAD)
+        c, p = state.streams(nxt)
+        tok[:, t], coord[:, t], pos[:, t] = nxt, c, p
+        state.advance(nxt)
+        if t + 1 < max_len and not bool(state.finished.all()):
+            if use_cache:
+                logits = model(nxt[:, None], c[:, None], p[:, None], enc, ref_mask, enc_valid=enc_valid, cache=cache)[:, -1]
+            else:
+                logits = model(tok[:, : t + 1], coord[:, : t + 1], pos[:, : t + 1], enc, ref_mask, enc_valid=enc_valid)[:, -1]
+    out = []
+    for row in tok.tolist():
+        if 2 not in row:  # ran out of room: close the sequence after the last complete constraint
+            row = row + [2]
+        try:
+            out.append(cg.decode(row))
+        except QuintetError:
+            out.append(cg.decode(_trim_incomplete(row, cg)))
+    return out
+
+
+def _trim_incomplete(row: list[int], cg) -> list[int]:
+    """Drop trailing tokens until the sequence parses (only needed at the length limit)."""
+    body = row[: row.index(2)]
+    while len(body) > 1:
+        try:
+            cg.decode(body + [2])
+            return body + [2]
+        except QuintetError:
+            body = body[:-1]
+    return [START, 2]

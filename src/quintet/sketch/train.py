@@ -1,0 +1,189 @@
+"""Training loop for Vitruvion's models: ``accelerate`` device placement, AdamW with warmup and
+cosine decay, a tqdm bar with loss and throughput, checkpoints every ``checkpoint_every`` steps
+and resume from the latest one.
+
+The loop is model-agnostic: it needs a model with ``loss(batch) -> (mean_nll, n_tokens)`` and a
+``make_batch(step) -> dict`` that is a pure function of the step (so a resumed run sees the same
+batches as an uninterrupted one).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable
+
+import torch
+from torch import nn
+
+from quintet.core.errors import QuintetError
+from quintet.core.io import latest_checkpoint, load_checkpoint
+from quintet.sketch.models.checkpoint import save_model
+
+
+@dataclass
+class TrainConfig:
+    steps: int = 2000
+    batch_size: int = 32
+    lr: float = 1e-3
+    warmup: int = 100
+    weight_decay: float = 0.01
+    grad_clip: float = 1.0
+    checkpoint_every: int = 500
+    seed: int = 0
+    cpu: bool = False
+    progress: bool = True
+
+    def __post_init__(self):
+        if self.steps < 1 or self.batch_size < 1:
+            raise QuintetError(f"steps and batch_size must be >= 1, got {self.steps} and {self.batch_size}")
+        if not self.lr > 0:
+            raise QuintetError(f"learning rate must be > 0, got {self.lr}")
+
+
+class _LossModule(nn.Module):
+    """Wraps ``model.loss`` as ``forward`` so that accelerate/DDP sees the forward pass."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, int]:
+        return self.model.loss(batch)
+
+
+def lr_at(step: int, cfg: TrainConfig) -> float:
+    """Linear warmup for ``cfg.warmup`` steps, then cosine decay to 10 % of ``cfg.lr``."""
+    if step < cfg.warmup:
+        return cfg.lr * (step + 1) / cfg.warmup
+    frac = (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup)
+    return cfg.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(frac, 1.0))))
+
+
+def train(
+    model: nn.Module,
+    make_batch: Callable[[int], dict[str, torch.Tensor]],
+    cfg: TrainConfig,
+    out_dir: str | Path | None = None,
+    *,
+    description: str = "train",
+) -> dict:
+    """Train ``model`` in place for ``cfg.steps`` steps; resume from ``out_dir``'s latest checkpoint.
+
+    Returns ``{"history": [[step, loss], ...], "seconds": s, "tokens_per_second": r, "resumed_from": k}``.
+    """
+    from accelerate import Accelerator
+    from tqdm.auto import tqdm
+
+    accelerator = Accelerator(cpu=cfg.cpu)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.98))
+    start, history = 0, []
+    if out_dir is not None and latest_checkpoint(out_dir) is not None:
+        state = load_checkpoint(out_dir, model, opt)
+        saved_kind = state["config"].get("kind")
+        if saved_kind != model.config.kind:
+            raise QuintetError(f"{out_dir} holds a {saved_kind!r} checkpoint; cannot resume a {model.config.kind!r} model")
+        start, history = int(state["step"]), list(state["extra"].get("history", []))
+    wrapped, opt = accelerator.prepare(_LossModule(model), opt)
+    wrapped.train()
+    t0, tokens = time.perf_counter(), 0
+    bar = tqdm(range(start, cfg.steps), desc=description, disable=not cfg.progress or not accelerator.is_main_process,
+               initial=start, total=cfg.steps, dynamic_ncols=True, leave=False)
+    for step in bar:
+        for group in opt.param_groups:
+            group["lr"] = lr_at(step, cfg)
+        batch = {k: v.to(accelerator.device) for k, v in make_batch(step).items()}
+        loss, n = wrapped(batch)
+        opt.zero_grad(set_to_none=True)
+        accelerator.backward(loss)
+        if cfg.grad_clip:
+            accelerator.clip_grad_norm_(wrapped.parameters(), cfg.grad_clip)
+        opt.step()
+        tokens += n
+        value = float(loss.detach())
+        if not math.isfinite(value):
+            raise QuintetError(f"training diverged at step {step} (loss {value}); lower the learning rate")
+        history.append([step, round(value, 5)])
+        rate = tokens / max(time.perf_counter() - t0, 1e-9)
+        bar.set_postfix(loss=f"{value:.3f}", tok_s=f"{rate:.0f}")
+        done = step + 1
+        if out_dir is not None and accelerator.is_main_process and (done % cfg.checkpoint_every == 0 or done == cfg.steps):
+            save_model(out_dir, accelerator.unwrap_model(wrapped).model, step=done, optimizer=opt,
+                       extra={"history": history, "train_config": asdict(cfg)})
+    bar.close()
+    model.eval()
+    seconds = time.perf_counter() - t0
+    return {
+        "history": history,
+        "seconds": round(seconds, 2),
+        "tokens_per_second": round(tokens / max(seconds, 1e-9), 1),
+        "resumed_from": start,
+    }
+
+
+# ---- batches ---------------------------------------------------------------------------------
+
+
+def _pick_indices(n: int, batch_size: int, step: int, seed: int) -> list[int]:
+    """A reproducible batch of indices for ``step`` (epoch-wise shuffles)."""
+    import numpy as np
+
+    per_epoch = max(1, n // batch_size)
+    epoch, k = divmod(step, per_epoch)
+    order = np.random.default_rng([seed, epoch]).permutation(n)
+    if n < batch_size:
+        return np.random.default_rng([seed, step]).integers(0, n, batch_size).tolist()
+    return order[k * batch_size : (k + 1) * batch_size].tolist()
+
+
+def constraint_batch(grammar, pvals: list[list[int]], cvals: list[list[int]], *, noise_std: float = 0.0,
+                     noise_max: float = 0.15, generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
+    """Primitive streams (coordinates perturbed when ``noise_std > 0``), reference mask and the
+    constraint streams ``c_tok, c_coord, c_pos`` (B, T)."""
+    from quintet.sketch.models.grammar import ConstraintGrammar
+    from quintet.sketch.models.noise import perturb_bins
+    from quintet.sketch.sample import primitive_batch
+
+    b = primitive_batch(grammar, pvals)
+    if noise_std > 0:
+        b["val"] = perturb_bins(b["val"], grammar, noise_std, noise_max, generator)
+    cg = ConstraintGrammar()
+    T = max(len(c) for c in cvals)
+    tok = torch.zeros(len(cvals), T, dtype=torch.long)
+    coord, pos = torch.zeros_like(tok), torch.zeros_like(tok)
+    for i, c in enumerate(cvals):
+        cc, pp = cg.streams(c)
+        tok[i, : len(c)], coord[i, : len(c)], pos[i, : len(c)] = torch.tensor(c), torch.tensor(cc), torch.tensor(pp)
+    b.update(c_tok=tok, c_coord=coord, c_pos=pos)
+    return b
+
+
+def primitive_batches(grammar, pvals: list[list[int]], batch_size: int, seed: int = 0,
+                      images: Callable[[list[int], int], torch.Tensor] | None = None) -> Callable[[int], dict]:
+    """``step -> batch`` over ``pvals``; ``images(indices, step)`` adds an ``image`` tensor."""
+    from quintet.sketch.sample import primitive_batch
+
+    def make(step: int) -> dict:
+        idx = _pick_indices(len(pvals), batch_size, step, seed)
+        b = primitive_batch(grammar, [pvals[i] for i in idx])
+        b.pop("ref_mask")
+        if images is not None:
+            b["image"] = images(idx, step)
+        return b
+
+    return make
+
+
+def constraint_batches(grammar, pvals, cvals, batch_size: int, seed: int = 0, noise_std: float = 0.15,
+                       noise_max: float = 0.15) -> Callable[[int], dict]:
+    """``step -> batch`` for the constraint model, with fresh primitive noise at every step."""
+
+    def make(step: int) -> dict:
+        idx = _pick_indices(len(pvals), batch_size, step, seed)
+        gen = torch.Generator().manual_seed(seed * 1_000_003 + step)
+        return constraint_batch(grammar, [pvals[i] for i in idx], [cvals[i] for i in idx],
+                                noise_std=noise_std, noise_max=noise_max, generator=gen)
+
+    return make
