@@ -50,7 +50,7 @@ class TrainConfig:
     epochs: int = 5
     batch_size: int = 64
     lr: float = 1e-3
-    adv_lr: float | None = None  # None: same as lr
+    adv_lr: float | None = 1e-4  # None: same as lr
     tau: float = 0.01
     beta: float = 1.0  # self-normalisation penalty (ratio-selfnorm)
     alpha: float = 0.2  # CVaR level
@@ -116,7 +116,8 @@ def train_on(data: TaskData, config: TrainConfig, checkpoint_dir: str | Path | N
     """Train ``config.method`` on ``data``; resume from ``checkpoint_dir`` when it holds one.
 
     Returns ``{"config", "history": [per-epoch dict], "selection": {rule: {...}},
-    "weights": [[mean adversary weight per group] per logged interval], "seconds_per_step"}``.
+    "weights": [[mean adversary weight per group] per logged interval], "group_names",
+    "seconds_per_step", "valid_errors": (epochs, N_valid), "valid_ratios": (epochs, N_valid) or None}``.
     """
     from quintet.core.io import latest_checkpoint, load_checkpoint, load_tensors, save_checkpoint, save_tensors
     from quintet.core.seed import seed_everything
@@ -142,8 +143,9 @@ def train_on(data: TaskData, config: TrainConfig, checkpoint_dir: str | Path | N
     if checkpoint_dir is not None and latest_checkpoint(checkpoint_dir) is not None:
         path = latest_checkpoint(checkpoint_dir)
         state = load_checkpoint(path, players, optimizer)
-        if state["config"] and state["config"] != cfg_dict:
-            diff = {k: (state["config"].get(k), v) for k, v in cfg_dict.items() if state["config"].get(k) != v}
+        diff = {k: (state["config"].get(k), v) for k, v in cfg_dict.items()
+                if k != "epochs" and state["config"].get(k) != v}  # more epochs may be asked for
+        if state["config"] and diff:
             raise QuintetError(f"checkpoint in {checkpoint_dir} was made with another configuration: {diff}")
         extra = state["extra"]
         start_epoch = int(state["step"])
@@ -229,7 +231,10 @@ def train_on(data: TaskData, config: TrainConfig, checkpoint_dir: str | Path | N
     selection = select_all(history, torch.stack(valid_errors),
                            torch.stack(valid_ratios) if valid_ratios else None)
     return {"config": cfg_dict, "history": history, "selection": selection, "weights": weights_log,
-            "group_names": data.group_names, "seconds_per_step": float(torch.tensor(step_times).median()) if step_times else None}
+            "group_names": data.group_names,
+            "seconds_per_step": float(torch.tensor(step_times).median()) if step_times else None,
+            "valid_errors": torch.stack(valid_errors),
+            "valid_ratios": torch.stack(valid_ratios) if valid_ratios else None}
 
 
 def select_all(history: list[dict], valid_errors: torch.Tensor, valid_ratios: torch.Tensor | None) -> dict[str, dict]:

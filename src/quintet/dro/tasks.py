@@ -10,8 +10,8 @@ only by Group DRO, the oracle selection rule and the evaluation), plus the model
 * ``colored-mnist``: MNIST digit < 5 vs >= 5, digit drawn in the red or green channel; colour
   agrees with the label 95 % of the time in train/valid, 50 % in test; groups = colour x label.
 * ``adult``: UCI Adult income > 50K; groups = sex x label; validation = 20 % of adult.data.
-* ``synthetic``: built-in data (no data root): a noisy core feature and a clean spurious one that
-  agrees with the label 95 % of the time in train/valid and 50 % in test; groups = spurious x label.
+* ``synthetic``: built-in data (no data root): a noise-free XOR label and a linear spurious feature
+  that agrees with the label 95 % of the time in train/valid and 50 % in test; groups = spurious x label.
 """
 
 from __future__ import annotations
@@ -230,13 +230,14 @@ def _adult(data_dir, n_train: int | None) -> TaskData:
 SYNTHETIC_GROUPS = ["spurious-/y=0", "spurious-/y=1", "spurious+/y=0", "spurious+/y=1"]
 
 
-def synthetic_split(n: int, agree: float, rng: np.random.RandomState, dims: int = 8, core_noise: float = 0.5) -> Split:
-    """``x: (n, dims)``: x0 = core (label +- 1, noise ``core_noise``), x1 = spurious (+- 1, noise 0.1), rest noise."""
-    y = rng.randint(0, 2, size=n)
+def synthetic_split(n: int, agree: float, rng: np.random.RandomState, dims: int = 8) -> Split:
+    """``x: (n, dims)`` uniform in [-1, 1]; the label is the XOR ``x0 * x1 > 0`` (noise-free but
+    non-linear: the core feature); ``x2 = +-1 (+ 0.1 noise)`` is the spurious colour, equal to the
+    label with probability ``agree`` (linear, so ERM picks it up first)."""
+    x = rng.uniform(-1, 1, size=(n, dims)).astype(np.float32)
+    y = (x[:, 0] * x[:, 1] > 0).astype(np.int64)
     c = np.where(rng.rand(n) < agree, y, 1 - y)
-    x = rng.randn(n, dims).astype(np.float32)
-    x[:, 0] = (2 * y - 1) + core_noise * rng.randn(n)
-    x[:, 1] = (2 * c - 1) + 0.1 * rng.randn(n)
+    x[:, 2] = (2 * c - 1) + 0.1 * rng.randn(n)
     y_t = torch.as_tensor(y, dtype=torch.long)
     return Split(torch.from_numpy(x), y_t, 2 * torch.as_tensor(c, dtype=torch.long) + y_t)
 

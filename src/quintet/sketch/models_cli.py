@@ -19,6 +19,9 @@ from quintet.core.errors import QuintetError, check_choice
 
 MODEL_CHOICES = {"primitive": "primitive", "constraint": "constraint", "image": "image-primitive"}
 DEFAULT_MODELS = Path("runs/sketch-models")
+#: where ``quintet reproduce sketch`` keeps its trained models (usable with ``generate --models``);
+#: a rerun with the same scale and seed resumes from them instead of training again.
+REPRODUCE_MODELS = Path("runs/sketch-models-reproduce")
 
 
 # ---- library functions behind the commands ----------------------------------------------------
@@ -140,21 +143,12 @@ def _solve_and_write(sketch, stem: Path) -> dict:
 
 
 def _writers() -> dict:
-    """The sketch package's file writers that exist (DXF via ezdxf, SVG)."""
-    out = {}
-    try:
-        from quintet.sketch.io import dxf as _dxf
+    """The sketch package's file writers: DXF (:func:`quintet.sketch.io.dxf.write_dxf`) and SVG
+    (:func:`quintet.sketch.io.render.save_figure_file`)."""
+    from quintet.sketch.io.dxf import write_dxf
+    from quintet.sketch.io.render import save_figure_file
 
-        out[".dxf"] = getattr(_dxf, "write_dxf", None) or getattr(_dxf, "save_dxf")
-    except (ImportError, AttributeError):
-        pass
-    try:
-        from quintet.sketch.io import svg as _svg
-
-        out[".svg"] = getattr(_svg, "write_svg", None) or getattr(_svg, "save_svg")
-    except (ImportError, AttributeError):
-        pass
-    return out
+    return {".dxf": write_dxf, ".svg": lambda sk, path: save_figure_file(sk, path, constraints=True)}
 
 
 # ---- typer commands ----------------------------------------------------------------------------
@@ -213,13 +207,30 @@ def models_report(out: Path, quick: bool, seed: int = 0) -> tuple[dict, str]:
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    metrics, md, figures = run_experiment(out / "models_work", quick, seed)
+    work = REPRODUCE_MODELS / f"{'quick' if quick else 'full'}-seed{seed}"
+    metrics, md, figures = run_experiment(work, quick, seed)
+    metrics["checkpoints"] = str(work / "checkpoints")
     for name, fig in figures.items():
         fig.savefig(out / name, dpi=110, bbox_inches="tight")
         plt.close(fig)
     atomic_write_json(out / "models_results.json", metrics)
     atomic_write_text(out / "models_results.md", md)
     return metrics, md
+
+
+def models_section(run, quick: bool, seed: int) -> str:
+    """A ``REPORT_SECTIONS`` entry of :mod:`quintet.sketch.cli`: runs :func:`models_report` into
+    ``run.path``, logs its metrics under ``"models"`` and returns the Markdown section."""
+    metrics, md = models_report(run.path, quick, seed)
+    run.log_metrics({"models": metrics})
+    return md
+
+
+def install(app: typer.Typer, report_sections: list, demo_sections: list) -> None:
+    """Hook this module into the sketch CLI: commands, reproduce section, demo section."""
+    register(app)
+    report_sections.append(models_section)
+    demo_sections.append(models_demo)
 
 
 def models_demo(run) -> str:
@@ -237,13 +248,13 @@ def models_demo(run) -> str:
     t0 = time.perf_counter()
     torch.manual_seed(0)
     g = PrimitiveGrammar()
-    pv, cv = tokenize_all(procedural_sketches(600, 0))
-    tr, te = pv[:500], pv[500:]
+    pv, cv = tokenize_all(procedural_sketches(300, 0))
+    tr, te = pv[:250], pv[250:]
     size = dict(d_model=64, n_layers=2, n_heads=4, d_ff=256)
     prim = PrimitiveModel(PrimitiveModelConfig(**size))
-    train(prim, primitive_batches(g, tr, 32), TrainConfig(steps=120, warmup=10, progress=False))
+    train(prim, primitive_batches(g, tr, 16), TrainConfig(steps=60, warmup=5, lr=3e-3, progress=False))
     cons = ConstraintModel(ConstraintModelConfig(**size, n_encoder_layers=1))
-    train(cons, constraint_batches(g, tr, cv[:500], 32), TrainConfig(steps=100, warmup=10, progress=False))
+    train(cons, constraint_batches(g, tr, cv[:250], 16), TrainConfig(steps=40, warmup=5, lr=3e-3, progress=False))
     bits = model_bits(prim, te)["bits_per_primitive"]
     lz = lzma_bits(te, g)["bits_per_primitive"]
     samples = sample_primitives(prim, 8, generator=torch.Generator().manual_seed(0))
@@ -255,8 +266,8 @@ def models_demo(run) -> str:
     secs = time.perf_counter() - t0
     return (
         "## sketch models (Vitruvion)\n\n"
-        f"A tiny primitive model (120 steps) and constraint model (100 steps) trained on 500 procedural "
-        f"sketches in {secs:.0f} s: {bits:.1f} bits/primitive on 100 held-out sketches (LZMA: {lz:.1f}); "
+        f"A tiny primitive model (60 steps) and constraint model (40 steps) trained on 250 procedural "
+        f"sketches in {secs:.0f} s: {bits:.1f} bits/primitive on 50 held-out sketches (LZMA: {lz:.1f}); "
         f"{sum(s is not None for s in sketches)}/8 samples parse, {solved}/8 solve with SolveSpace after "
         "constraint inference.\n\n![samples](sketch_models_demo.png)\n"
     )

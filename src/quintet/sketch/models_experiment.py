@@ -46,8 +46,8 @@ class ModelsExperimentConfig:
     @classmethod
     def for_scale(cls, quick: bool, seed: int) -> "ModelsExperimentConfig":
         if quick:
-            return cls(quick=True, seed=seed, n_train=2000, n_test=200, prim_steps=500, cons_steps=400,
-                       image_steps=500, n_samples=48)
+            return cls(quick=True, seed=seed, n_train=1000, n_test=100, batch_size=16, prim_steps=120,
+                       cons_steps=100, image_steps=100, n_samples=24)
         return cls(quick=False, seed=seed)
 
 
@@ -55,62 +55,16 @@ class ModelsExperimentConfig:
 
 
 def procedural_sketches(n: int, seed: int, max_primitives: int = 16) -> list:
-    """``n`` sketches of the procedural corpus (:mod:`quintet.sketch.synth`) with at most
-    ``max_primitives`` primitives (a small built-in generator stands in where synth is missing)."""
-    try:
-        from quintet.sketch import synth
-    except ImportError:
-        synth = None
-    out: list = []
-    k = 0
+    """``n`` sketches of the procedural corpus (:func:`quintet.sketch.synth.generate_sketches`)
+    with at most ``max_primitives`` primitives."""
+    from quintet.sketch.synth import generate_sketches
+
+    out = [s for s in generate_sketches(n, seed=seed) if 0 < len(s.primitives) <= max_primitives]
+    k = 1
     while len(out) < n:
-        if synth is not None:
-            batch = synth.generate_corpus(n - len(out) + 8, seed=seed + 1000 * k)
-        else:
-            batch = _toy_corpus(n - len(out) + 8, seed + 1000 * k)
+        out += [s for s in generate_sketches(n - len(out), seed=seed + 7919 * k) if 0 < len(s.primitives) <= max_primitives]
         k += 1
-        out.extend(s for s in batch if 0 < len(s.primitives) <= max_primitives)
     return out[:n]
-
-
-def _toy_corpus(n: int, seed: int) -> list:
-    """Rectangles, slots and circles with their geometric constraints (fallback only)."""
-    from quintet.sketch.constraints import Constraint, Ref, Sketch
-    from quintet.sketch.primitives import Arc, Circle, Line
-
-    rng = np.random.default_rng(seed)
-    out = []
-    for _ in range(n):
-        prims, cons = [], []
-        for _part in range(rng.integers(1, 4)):
-            x, y = rng.uniform(-5, 5, 2)
-            w, h = rng.uniform(1, 6, 2)
-            kind = rng.integers(0, 3)
-            i = len(prims)
-            if kind == 0:  # rectangle
-                pts = [(x, y), (x + w, y), (x + w, y + h), (x, y + h)]
-                for j in range(4):
-                    prims.append(Line(*pts[j], *pts[(j + 1) % 4]))
-                for j in range(4):
-                    cons.append(Constraint("coincident", [Ref(i + j, "end"), Ref(i + (j + 1) % 4, "start")]))
-                cons += [Constraint("horizontal", [Ref(i, "whole")]), Constraint("horizontal", [Ref(i + 2, "whole")]),
-                         Constraint("vertical", [Ref(i + 1, "whole")]), Constraint("vertical", [Ref(i + 3, "whole")])]
-            elif kind == 1:  # slot: two lines, two arcs
-                r = h / 4
-                prims += [Line(x, y - r, x + w, y - r), Arc.from_center(x + w, y, r, -np.pi / 2, np.pi / 2),
-                          Line(x + w, y + r, x, y + r), Arc.from_center(x, y, r, np.pi / 2, 3 * np.pi / 2)]
-                cons += [Constraint("coincident", [Ref(i, "end"), Ref(i + 1, "start")]),
-                         Constraint("tangent", [Ref(i, "whole"), Ref(i + 1, "whole")]),
-                         Constraint("coincident", [Ref(i + 1, "end"), Ref(i + 2, "start")]),
-                         Constraint("tangent", [Ref(i + 1, "whole"), Ref(i + 2, "whole")]),
-                         Constraint("coincident", [Ref(i + 2, "end"), Ref(i + 3, "start")]),
-                         Constraint("coincident", [Ref(i + 3, "end"), Ref(i, "start")]),
-                         Constraint("horizontal", [Ref(i, "whole")]), Constraint("equal", [Ref(i + 1, "whole"), Ref(i + 3, "whole")])]
-            else:  # concentric circles
-                prims += [Circle(x, y, w / 2), Circle(x, y, w / 4)]
-                cons += [Constraint("concentric", [Ref(i, "whole"), Ref(i + 1, "whole")])]
-        out.append(Sketch(prims, cons))
-    return out
 
 
 def real_sketches(max_primitives: int = 16) -> list:

@@ -75,6 +75,14 @@ class _System:
         self.nm = slvs.add_normal_3d(1, *slvs.make_quaternion(1.0, 0.0, 0.0, 0.0, 1.0, 0.0))
         self.wp = slvs.add_workplane(1, origin, self.nm)
         self.ents = []  # per primitive: dict part -> entity
+        # endpoint pairs joined by a coincident constraint: tangency there uses SolveSpace's own
+        # endpoint-tangent constraints, which converge better than a free contact point
+        self.joined: dict[tuple[int, int], tuple[str, str]] = {}
+        for c in sketch.constraints:
+            if c.type == ConstraintType.COINCIDENT and all(r.part in ("start", "end") for r in c.refs):
+                (a, b) = c.refs
+                self.joined[(a.index, b.index)] = (a.part, b.part)
+                self.joined[(b.index, a.index)] = (b.part, a.part)
         for p in sketch.primitives:
             self.ents.append(self._add_primitive(p))
 
@@ -269,6 +277,14 @@ class _System:
                 return True
             if b_k not in curves or a_k not in ("line", *curves):
                 return False
+            joint = self.joined.get((ra.index, rb.index))
+            if joint is not None and b_k == "arc" and a_k == "line":
+                self._c(CT.ARC_LINE_TANGENT, e1=self.ent(rb), e2=self.ent(ra), other=int(joint[1] == "end"))
+                return True
+            if joint is not None and a_k == "arc" and b_k == "arc":
+                self.s.add_constraint(self.g, CT.CURVE_CURVE_TANGENT, self.wp, 0.0, entityA=self.ent(ra), entityB=self.ent(rb),
+                                      other=int(joint[0] == "end"), other2=int(joint[1] == "end"))
+                return True
             cx, cy, r = _circle_of(self.sketch.primitives[rb.index])
             if a_k == "line":
                 line = self.sketch.primitives[ra.index]
@@ -318,7 +334,7 @@ class _System:
                 ux, uy = _line_dir(line)
                 signed = (px - line.x0) * uy - (py - line.y0) * ux
                 v = abs(signed) if v is None else v
-                self._c(CT.PT_LINE_DISTANCE, v=math.copysign(v, -signed) , p1=ca, e1=self.ent(rb))
+                self._c(CT.PT_LINE_DISTANCE, v=math.copysign(v, signed), p1=ca, e1=self.ent(rb))
                 return True
             return False
         return False
@@ -379,8 +395,10 @@ def solve_here(sketch: Sketch, name_failures: bool = True) -> SolveResult:
     dof = int(res["dof"])
     if status == "ok":
         return SolveResult("ok", system.read(), dof, [], unsupported)
-    failed = []
-    if status == "inconsistent" and name_failures:
+    failed, message = [], ""
+    if status == "inconsistent" and name_failures and len(sketch.constraints) > 64:
+        message = "failing constraints not searched (more than 64 constraints)"
+    elif status == "inconsistent" and name_failures:
         # a constraint is failing when dropping it alone makes the system consistent
         for i in range(len(sketch.constraints)):
             if i in unsupported:
@@ -388,12 +406,15 @@ def solve_here(sketch: Sketch, name_failures: bool = True) -> SolveResult:
             _s, r2, _u = _run(slvs, sketch, frozenset([i]))
             if STATUS.get(int(r2["result"])) == "ok":
                 failed.append(i)
-    return SolveResult(status, None, dof, failed, unsupported)
+    return SolveResult(status, None, dof, failed, unsupported, message)
 
 
 # ---- the worker process ------------------------------------------------------------------------
 
 def _worker_main(conn) -> None:  # pragma: no cover - runs in the child
+    import faulthandler
+
+    faulthandler.disable()  # an abort in slvs is reported by the parent, not as a C traceback here
     while True:
         try:
             msg = conn.recv()

@@ -81,10 +81,15 @@ def train(
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.98))
     start, history = 0, []
     if out_dir is not None and latest_checkpoint(out_dir) is not None:
-        state = load_checkpoint(out_dir, model, opt)
-        saved_kind = state["config"].get("kind")
+        from quintet.sketch.models.checkpoint import read_config
+
+        saved_kind = read_config(out_dir).get("kind")
         if saved_kind != model.config.kind:
             raise QuintetError(f"{out_dir} holds a {saved_kind!r} checkpoint; cannot resume a {model.config.kind!r} model")
+        try:
+            state = load_checkpoint(out_dir, model, opt)
+        except RuntimeError as exc:  # same kind, other sizes
+            raise QuintetError(f"{out_dir} holds a checkpoint of other model sizes; use another --out ({exc})") from exc
         start, history = int(state["step"]), list(state["extra"].get("history", []))
     wrapped, opt = accelerator.prepare(_LossModule(model), opt)
     wrapped.train()

@@ -1,0 +1,48 @@
+"""Figures: the adversary's mean weight per group over training, and worst-group accuracy bars."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def weights_figure(runs: dict[str, dict[str, Any]]):
+    """One panel per task: mean ratio weight ``w`` of each group over training (log scale).
+
+    ``runs``: task name -> a ratio-DRO result of :func:`quintet.dro.experiments.train_on`.
+    """
+    from quintet.core.plotting import plt
+
+    fig, axes = plt.subplots(1, len(runs), figsize=(4.6 * len(runs), 3.4), squeeze=False)
+    for ax, (task, result) in zip(axes[0], runs.items()):
+        weights = result["weights"]
+        epochs = result["config"]["epochs"]
+        xs = [(i + 1) * epochs / max(1, len(weights)) for i in range(len(weights))]
+        for g, name in enumerate(result["group_names"]):
+            ax.plot(xs, [max(w[g], 1e-3) for w in weights], marker=".", label=name)
+        ax.axhline(1.0, color="grey", lw=0.8, ls="--")
+        ax.set_yscale("log")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("mean adversary weight w")
+        ax.set_title(task)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def worst_group_figure(summary: dict[str, dict[str, dict[str, Any]]], rule_of: dict[str, str]):
+    """Bars of test worst-group accuracy (mean +- std) per task and method."""
+    from quintet.core.plotting import plt
+
+    tasks = list(summary)
+    fig, axes = plt.subplots(1, len(tasks), figsize=(4.2 * len(tasks), 3.2), squeeze=False)
+    for ax, task in zip(axes[0], tasks):
+        methods = list(summary[task])
+        means = [summary[task][m][rule_of.get(m, "average")]["worst_mean"] for m in methods]
+        stds = [summary[task][m][rule_of.get(m, "average")]["worst_std"] for m in methods]
+        ax.bar(range(len(methods)), means, yerr=stds, color=["C0" if m != "ratio" else "C3" for m in methods])
+        ax.set_xticks(range(len(methods)), [f"{m}\n({rule_of.get(m, 'average')})" for m in methods], fontsize=7)
+        ax.set_ylim(0, 1)
+        ax.set_ylabel("test worst-group accuracy")
+        ax.set_title(task)
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,111 @@
+"""Where the feed-forward network (FFN) lives in each supported Hugging Face architecture.
+
+Dai et al. (2022, §2) view an FFN as a key-value memory: ``FFN(H) = GELU(H K^T) V``. The
+*intermediate neurons* are the entries of ``GELU(H K^T)`` (post-activation, one per row of ``K``),
+and the *value slot* of neuron ``i`` is row ``i`` of ``V`` — the vector that neuron adds to the
+residual stream. An :class:`FFNAdapter` finds, for every transformer block, the module whose
+output *is* that activation (to hook it) and a view of ``V`` as a ``(n_neurons, hidden)`` matrix
+(to edit it in place). No model code is copied: everything goes through forward hooks.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+from torch import nn
+
+from quintet.core.errors import QuintetError
+
+#: model_type -> (path of the block list, path of the activation module inside a block,
+#:                path of the FFN output projection inside a block, projection kind)
+_SPECS: dict[str, tuple[str, str, str, str]] = {
+    "bert": ("encoder.layer", "intermediate", "output.dense", "linear"),
+    "roberta": ("encoder.layer", "intermediate", "output.dense", "linear"),
+    "electra": ("encoder.layer", "intermediate", "output.dense", "linear"),
+    "distilbert": ("transformer.layer", "ffn.activation", "ffn.lin2", "linear"),
+    "gpt2": ("h", "mlp.act", "mlp.c_proj", "conv1d"),
+}
+CAUSAL_TYPES = frozenset({"gpt2"})
+SUPPORTED = tuple(_SPECS)
+
+
+def _get(module: nn.Module, path: str) -> nn.Module:
+    for name in path.split("."):
+        module = getattr(module, name)
+    return module
+
+
+@dataclass
+class FFNAdapter:
+    """Hooks and value slots of one model's FFNs.
+
+    Attributes:
+        model: the wrapped ``PreTrainedModel`` (masked or causal LM head included).
+        model_type: ``config.model_type`` (one of :data:`SUPPORTED`).
+        blocks: the transformer blocks, in order (``n_layers`` of them).
+        activations: per block, the module whose output is the post-GELU intermediate
+            activation, shape ``(batch, seq, n_neurons)``.
+        projections: per block, the FFN output projection holding the value slots.
+    """
+
+    model: nn.Module
+    model_type: str
+    blocks: list[nn.Module]
+    activations: list[nn.Module]
+    projections: list[nn.Module]
+    projection_kind: str
+
+    @property
+    def n_layers(self) -> int:
+        return len(self.blocks)
+
+    @property
+    def n_neurons(self) -> int:
+        return self.value_slots(0).shape[0]
+
+    @property
+    def causal(self) -> bool:
+        """True for GPT-2-style LMs: the answer is the next token after the prompt."""
+        return self.model_type in CAUSAL_TYPES
+
+    def value_slots(self, layer: int) -> torch.Tensor:
+        """The value matrix ``V`` of ``layer`` as a view of shape ``(n_neurons, hidden)``.
+
+        Row ``i`` is the memory vector neuron ``i`` writes (§5 edits these rows in place).
+        ``nn.Linear`` stores ``(hidden, n_neurons)``, GPT-2's ``Conv1D`` ``(n_neurons, hidden)``.
+        """
+        weight = self.projections[layer].weight
+        return weight.T if self.projection_kind == "linear" else weight
+
+    def word_embeddings(self) -> torch.Tensor:
+        """The input word-embedding matrix ``(vocab, hidden)`` (the ``t`` and ``t'`` of §5.1)."""
+        return self.model.get_input_embeddings().weight
+
+    def hook_activations(self, layer: int, fn: Callable[[torch.Tensor], torch.Tensor | None]):
+        """Register ``fn(activation) -> replacement | None`` on ``layer``; returns the handle."""
+        return self.activations[layer].register_forward_hook(lambda _m, _i, out: fn(out))
+
+
+def get_adapter(model: nn.Module) -> FFNAdapter:
+    """The :class:`FFNAdapter` of a ``transformers`` model (BERT, RoBERTa, DistilBERT, ELECTRA,
+    GPT-2); raises :class:`QuintetError` naming the supported architectures otherwise."""
+    config = getattr(model, "config", None)
+    model_type = getattr(config, "model_type", None)
+    if model_type not in _SPECS:
+        raise QuintetError(
+            f"unsupported architecture {model_type or type(model).__name__!r}; "
+            f"supported model types: {', '.join(SUPPORTED)}"
+        )
+    blocks_path, act_path, proj_path, kind = _SPECS[model_type]
+    base = getattr(model, "base_model", model)
+    try:
+        blocks = list(_get(base, blocks_path))
+        activations = [_get(b, act_path) for b in blocks]
+        projections = [_get(b, proj_path) for b in blocks]
+    except AttributeError as exc:
+        raise QuintetError(f"{type(model).__name__} ({model_type}) lacks the expected FFN modules: {exc}") from exc
+    if not blocks:
+        raise QuintetError(f"{type(model).__name__} has no transformer blocks")
+    return FFNAdapter(model, model_type, blocks, activations, projections, kind)

@@ -1,0 +1,222 @@
+"""Training and evaluation loops for ERM, MLDG, memory-only and Pin the Memory.
+
+``train(config, sources)`` trains on a list of source :class:`Domain` s with checkpoints and
+resume; ``evaluate(model, domain)`` gives mIoU on an (unseen) domain; ``predict`` labels images.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import torch
+
+from quintet.core.errors import QuintetError, check_choice
+from quintet.core.io import latest_checkpoint, load_checkpoint, save_checkpoint
+from quintet.segmentation.data import Domain, DomainSampler, augment, check_images, check_labels, to_tensor
+from quintet.segmentation.losses import LossWeights
+from quintet.segmentation.meta import erm_step, initialise_memory, meta_step
+from quintet.segmentation.metrics import confusion_matrix, iou_from_confusion, mean_iou
+from quintet.segmentation.models import NetConfig, SegmentationNet, build_model
+
+METHODS = {
+    "erm": (False, False),  # (memory, meta-learning)
+    "mldg": (False, True),
+    "memory": (True, False),
+    "pinmem": (True, True),
+}
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """One training run.  ``batch`` frames are drawn from *each* source domain per step."""
+
+    method: str = "pinmem"
+    seed: int = 0
+    steps: int = 300
+    batch: int = 4
+    lr: float = 0.05
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    poly_power: float = 0.9
+    inner_lr_ratio: float = 0.25  # α = lr / 4, annealed with lr (authors' --inner_lr_anneal)
+    flip: bool = True
+    color: float = 0.25
+    init_frames: int = 64  # per source domain, for the memory initialisation
+    checkpoint_every: int = 100
+    net: dict[str, Any] = field(default_factory=lambda: NetConfig.tiny().to_dict())
+    losses: dict[str, float] = field(default_factory=lambda: LossWeights().to_dict())
+
+    def validate(self) -> "TrainConfig":
+        check_choice("method", self.method, tuple(METHODS))
+        for name in ("steps", "batch", "checkpoint_every"):
+            if getattr(self, name) < 1:
+                raise QuintetError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if not self.lr > 0:
+            raise QuintetError(f"lr must be > 0, got {self.lr}")
+        NetConfig.from_dict(self.net)
+        return self
+
+    def net_config(self) -> NetConfig:
+        memory, _ = METHODS[self.method]
+        return replace(NetConfig.from_dict(self.net), memory=memory)
+
+    def loss_weights(self) -> LossWeights:
+        return LossWeights(**self.losses)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "TrainConfig":
+        return cls(**{k: v for k, v in d.items() if k in cls.__dataclass_fields__}).validate()
+
+
+def _lr(cfg: TrainConfig, step: int) -> float:
+    return cfg.lr * (1 - step / cfg.steps) ** cfg.poly_power
+
+
+def train(cfg: TrainConfig, sources: Sequence[Domain], checkpoint_dir: str | Path | None = None,
+          log: Callable[[str], None] | None = None) -> tuple[SegmentationNet, dict[str, Any]]:
+    """Train ``cfg.method`` on ``sources``; checkpoints every ``checkpoint_every`` steps into
+    ``checkpoint_dir`` and resumes from the latest one there.  Every step draws its batches,
+    augmentation, domain split and dropout/Gumbel noise from seeds derived from (seed, step), so a
+    resumed run continues as an uninterrupted one would.
+
+    Returns the model (eval mode) and ``{"history": [...], "seconds_per_step": float}``.
+    """
+    cfg = cfg.validate()
+    use_mem, use_meta = METHODS[cfg.method]
+    if use_meta and len(sources) < 2:
+        raise QuintetError(f"{cfg.method} needs >= 2 source domains, got {len(sources)}")
+    net_cfg = cfg.net_config()
+    for d in sources:
+        check_images(d.images, what=f"domain {d.name} images")
+        check_labels(d.labels, net_cfg.num_classes, what=f"domain {d.name} labels")
+    torch.manual_seed(cfg.seed)
+    model = SegmentationNet(net_cfg)
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+    weights = cfg.loss_weights()
+    start, history = 0, []
+    ckpt = latest_checkpoint(checkpoint_dir) if checkpoint_dir is not None else None
+    if ckpt is not None:
+        state = load_checkpoint(ckpt, model, opt)
+        saved = state["config"].get("train", {})
+        if saved and TrainConfig.from_dict(saved) != cfg:
+            raise QuintetError(f"{ckpt} was written by a different configuration; use another folder or --no-resume")
+        start, history = int(state["step"]), list(state["extra"].get("history", []))
+        if log:
+            log(f"resumed from {ckpt} at step {start}")
+    elif use_mem:
+        g = torch.Generator().manual_seed(cfg.seed)
+        init = []
+        for d in sources:
+            idx = torch.randperm(len(d), generator=g)[: cfg.init_frames].numpy()
+            x, y = to_tensor(d.images[idx]), torch.as_tensor(d.labels[idx].astype(np.int64))
+            init += [(x[i:i + 16], y[i:i + 16]) for i in range(0, len(idx), 16)]
+        initialise_memory(model, init)
+    samplers = [DomainSampler(d, cfg.batch, torch.Generator()) for d in sources]
+    model.train()
+    t0, timed = time.perf_counter(), 0
+    for step in range(start, cfg.steps):
+        step_seed = cfg.seed * 1_000_003 + step
+        torch.manual_seed(step_seed)
+        g = torch.Generator().manual_seed(step_seed)
+        batches = []
+        for s in samplers:
+            s.g = g
+            batches.append(augment(*s(), generator=g, flip=cfg.flip, color=cfg.color))
+        lr = _lr(cfg, step)
+        for group in opt.param_groups:
+            group["lr"] = lr
+        if use_meta:
+            parts = meta_step(model, opt, batches, weights, cfg.inner_lr_ratio * lr, np.random.default_rng(step_seed))
+        else:
+            parts = erm_step(model, opt, batches, weights)
+        if not math.isfinite(parts["total"]):
+            raise QuintetError(f"loss became {parts['total']} at step {step}; lower --lr")
+        timed += 1
+        if step % 25 == 0 or step == cfg.steps - 1:
+            history.append({"step": step, "lr": lr, **parts})
+            if log:
+                log(f"step {step:5d}  lr {lr:.4f}  loss {parts['total']:.4f}")
+        if checkpoint_dir is not None and ((step + 1) % cfg.checkpoint_every == 0 or step + 1 == cfg.steps):
+            save_checkpoint(checkpoint_dir, model, step=step + 1, optimizer=opt,
+                            config={"train": cfg.to_dict(), "net": net_cfg.to_dict()},
+                            extra={"history": history})
+    seconds = (time.perf_counter() - t0) / max(timed, 1)
+    model.eval()
+    return model, {"history": history, "seconds_per_step": seconds}
+
+
+def load_model(path: str | Path, num_classes: int | None = None) -> tuple[SegmentationNet, dict[str, Any]]:
+    """A model from a checkpoint folder (or run folder with ``latest``); checks ``num_classes``."""
+    path = Path(path)
+    target = latest_checkpoint(path) or path
+    cfg_file = target / "config.json"
+    if not cfg_file.is_file():
+        raise QuintetError(f"no checkpoint at {path} (expected config.json + model.safetensors)")
+    import json
+
+    config = json.loads(cfg_file.read_text())
+    if "net" not in config:
+        raise QuintetError(f"{cfg_file} is not a segmentation checkpoint (no 'net' entry)")
+    net_cfg = NetConfig.from_dict(config["net"])
+    if num_classes is not None and net_cfg.num_classes != num_classes:
+        raise QuintetError(f"checkpoint {target} predicts {net_cfg.num_classes} classes but the data has "
+                           f"{num_classes}; use a checkpoint trained on these classes")
+    model = build_model(net_cfg)
+    try:
+        state = load_checkpoint(target, model)
+    except RuntimeError as exc:  # shape mismatch in load_state_dict
+        raise QuintetError(f"checkpoint {target} does not match its own config: {exc}") from exc
+    model.eval()
+    return model, state
+
+
+@torch.no_grad()
+def predict(model: SegmentationNet, images: np.ndarray, batch: int = 16, gumbel: bool = False,
+            return_attention: bool = False) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
+    """Labels ``(N, H, W)`` for ``images uint8 (N, H, W, 3)``; with memory and ``return_attention``
+    also the slot attention ``(N, h, w, K)``.  ``gumbel=True`` uses the stochastic read."""
+    check_images(images)
+    model.eval()
+    preds, atts = [], []
+    for i in range(0, len(images), batch):
+        x = to_tensor(images[i:i + batch])
+        if model.memory is not None and gumbel:
+            low, _s3, feat = model.encode(x)
+            fused, att, _ = model.memory.read(feat, gumbel=True)
+            logits = model.decode(low, fused, x.shape[2:])
+        else:
+            out = model(x)
+            logits, att = out["logits"], out.get("attention")
+        preds.append(logits.argmax(1).numpy().astype(np.uint8))
+        if att is not None:
+            atts.append(att.numpy())
+    labels = np.concatenate(preds)
+    if return_attention:
+        return labels, (np.concatenate(atts) if atts else None)
+    return labels
+
+
+@torch.no_grad()
+def evaluate(model: SegmentationNet, domain: Domain, gumbel: bool = False, seed: int = 0) -> dict[str, Any]:
+    """mIoU (void ignored) of ``model`` on ``domain``: ``{"miou", "iou": [K], "pixel_acc"}``."""
+    k = model.num_classes
+    check_labels(domain.labels, k, what=f"domain {domain.name} labels")
+    torch.manual_seed(seed)
+    pred = predict(model, domain.images, gumbel=gumbel)
+    conf = confusion_matrix(torch.as_tensor(pred), torch.as_tensor(domain.labels.astype(np.int64)), k)
+    iou = iou_from_confusion(conf)
+    total = conf.sum().item()
+    return {"miou": mean_iou(conf), "iou": [None if np.isnan(v) else float(v) for v in iou],
+            "pixel_acc": float(conf.diag().sum().item() / max(total, 1))}
+
+
+__all__ = ["METHODS", "TrainConfig", "evaluate", "load_model", "predict", "train"]

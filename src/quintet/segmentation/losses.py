@@ -1,0 +1,108 @@
+"""Losses of Pin the Memory (Kim et al. 2022, Sec. 3.4) and their weights.
+
+``L = L_seg + 0.4·L_aux + 0.02·L_cohesion + 0.4·L_divergence + 0.2·L_cls``: the weights of the
+authors' released GTAV+SYNTHIA script (``--mem_readloss 0.02 --mem_divloss 0.4
+--mem_clsloss 0.2``, auxiliary head 0.4).
+
+* ``feature_cohesion_loss`` (the "read" loss, Eq. 5): cross-entropy of the slot cosines
+  (divided by a temperature) against the labels, pulling each pixel's feature towards its class
+  slot and away from the others.
+* ``memory_divergence_loss`` (Eq. 4): the mean positive cosine between distinct slots of the
+  freshly written memory, pushing slots of different classes apart.
+* ``slot_classification_loss``: a linear classifier must recognise each written slot's class.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+IGNORE_INDEX = 255
+
+
+@dataclass(frozen=True)
+class LossWeights:
+    """Weights of the auxiliary and memory losses; 0 switches a term off (ablations)."""
+
+    aux: float = 0.4
+    cohesion: float = 0.02
+    divergence: float = 0.4
+    classification: float = 0.2
+    cohesion_temperature: float = 1.0
+
+    def to_dict(self) -> dict[str, float]:
+        return asdict(self)
+
+
+def segmentation_loss(logits: torch.Tensor, labels: torch.Tensor, ignore_index: int = IGNORE_INDEX) -> torch.Tensor:
+    """Pixel cross-entropy. ``logits: (B, K, H, W)``, ``labels: (B, H, W)``."""
+    return F.cross_entropy(logits, labels.long(), ignore_index=ignore_index)
+
+
+def aux_loss(aux_logits: torch.Tensor, labels: torch.Tensor, ignore_index: int = IGNORE_INDEX) -> torch.Tensor:
+    """Cross-entropy of the auxiliary head against nearest-down-sampled labels."""
+    small = F.interpolate(labels[:, None].float(), size=aux_logits.shape[2:], mode="nearest")[:, 0].long()
+    return F.cross_entropy(aux_logits, small, ignore_index=ignore_index)
+
+
+def feature_cohesion_loss(scores: torch.Tensor, labels: torch.Tensor, temperature: float = 1.0,
+                          ignore_index: int = IGNORE_INDEX) -> torch.Tensor:
+    """Feature cohesion (read) loss, Eq. 5.
+
+    ``scores: (B, h, w, K)`` cosines between pixels and slots; they are up-sampled (bilinear) to
+    the label size ``(B, H, W)`` and scored by cross-entropy with logits ``scores / temperature``.
+    """
+    logits = scores.permute(0, 3, 1, 2) / temperature
+    logits = F.interpolate(logits, size=labels.shape[1:], mode="bilinear", align_corners=True)
+    return F.cross_entropy(logits, labels.long(), ignore_index=ignore_index)
+
+
+def memory_divergence_loss(memory: torch.Tensor, margin: float = 0.0) -> torch.Tensor:
+    """Memory divergence loss, Eq. 4: ``sum_{i != j} max(0, <m_i, m_j> − margin) / (K(K − 1))``.
+
+    ``memory: (K, D)`` with unit rows; 0 when all slots are pairwise orthogonal or opposed.
+    """
+    k = memory.shape[0]
+    cos = memory @ memory.t()
+    off = (cos - margin).clamp_min(0.0) * (1.0 - torch.eye(k, dtype=cos.dtype, device=cos.device))
+    return off.sum() / (k * (k - 1))
+
+
+def slot_classification_loss(classifier: nn.Module, memory: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy of ``classifier(memory)`` against the slot indices ``0..K-1``."""
+    target = torch.arange(memory.shape[0], device=memory.device)
+    return F.cross_entropy(classifier(memory), target)
+
+
+def total_loss(out: dict[str, torch.Tensor], labels: torch.Tensor, weights: LossWeights,
+               classifier: nn.Module | None = None) -> tuple[torch.Tensor, dict[str, float]]:
+    """Weighted sum of the terms available in a forward's output ``out`` (see
+    :meth:`SegmentationNet.forward`): seg + aux + cohesion (with memory) + divergence and
+    classification (when the forward wrote a new memory)."""
+    seg = segmentation_loss(out["logits"], labels)
+    loss, parts = seg, {"seg": float(seg.detach())}
+    if "aux" in out and weights.aux:
+        a = aux_loss(out["aux"], labels)
+        loss = loss + weights.aux * a
+        parts["aux"] = float(a.detach())
+    if "scores" in out and weights.cohesion:
+        c = feature_cohesion_loss(out["scores"], labels, weights.cohesion_temperature)
+        loss = loss + weights.cohesion * c
+        parts["cohesion"] = float(c.detach())
+    if "new_memory" in out:
+        if weights.divergence:
+            d = memory_divergence_loss(out["new_memory"])
+            loss = loss + weights.divergence * d
+            parts["divergence"] = float(d.detach())
+        if weights.classification and classifier is not None:
+            c = slot_classification_loss(classifier, out["new_memory"])
+            loss = loss + weights.classification * c
+            parts["classification"] = float(c.detach())
+    return loss, parts
+
+
+__all__ = ["IGNORE_INDEX", "LossWeights", "aux_loss", "feature_cohesion_loss", "memory_divergence_loss",
+           "segmentation_loss", "slot_classification_loss", "total_loss"]

@@ -1,0 +1,91 @@
+"""Figures: predictions vs ground truth, memory attention per class, results bars."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+# CamVid's SegNet palette (Sky ... Bicyclist), void black.
+CAMVID_PALETTE = np.array([[128, 128, 128], [128, 0, 0], [192, 192, 128], [128, 64, 128], [60, 40, 222],
+                           [128, 128, 0], [192, 128, 128], [64, 64, 128], [64, 0, 128], [64, 64, 0],
+                           [0, 128, 192]], dtype=np.uint8)
+
+
+def colorize(labels: np.ndarray, palette: np.ndarray = CAMVID_PALETTE) -> np.ndarray:
+    """``(H, W)`` class ids -> ``(H, W, 3)`` colours; ids outside the palette (void) are black."""
+    out = np.zeros(labels.shape + (3,), dtype=np.uint8)
+    ok = labels < len(palette)
+    out[ok] = palette[labels[ok]]
+    return out
+
+
+def prediction_grid(images: np.ndarray, truth: np.ndarray, preds: dict[str, np.ndarray], titles: Sequence[str]):
+    """A figure: one row per image; columns image, ground truth, each method's prediction."""
+    from quintet.core.plotting import plt
+
+    n, cols = len(images), 2 + len(preds)
+    fig, axes = plt.subplots(n, cols, figsize=(2.1 * cols, 1.7 * n), squeeze=False)
+    for i in range(n):
+        panels = [images[i], colorize(truth[i])] + [colorize(p[i]) for p in preds.values()]
+        names = ["image", "ground truth"] + list(preds)
+        for j, (panel, name) in enumerate(zip(panels, names)):
+            ax = axes[i, j]
+            ax.imshow(panel)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if i == 0:
+                ax.set_title(name, fontsize=8)
+        axes[i, 0].set_ylabel(titles[i], fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def attention_maps(image: np.ndarray, attention: np.ndarray, class_names: Sequence[str]):
+    """The image and, per memory slot, its read attention ``(h, w)`` over the image."""
+    from quintet.core.plotting import plt
+
+    k = attention.shape[-1]
+    cols = 4
+    rows = int(np.ceil((k + 1) / cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(2.3 * cols, 1.9 * rows), squeeze=False)
+    axes = axes.ravel()
+    axes[0].imshow(image)
+    axes[0].set_title("image", fontsize=8)
+    h, w = image.shape[:2]
+    vmax = float(attention.max())
+    for c in range(k):
+        ax = axes[c + 1]
+        ax.imshow(image, alpha=0.35)
+        ax.imshow(attention[..., c], cmap="magma", vmin=0, vmax=vmax, alpha=0.75, extent=(0, w, h, 0),
+                  interpolation="bilinear")
+        ax.set_title(class_names[c], fontsize=8)
+    for ax in axes:
+        ax.set_xticks([])
+        ax.set_yticks([])
+    for ax in axes[k + 1:]:
+        ax.axis("off")
+    fig.tight_layout()
+    return fig
+
+
+def miou_bars(rows: Sequence[dict], targets: Sequence[str]):
+    """Grouped bars of mean ± std unseen-domain mIoU per method."""
+    from quintet.core.plotting import plt
+
+    fig, ax = plt.subplots(figsize=(1.2 + 1.1 * len(rows), 3.2))
+    width = 0.8 / len(targets)
+    x = np.arange(len(rows))
+    for i, t in enumerate(targets):
+        means = [100 * r[f"{t}_mean"] for r in rows]
+        stds = [100 * r[f"{t}_std"] for r in rows]
+        ax.bar(x + i * width - 0.4 + width / 2, means, width, yerr=stds, capsize=2, label=t)
+    ax.set_xticks(x)
+    ax.set_xticklabels([r["method"] for r in rows], rotation=30, ha="right", fontsize=8)
+    ax.set_ylabel("unseen-domain mIoU (%)")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+__all__ = ["CAMVID_PALETTE", "attention_maps", "colorize", "miou_bars", "prediction_grid"]

@@ -1,0 +1,134 @@
+"""Side-by-side forward + backward timing and peak memory: quintet vs diffsort 0.2.0 (and
+torchsort's values-only ``soft_sort`` where it is installed).  Outputs are checked equal first."""
+
+from __future__ import annotations
+
+import json
+import statistics
+import subprocess
+import sys
+import time
+from typing import Callable
+
+import torch
+
+__all__ = ["run_benchmark", "batch_for"]
+
+
+def batch_for(n: int) -> int:
+    return 16 if n >= 1024 else 64
+
+
+def _inputs(n: int, batch: int, seed: int = 0):
+    gen = torch.Generator().manual_seed(seed)
+    x = torch.randn(batch, n, generator=gen)
+    w = torch.randn(batch, n, n, generator=gen) / n
+    return x, w
+
+
+def _step_fn(impl: str, n: int, network: str, steepness: float) -> Callable:
+    if impl == "quintet":
+        from quintet.sorting import diffsort
+
+        return lambda v: diffsort(v, network=network, steepness=steepness, padding="reference")
+    if impl == "diffsort":
+        import diffsort as reference
+
+        net = reference.DiffSortNet(network, n, steepness=steepness)
+        return net
+    if impl == "torchsort":
+        import torchsort
+
+        return lambda v: (torchsort.soft_sort(v, regularization_strength=1.0 / steepness), None)
+    raise ValueError(impl)
+
+
+def _run_once(fn, x, w) -> float:
+    v = x.clone().requires_grad_(True)
+    start = time.perf_counter()
+    s, p = fn(v)
+    loss = s.sum() if p is None else s.sum() + (p * w).sum()
+    loss.backward()
+    return time.perf_counter() - start
+
+
+_MEMORY_SNIPPET = r"""
+import json, sys, torch
+torch.set_num_threads({threads})
+from quintet.sorting.bench import _inputs, _step_fn, _run_once
+
+def status(key):
+    for line in open("/proc/self/status"):
+        if line.startswith(key):
+            return int(line.split()[1])
+
+x, w = _inputs({n}, {batch})
+fn = _step_fn({impl!r}, {n}, {network!r}, {steepness})
+_run_once(fn, _inputs({n}, 2)[0], _inputs({n}, 2)[1])  # load lazy code paths on a tiny batch
+with open("/proc/self/clear_refs", "w") as handle:  # reset the peak-RSS mark (Linux)
+    handle.write("5")
+before = status("VmRSS:")
+_run_once(fn, x, w)
+print(json.dumps({{"peak_mib": (status("VmHWM:") - before) / 1024}}))
+"""
+
+
+def _peak_memory(impl, n, batch, network, steepness, threads) -> float | None:
+    code = _MEMORY_SNIPPET.format(impl=impl, n=n, batch=batch, network=network, steepness=steepness,
+                                  threads=threads)
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    if proc.returncode != 0:
+        return None
+    return round(json.loads(proc.stdout.strip().splitlines()[-1])["peak_mib"], 1)
+
+
+def _available(module: str) -> bool:
+    try:
+        __import__(module)
+        return True
+    except Exception:  # noqa: BLE001 - a broken install counts as absent
+        return False
+
+
+def run_benchmark(sizes, network: str = "bitonic", repeats: int = 5, memory: bool = True, threads: int = 2,
+                  steepness: float = 10.0, log: Callable[[str], None] = print) -> dict:
+    """Median forward+backward seconds per implementation and size; ratios vs diffsort."""
+    impls = ["quintet"] + [m for m in ("diffsort", "torchsort") if _available(m)]
+    rows = []
+    for n in sizes:
+        batch = batch_for(n)
+        x, w = _inputs(n, batch)
+        fns = {impl: _step_fn(impl, n, network, steepness) for impl in impls}
+        row: dict = {"n": n, "batch": batch, "network": network}
+        # equal outputs first
+        ours_s, ours_p = fns["quintet"](x)
+        if "diffsort" in fns:
+            ref_s, ref_p = fns["diffsort"](x)
+            row["max_abs_diff_sorted"] = float((ours_s - ref_s).abs().max())
+            row["max_abs_diff_P"] = float((ours_p - ref_p).abs().max())
+            if max(row["max_abs_diff_sorted"], row["max_abs_diff_P"]) > 1e-4:
+                raise RuntimeError(f"outputs differ at n={n}: {row}")
+        if "torchsort" in fns:
+            row["torchsort_note"] = "values only (no permutation matrix); regularization_strength = 1/steepness"
+        for impl, fn in fns.items():
+            if impl == "torchsort":  # the others were warmed up by the equality check
+                _run_once(fn, x, w)
+            times = [_run_once(fn, x, w) for _ in range(repeats)]
+            row[f"{impl}_s"] = statistics.median(times)
+            log(f"n={n} {impl}: median {row[f'{impl}_s']:.4f} s over {repeats}")
+            if memory and impl != "torchsort":
+                row[f"{impl}_peak_mib"] = _peak_memory(impl, n, batch, network, steepness, threads)
+        if "diffsort_s" in row:
+            row["speedup_vs_diffsort"] = row["diffsort_s"] / row["quintet_s"]
+            if row.get("quintet_peak_mib") and row.get("diffsort_peak_mib"):
+                row["memory_ratio_vs_diffsort"] = row["quintet_peak_mib"] / row["diffsort_peak_mib"]
+        rows.append(row)
+    return {
+        "what": "forward + backward of (sorted.sum() + (P * W).sum()), float32, CPU; peak = rise of the "
+                "process's peak RSS during one forward + backward (fresh subprocess per case)",
+        "threads": threads,
+        "repeats": repeats,
+        "torch": torch.__version__,
+        "implementations": impls,
+        "rows": rows,
+    }

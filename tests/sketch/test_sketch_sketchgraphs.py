@@ -1,0 +1,74 @@
+"""The SketchGraphs reader on the real sample: counts, filter, residuals, bad documents."""
+
+import copy
+
+import numpy as np
+import pytest
+
+from quintet.core.errors import QuintetError
+from quintet.datasets import sketchgraphs_documents
+from quintet.sketch.constraints import GEOMETRIC_TYPES
+from quintet.sketch.geometry import residuals
+from quintet.sketch.io.sketchgraphs import parse_document, parse_sketch, read_sketchgraphs, vitruvion_filter
+
+
+@pytest.fixture(scope="module")
+def parsed(data_dir):
+    return list(read_sketchgraphs(data_dir))
+
+
+def test_counts(parsed):
+    assert len(parsed) == 237
+    assert len({p.document for p in parsed}) == 84
+    assert sum(len(p.sketch.primitives) for p in parsed) == 2410
+    unsupported = sum((p.unsupported_entities for p in parsed), start=__import__("collections").Counter())
+    assert unsupported["spline"] == 56 and unsupported["interpolatedspline"] == 10
+    assert sum(p.dropped_external for p in parsed) == 496
+
+
+def test_vitruvion_filter(parsed):
+    passed = [p for p in parsed if vitruvion_filter(p).passed]
+    # the paper's pipeline keeps about 53 of 237; this reader keeps 66 (see docs/readme/sketch.md)
+    assert len(passed) == 66
+    assert all(6 <= len(p.sketch.primitives) <= 16 and len(p.sketch.constraints) <= 64 for p in passed)
+
+
+def test_real_sketches_satisfy_their_constraints(parsed):
+    rel = []
+    for p in parsed:
+        s = p.sketch
+        if not s.primitives:
+            continue
+        x0, y0, x1, y1 = s.bbox()
+        size = max(x1 - x0, y1 - y0)
+        rel += [r / size for c, r in zip(s.constraints, residuals(s)) if r is not None and c.type in GEOMETRIC_TYPES]
+    rel = np.array(rel)
+    assert len(rel) > 3500
+    assert np.mean(rel < 1e-6) > 0.985  # one document (00273703) is stale in the sample
+
+
+def test_unknown_entity_type_is_reported(data_dir):
+    name, feats = next(iter(sketchgraphs_documents(data_dir)))
+    feat = copy.deepcopy(feats[0])
+    feat["entities"].append({"type": 999, "typeName": "BTMSketchWhatever", "message": {"entityId": "zz"}})
+    p = parse_sketch(feat, name, 0)
+    assert p.unsupported_entities["whatever"] == 1
+    assert not vitruvion_filter(p).passed
+
+
+def test_malformed_document_names_it():
+    with pytest.raises(QuintetError, match="doc_x.json, sketch 0, entity 0"):
+        parse_document("doc_x.json", [{"entities": [{"typeName": "BTMSketchPoint", "message": {"entityId": "a", "x": "oops", "y": 0}}], "constraints": []}])
+    with pytest.raises(QuintetError, match="doc_y.json"):
+        parse_document("doc_y.json", [{"entities": 3, "constraints": []}])
+
+
+def test_missing_reference_is_dropped():
+    feat = {
+        "entities": [{"typeName": "BTMSketchPoint", "message": {"entityId": "p", "x": 0.0, "y": 0.0}}],
+        "constraints": [{"message": {"constraintType": "COINCIDENT", "parameters": [
+            {"message": {"parameterId": "localFirst", "value": "p"}},
+            {"message": {"parameterId": "localSecond", "value": "ghost.start"}}]}}],
+    }
+    p = parse_sketch(feat, "d.json")
+    assert p.dropped_unresolved == 1 and p.sketch.constraints == []
