@@ -227,8 +227,8 @@ def test_losses_decrease_on_tiny_overfit_set():
             opt.zero_grad()
             loss.backward()
             opt.step()
-            first = first if first is not None else float(loss)
-        assert float(loss) < 0.3 * first, (first, float(loss))
+            first = first if first is not None else loss.item()
+        assert loss.item() < 0.3 * first, (first, loss.item())
     acc = model.accuracy(b)
     assert acc[0] == acc[1]  # the constraint model has memorised both sequences
 

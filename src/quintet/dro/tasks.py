@@ -29,7 +29,7 @@ from quintet.dro.models import ModelSpec
 
 __all__ = ["TASKS", "Split", "TaskData", "load_task", "bias_sst", "BIAS_PREFIX", "BIAS_SEED", "Vocab"]
 
-TASKS = ("biased-sst", "colored-mnist", "adult", "synthetic")
+TASKS = ("biased-sst", "colored-mnist", "adult", "synthetic", "synthetic-noisy")
 BIAS_PREFIX = "so , "
 BIAS_SEED = 8345364  # the seed of the authors' BiasedSST files, so the biased subsets are fixed
 
@@ -230,24 +230,31 @@ def _adult(data_dir, n_train: int | None) -> TaskData:
 SYNTHETIC_GROUPS = ["spurious-/y=0", "spurious-/y=1", "spurious+/y=0", "spurious+/y=1"]
 
 
-def synthetic_split(n: int, agree: float, rng: np.random.RandomState, dims: int = 8) -> Split:
-    """``x: (n, dims)`` uniform in [-1, 1]; the label is the XOR ``x0 * x1 > 0`` (noise-free but
-    non-linear: the core feature); ``x2 = +-1 (+ 0.1 noise)`` is the spurious colour, equal to the
-    label with probability ``agree`` (linear, so ERM picks it up first)."""
+def synthetic_split(n: int, agree: float, rng: np.random.RandomState, dims: int = 8, label_noise: float = 0.0) -> Split:
+    """``x: (n, dims)`` uniform in [-1, 1]; the label is the XOR ``x0 * x1 > 0`` (non-linear: the
+    core feature), flipped with probability ``label_noise``; ``x2 = +-1 (+ 0.1 noise)`` is the
+    spurious colour, equal to the (observed) label with probability ``agree`` (linear, so ERM picks
+    it up first)."""
     x = rng.uniform(-1, 1, size=(n, dims)).astype(np.float32)
     y = (x[:, 0] * x[:, 1] > 0).astype(np.int64)
+    y = np.where(rng.rand(n) < label_noise, 1 - y, y)
     c = np.where(rng.rand(n) < agree, y, 1 - y)
     x[:, 2] = (2 * c - 1) + 0.1 * rng.randn(n)
     y_t = torch.as_tensor(y, dtype=torch.long)
     return Split(torch.from_numpy(x), y_t, 2 * torch.as_tensor(c, dtype=torch.long) + y_t)
 
 
-def _synthetic(n_train: int | None) -> TaskData:
+def _synthetic(n_train: int | None, label_noise: float = 0.0) -> TaskData:
+    """The built-in task; ``label_noise`` flips training and validation labels (test stays clean)."""
     rng = np.random.RandomState(0)
     n = n_train or 4000
-    train, valid, test = synthetic_split(n, 0.95, rng), synthetic_split(2000, 0.95, rng), synthetic_split(4000, 0.5, rng)
+    train = synthetic_split(n, 0.95, rng, label_noise=label_noise)
+    valid = synthetic_split(2000, 0.95, rng, label_noise=label_noise)
+    test = synthetic_split(4000, 0.5, rng)
     spec = ModelSpec(kind="mlp", n_out=2, in_features=train.x.shape[1], hidden=32)
-    return TaskData("synthetic", train, valid, test, SYNTHETIC_GROUPS, 2, spec, notes={"validation": "2000 draws, 95 %"})
+    name = "synthetic-noisy" if label_noise else "synthetic"
+    return TaskData(name, train, valid, test, SYNTHETIC_GROUPS, 2, spec,
+                    notes={"validation": "2000 draws, 95 %", "label_noise": label_noise})
 
 
 def load_task(name: str, data_dir: str | os.PathLike | None = None, n_train: int | None = None,
@@ -265,4 +272,6 @@ def load_task(name: str, data_dir: str | os.PathLike | None = None, n_train: int
         return _colored_mnist(data_dir, n_train)
     if name == "synthetic":
         return _synthetic(n_train)
+    if name == "synthetic-noisy":
+        return _synthetic(n_train, label_noise=0.1)
     return _adult(data_dir, n_train)

@@ -6,6 +6,7 @@ resume; ``evaluate(model, domain)`` gives mIoU on an (unseen) domain; ``predict`
 
 from __future__ import annotations
 
+import json
 import math
 import time
 from dataclasses import asdict, dataclass, field, replace
@@ -107,7 +108,7 @@ def train(cfg: TrainConfig, sources: Sequence[Domain], checkpoint_dir: str | Pat
     if ckpt is not None:
         state = load_checkpoint(ckpt, model, opt)
         saved = state["config"].get("train", {})
-        if saved and TrainConfig.from_dict(saved) != cfg:
+        if saved and json.loads(json.dumps(saved)) != json.loads(json.dumps(cfg.to_dict())):
             raise QuintetError(f"{ckpt} was written by a different configuration; use another folder or --no-resume")
         start, history = int(state["step"]), list(state["extra"].get("history", []))
         if log:
@@ -161,8 +162,6 @@ def load_model(path: str | Path, num_classes: int | None = None) -> tuple[Segmen
     cfg_file = target / "config.json"
     if not cfg_file.is_file():
         raise QuintetError(f"no checkpoint at {path} (expected config.json + model.safetensors)")
-    import json
-
     config = json.loads(cfg_file.read_text())
     if "net" not in config:
         raise QuintetError(f"{cfg_file} is not a segmentation checkpoint (no 'net' entry)")

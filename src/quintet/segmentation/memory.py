@@ -46,7 +46,8 @@ def read_attention(scores: torch.Tensor, temperature: float = 1.0, gumbel: bool 
     logits = scores / temperature
     if gumbel:
         u = torch.rand(logits.shape, generator=generator, device=logits.device, dtype=logits.dtype)
-        logits = logits - torch.log(-torch.log(u.clamp_min(1e-10)).clamp_min(1e-10))
+        gumbel_noise = -torch.log((-torch.log(u.clamp_min(1e-10))).clamp_min(1e-10))
+        logits = logits + gumbel_noise
     return torch.softmax(logits, dim=-1)
 
 

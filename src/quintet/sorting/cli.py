@@ -112,7 +112,7 @@ def _results_markdown(rows: list[dict], quick: bool) -> str:
         [{"network": r["network"], "n": r["n"], "relaxation": r["relaxation"], "steepness": r["steepness"],
           "steps": r["steps"], "exact match %": round(100 * r["exact_match"], 1),
           "element-wise %": round(100 * r["element_wise"], 1), "seconds": r["seconds"]} for r in rows])
-    scale = ("quick: n = 5 only, a small CNN (16/32 channels) and a few thousand steps on CPU"
+    scale = ("quick: n = 5 only, a small CNN (16/32 channels), at most 2000 steps of 32 sets or 9 minutes on one CPU thread"
              if quick else "full: n = 3, 5, 7, 9, 15, 32 for odd-even and bitonic")
     return (
         "# Ranking supervision on multi-digit MNIST\n\n"
@@ -122,8 +122,8 @@ def _results_markdown(rows: list[dict], quick: bool) -> str:
         "The papers train 100,000 steps at batch 100 with the 32/64-channel CNN (ICML 2021 Table 1, "
         "ICLR 2022 Table 2 report exact match (element-wise) per n).  Their numbers were not "
         "reachable from this offline workplace, so they are not typed in here; compare against "
-        "the tables in arXiv 2105.04019 and 2203.09630 directly.  A quick run trains about 2% of "
-        "the papers' steps, so its numbers are a lower bound on what the method reaches.\n"
+        "the tables in arXiv 2105.04019 and 2203.09630 directly.  A quick run trains a small fraction "
+        "of the papers' steps (see the steps column), so its numbers are a lower bound on what the method reaches.\n"
     )
 
 

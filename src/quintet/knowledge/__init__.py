@@ -1,0 +1,55 @@
+"""Knowledge neurons (Dai et al., ACL 2022, arXiv 2104.08696) on Hugging Face masked LMs.
+
+Functional API: :func:`integrated_gradients` (§3.1) -> :func:`coarse_neurons` /
+:func:`refine_neurons` / :func:`adapt_sharing_ratio` (§3.2) -> :func:`answer_probs` with
+``factor`` 0 or 2 (§4.2), :func:`update_fact` and :func:`erase_relation` (§5).
+:class:`KnowledgeProbe` bundles a model, its tokenizer and the settings.
+"""
+
+from quintet.knowledge.adapters import SUPPORTED, FFNAdapter, get_adapter
+from quintet.knowledge.attribution import Attribution, integrated_gradients, step_grid
+from quintet.knowledge.editing import (
+    Scores,
+    SlotEditor,
+    answer_probs,
+    edit_value_slots,
+    erase_relation,
+    exclusive,
+    most_common,
+    perplexity,
+    relative_change,
+    update_fact,
+)
+from quintet.knowledge.neurons import (
+    activation_baseline,
+    adapt_sharing_ratio,
+    coarse_neurons,
+    layer_histogram,
+    refine_neurons,
+)
+from quintet.knowledge.probe import KnowledgeProbe
+
+__all__ = [
+    "SUPPORTED",
+    "Attribution",
+    "FFNAdapter",
+    "KnowledgeProbe",
+    "Scores",
+    "SlotEditor",
+    "activation_baseline",
+    "adapt_sharing_ratio",
+    "answer_probs",
+    "coarse_neurons",
+    "edit_value_slots",
+    "erase_relation",
+    "exclusive",
+    "get_adapter",
+    "integrated_gradients",
+    "layer_histogram",
+    "most_common",
+    "perplexity",
+    "refine_neurons",
+    "relative_change",
+    "step_grid",
+    "update_fact",
+]
