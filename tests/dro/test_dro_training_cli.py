@@ -78,3 +78,29 @@ def test_cli_bad_input(tmp_path, capsys, extra, message):
     code = main(["dro", "train", "--task", "synthetic", "--out", str(tmp_path / "x"), *extra])
     assert code == 2
     assert message in capsys.readouterr().err
+
+
+def test_reproduce_smoke(tmp_path):
+    from quintet.dro.reproduce import run_reproduce
+
+    metrics = run_reproduce(tmp_path, quick=True, tasks=("synthetic",), epochs=2, n_seeds=2, log=lambda m: None)
+    summary = metrics["summary"]["synthetic"]
+    assert set(summary) == {"ratio", "erm", "cvar", "group-dro"}
+    assert set(summary["erm"]) == {"average", "minmax", "oracle"}
+    assert len(summary["ratio"]["minmax"]["worst_per_seed"]) == 2
+    for name in ("results.json", "results.md", "dro_weights.png", "dro_worst_group.png"):
+        assert (tmp_path / name).is_file()
+    assert not (tmp_path / ".checkpoints").exists()
+
+
+def test_models_padding_and_adversary_start():
+    from quintet.dro import Adversary, ModelSpec, build_model
+
+    torch.manual_seed(0)
+    for kind in ("bilstm", "boe"):
+        model = build_model(ModelSpec(kind, 2, vocab_size=50))
+        x = torch.randint(1, 50, (3, 5))
+        padded = torch.cat([x, torch.zeros(3, 4, dtype=torch.long)], 1)
+        assert torch.allclose(model(x), model(padded), atol=1e-6)
+    adv = Adversary(build_model(ModelSpec("cnn", 2, in_channels=2)))
+    assert torch.equal(adv(torch.rand(4, 2, 14, 14), torch.tensor([0, 1, 1, 0])), torch.zeros(4))

@@ -44,10 +44,10 @@ def _oracle(adapter, batch, layer, alphas, real):
 def test_matches_step_by_step_oracle_and_completeness(kind, tmp_path):
     model, tok = tiny_model(kind), tokenizer_for(kind, tmp_path)
     adapter = get_adapter(model)
-    attr = integrated_gradients(model, tok, prompt_for(kind), "paris", steps=8, with_baseline=True)
+    attr = integrated_gradients(model, tok, prompt_for(kind), "paris", steps=4, with_baseline=True)
     batch = encode(tok, [prompt_for(kind)], ["paris"], adapter.causal)
     for layer in range(adapter.n_layers):
-        expected = _oracle(adapter, batch, layer, step_grid(8).tolist(), attr.activations[layer])
+        expected = _oracle(adapter, batch, layer, step_grid(4).tolist(), attr.activations[layer])
         torch.testing.assert_close(attr.scores[layer], expected, rtol=1e-9, atol=1e-12)
         p0 = _prob_with(adapter, batch, layer, torch.zeros_like(attr.activations[layer]))
         assert attr.baseline_probs[layer].item() == pytest.approx(p0.item(), rel=1e-9)
@@ -99,8 +99,8 @@ def test_top_neurons_sorted(tmp_path):
 @pytest.mark.parametrize(
     "prompt, answer, message",
     [
-        ("the capital of france is paris .", "paris", "has 0 [MASK] tokens"),
-        ("[MASK] capital of [MASK] is paris", "paris", "has 2 [MASK] tokens"),
+        ("the capital of france is paris .", "paris", r"has 0 \[MASK\] tokens"),
+        ("[MASK] capital of [MASK] is paris", "paris", r"has 2 \[MASK\] tokens"),
         ("the capital of france is [MASK] .", "parisrome", "single-token answer"),
         ("the capital of france is [MASK] .", "", "answer is empty"),
     ],

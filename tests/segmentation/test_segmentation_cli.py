@@ -24,14 +24,14 @@ def test_camvid_domains(data_dir, monkeypatch):
 def test_segment_train_evaluate_predict(data_dir, monkeypatch, tmp_path, capsys):
     monkeypatch.setenv("QUINTET_DATA", str(data_dir))
     out = tmp_path / "run"
-    args = ["segment", "train", "--method", "pinmem", "--steps", "2", "--batch", "1", "--width", "4",
-            "--targets", "Seq05VD", "--out", str(out), "--checkpoint-every", "1"]
+    args = ["segment", "train", "--method", "pinmem", "--steps", "2", "--batch", "2", "--width", "4",
+            "--targets", "0006R0", "--out", str(out), "--checkpoint-every", "1"]
     assert main(args) == 0
     assert (out / "checkpoints" / "latest").is_file() and (out / "results.json").is_file()
     assert main(args) == 0  # resumes at step 2: nothing left to train
     assert "resumed from" in capsys.readouterr().out
-    assert main(["segment", "evaluate", str(out / "checkpoints"), "--targets", "Seq05VD"]) == 0
-    assert "Seq05VD" in capsys.readouterr().out
+    assert main(["segment", "evaluate", str(out / "checkpoints"), "--targets", "0006R0"]) == 0
+    assert "0006R0" in capsys.readouterr().out
 
     img = tmp_path / "frame.png"
     Image.fromarray(np.full((90, 120, 3), 120, np.uint8)).save(img)
@@ -51,3 +51,5 @@ def test_segment_train_evaluate_predict(data_dir, monkeypatch, tmp_path, capsys)
     assert "unknown method 'dann'" in capsys.readouterr().err
     assert main(["segment", "train", "--sources", "0006R0,nope", "--out", str(tmp_path / "y")]) == 2
     assert "unknown CamVid sequence 'nope'" in capsys.readouterr().err
+    assert main(["segment", "train", "--batch", "1", "--out", str(tmp_path / "z")]) == 2
+    assert "batch must be >= 2" in capsys.readouterr().err

@@ -77,7 +77,7 @@ def test_momentum_update_formula_and_absent_classes():
     assert torch.equal(new[1], m[1])
 
 
-@settings(max_examples=30, deadline=None)
+@settings(max_examples=15, deadline=None)
 @given(st.integers(2, 6), st.integers(2, 8), st.floats(0.0, 0.99), st.integers(0, 10_000))
 def test_momentum_update_keeps_unit_slots(k, d, mom, seed):
     g = torch.Generator().manual_seed(seed)

@@ -35,8 +35,8 @@ def test_resnet50_config_shape():
     assert 20e6 < n < 30e6  # ResNet-50 trunk is ~23.5 M parameters
     net.eval()
     with torch.no_grad():
-        out = net(torch.randn(1, 3, 64, 64))
-    assert out["logits"].shape == (1, 19, 64, 64) and out["features"].shape == (1, 256, 4, 4)
+        out = net(torch.randn(1, 3, 32, 32))
+    assert out["logits"].shape == (1, 19, 32, 32) and out["features"].shape == (1, 256, 2, 2)
 
 
 def test_bad_config():

@@ -10,7 +10,12 @@ import torch
 from quintet.cli import main
 from quintet.core.errors import QuintetError
 from quintet.sorting import diffsort, ranking_loss, soft_rank
-from quintet.sorting.ranking import MultiDigitSets, RankingConfig, sklearn_digits_source, train_ranking
+from quintet.sorting.ranking import (
+    MultiDigitSets,
+    RankingConfig,
+    sklearn_digits_source,
+    train_ranking,
+)
 
 
 def test_plot_writes_pngs(tmp_path):

@@ -110,7 +110,7 @@ def test_logistic_is_not_monotonic():
     """The counterpart: the plain logistic relaxation can decrease an output (ICLR 2022 Fig. 2)."""
     x = torch.tensor([3.0, 0.0], dtype=torch.float64)
     for relaxation, sign in (("logistic", -1), ("cauchy", 1)):
-        jac = torch.autograd.functional.jacobian(lambda v: soft_sort(v, relaxation=relaxation, steepness=1.0), x)
+        jac = torch.autograd.functional.jacobian(lambda v, r=relaxation: soft_sort(v, relaxation=r, steepness=1.0), x)
         assert sign * jac[0, 0] > 1e-3  # d soft-min / d x_0: negative for logistic only
 
 

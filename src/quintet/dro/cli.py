@@ -12,7 +12,7 @@ from quintet.core.errors import QuintetError
 app = typer.Typer(help="Robust models with parametric likelihood ratios (ratio DRO) and baselines.",
                   no_args_is_help=True)
 
-TASK_NAMES = ("biased-sst", "colored-mnist", "adult", "synthetic", "synthetic-noisy")
+TASK_NAMES = ("biased-sst", "colored-mnist", "adult", "synthetic")
 METHOD_NAMES = ("erm", "cvar", "group-dro", "group-uniform", "ratio", "ratio-selfnorm")
 
 

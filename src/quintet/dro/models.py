@@ -41,7 +41,11 @@ class BiLSTMClassifier(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         mask = (x != 0).unsqueeze(-1)
-        h, _ = self.lstm(self.embed(x))
+        lengths = mask.squeeze(-1).sum(1).clamp_min(1).cpu()
+        # packed so that the backward direction starts at each sentence's last word, not at padding
+        packed = nn.utils.rnn.pack_padded_sequence(self.embed(x), lengths, batch_first=True, enforce_sorted=False)
+        h, _ = self.lstm(packed)
+        h, _ = nn.utils.rnn.pad_packed_sequence(h, batch_first=True, total_length=x.shape[1])
         h = h.masked_fill(~mask, -1e4).max(dim=1).values
         return self.head(h)
 

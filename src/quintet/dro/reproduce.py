@@ -42,16 +42,18 @@ def _mean_std(values: list[float]) -> tuple[float, float]:
 
 
 def run_reproduce(out: Path, quick: bool = True, seed: int = 0, tasks: tuple[str, ...] | None = None,
-                  log=print) -> dict[str, Any]:
+                  log=print, epochs: int | None = None, n_seeds: int = N_SEEDS) -> dict[str, Any]:
+    """Run the experiment; ``tasks``/``epochs``/``n_seeds`` override the scale (for smoke tests)."""
     from quintet.core.runs import Run, markdown_table
     from quintet.dro.plots import weights_figure, worst_group_figure
     from quintet.dro.tasks import load_task
 
     torch.set_num_threads(1)
-    scale = QUICK if quick else FULL
+    base = QUICK if quick else FULL
     methods = QUICK_METHODS if quick else FULL_METHODS
-    tasks = tasks or tuple(scale)
-    seeds = [seed + i for i in range(N_SEEDS)]
+    tasks = tuple(tasks or base)
+    scale = {t: base.get(t, (None, 20)) if epochs is None else (base.get(t, (None, 0))[0], epochs) for t in tasks}
+    seeds = [seed + i for i in range(n_seeds)]
     config = {"quick": quick, "seeds": seeds, "methods": list(methods), "scale": {t: scale[t] for t in tasks},
               "defaults": asdict(TrainConfig())}
     run = Run(out, config)

@@ -29,7 +29,7 @@ from quintet.dro.models import ModelSpec
 
 __all__ = ["TASKS", "Split", "TaskData", "load_task", "bias_sst", "BIAS_PREFIX", "BIAS_SEED", "Vocab"]
 
-TASKS = ("biased-sst", "colored-mnist", "adult", "synthetic", "synthetic-noisy")
+TASKS = ("biased-sst", "colored-mnist", "adult", "synthetic")
 BIAS_PREFIX = "so , "
 BIAS_SEED = 8345364  # the seed of the authors' BiasedSST files, so the biased subsets are fixed
 
@@ -252,8 +252,7 @@ def _synthetic(n_train: int | None, label_noise: float = 0.0) -> TaskData:
     valid = synthetic_split(2000, 0.95, rng, label_noise=label_noise)
     test = synthetic_split(4000, 0.5, rng)
     spec = ModelSpec(kind="mlp", n_out=2, in_features=train.x.shape[1], hidden=32)
-    name = "synthetic-noisy" if label_noise else "synthetic"
-    return TaskData(name, train, valid, test, SYNTHETIC_GROUPS, 2, spec,
+    return TaskData("synthetic", train, valid, test, SYNTHETIC_GROUPS, 2, spec,
                     notes={"validation": "2000 draws, 95 %", "label_noise": label_noise})
 
 
@@ -272,6 +271,4 @@ def load_task(name: str, data_dir: str | os.PathLike | None = None, n_train: int
         return _colored_mnist(data_dir, n_train)
     if name == "synthetic":
         return _synthetic(n_train)
-    if name == "synthetic-noisy":
-        return _synthetic(n_train, label_noise=0.1)
     return _adult(data_dir, n_train)

@@ -47,7 +47,8 @@ class FactLMConfig:
 
     @classmethod
     def quick(cls, seed: int = 0) -> "FactLMConfig":
-        return cls(facts_per_relation=20, epochs=100, seed=seed)
+        return cls(facts_per_relation=10, vocab_size=4000, hidden_size=64, intermediate_size=256,
+                   epochs=80, batch_size=64, lr=3e-3, seed=seed)
 
 
 def _wordpiece(bags_text: list[str], vocab_size: int, directory: Path):
@@ -116,6 +117,10 @@ def train_factlm(
     model = BertForMaskedLM(bert_config)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=0.01)
     ckpt_dir = out / "checkpoints"
+    if not resume and ckpt_dir.exists():
+        import shutil
+
+        shutil.rmtree(ckpt_dir)
     first_epoch, history = 0, []
     if resume and latest_checkpoint(ckpt_dir) is not None:
         state = load_checkpoint(latest_checkpoint(ckpt_dir), model, optimizer)

@@ -8,8 +8,10 @@ unseen targets 0001TP (dusk, 124) and Seq05VD (171).  Void (CamVid label 11) bec
 
 from __future__ import annotations
 
+import functools
 import os
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -69,10 +71,19 @@ def check_labels(labels: np.ndarray | torch.Tensor, num_classes: int, ignore_ind
 
 def camvid_domains(data_dir: str | os.PathLike | None = None) -> dict[str, Domain]:
     """All CamVid frames grouped by sequence: ``{"0001TP": Domain, "0006R0": ..., "0016E5": ...,
-    "Seq05VD": ...}`` with void (11) mapped to 255, frames sorted by file name."""
+    "Seq05VD": ...}`` with void (11) mapped to 255, frames sorted by file name.  Cached per data
+    root within a process (treat the arrays as read-only)."""
+    from quintet.datasets.registry import require_file
+
+    path = require_file("camvid/camvid_small.npz", data_dir, verify=False)
+    return dict(_camvid_domains(str(path), path.stat().st_mtime_ns))
+
+
+@functools.lru_cache(maxsize=2)
+def _camvid_domains(path: str, _mtime: int) -> dict[str, Domain]:
     from quintet.datasets import load_camvid
 
-    splits = load_camvid(data_dir)
+    splits = load_camvid(Path(path).parent.parent)
     images = np.concatenate([s.images for s in splits.values()])
     labels = np.concatenate([s.labels for s in splits.values()]).astype(np.uint8)
     names = np.concatenate([s.names for s in splits.values()])

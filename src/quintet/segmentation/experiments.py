@@ -57,6 +57,8 @@ class TrainConfig:
         for name in ("steps", "batch", "checkpoint_every"):
             if getattr(self, name) < 1:
                 raise QuintetError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.batch < 2:
+            raise QuintetError(f"batch must be >= 2 frames per domain (batch norm in training), got {self.batch}")
         if not self.lr > 0:
             raise QuintetError(f"lr must be > 0, got {self.lr}")
         NetConfig.from_dict(self.net)

@@ -65,7 +65,12 @@ def train_cmd(
 ) -> None:
     """Train a CNN from orderings of multi-digit numbers only (ICML 2021 Sec. 5.1)."""
     from quintet.core.runs import Run
-    from quintet.sorting.ranking import RankingConfig, mnist_source, sklearn_digits_source, train_ranking
+    from quintet.sorting.ranking import (
+        RankingConfig,
+        mnist_source,
+        sklearn_digits_source,
+        train_ranking,
+    )
 
     if source not in ("mnist", "digits"):
         raise QuintetError(f"unknown source {source!r}; expected one of: digits, mnist")
@@ -112,7 +117,8 @@ def _results_markdown(rows: list[dict], quick: bool) -> str:
         [{"network": r["network"], "n": r["n"], "relaxation": r["relaxation"], "steepness": r["steepness"],
           "steps": r["steps"], "exact match %": round(100 * r["exact_match"], 1),
           "element-wise %": round(100 * r["element_wise"], 1), "seconds": r["seconds"]} for r in rows])
-    scale = ("quick: n = 5 only, a small CNN (16/32 channels), at most 2000 steps of 32 sets or 9 minutes on one CPU thread"
+    scale = ("quick: n = 5 only, a small CNN (16/32 channels), at most 2000 steps of 32 sets "
+             "or 9 minutes on one CPU thread"
              if quick else "full: n = 3, 5, 7, 9, 15, 32 for odd-even and bitonic")
     return (
         "# Ranking supervision on multi-digit MNIST\n\n"

@@ -95,7 +95,7 @@ def _run_structured(x, net, relax, beta, lam):
     """Bitonic on ``N = 2^K`` wires with views; returns final wire values and per-layer ``u``."""
     batch = x.shape[0]
     us = []
-    for (block, m), (shape, desc, keep, swap) in zip(net.stages, _structured_plan(net, x.device)):
+    for (_block, m), (shape, desc, keep, swap) in zip(net.stages, _structured_plan(net, x.device)):
         q, s, _ = shape
         view = x.view(batch, q, s, 2, m)
         xa, xb = view[..., 0, :], view[..., 1, :]
