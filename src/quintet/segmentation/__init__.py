@@ -16,7 +16,14 @@ from quintet.segmentation.data import (
     check_images,
     check_labels,
 )
-from quintet.segmentation.experiments import METHODS, TrainConfig, evaluate, load_model, predict, train
+from quintet.segmentation.experiments import (
+    METHODS,
+    TrainConfig,
+    evaluate,
+    load_model,
+    predict,
+    train,
+)
 from quintet.segmentation.folders import CITYSCAPES_CLASSES, FOLDERS, load_folder, read_image
 from quintet.segmentation.losses import (
     LossWeights,
@@ -35,7 +42,13 @@ from quintet.segmentation.memory import (
     read_attention,
     read_memory,
 )
-from quintet.segmentation.meta import erm_step, initialise_memory, inner_params, meta_step, split_domains
+from quintet.segmentation.meta import (
+    erm_step,
+    initialise_memory,
+    inner_params,
+    meta_step,
+    split_domains,
+)
 from quintet.segmentation.metrics import confusion_matrix, iou_from_confusion, mean_iou
 from quintet.segmentation.models import NetConfig, SegmentationNet, build_model
 

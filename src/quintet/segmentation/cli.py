@@ -22,7 +22,30 @@ def _threads() -> None:
     torch.set_num_threads(max(1, min(torch.get_num_threads(), 2)))
 
 
-def _domains(names: str, what: str) -> list:
+def _parse_size(size: str) -> tuple[int, int]:
+    try:
+        w, h = (int(v) for v in size.lower().split("x"))
+    except ValueError as exc:
+        raise QuintetError(f"size must look like 120x90 (WxH), got {size!r}") from exc
+    return h, w
+
+
+def _domains(names: str, what: str, folders: Optional[Path] = None, size: str = "120x90",
+             limit: Optional[int] = None) -> list:
+    """CamVid sequences by name, or, with ``folders``, the paper's benchmarks under
+    ``folders/<name>/`` (gtav, synthia: train split; cityscapes, bdd100k, mapillary: val split)."""
+    if folders is not None:
+        from quintet.segmentation.folders import FOLDERS, load_folder
+
+        out = []
+        for name in [n.strip() for n in names.split(",") if n.strip()]:
+            if name not in FOLDERS:
+                raise QuintetError(f"unknown data set {name!r} in --{what}; expected some of: {', '.join(FOLDERS)}")
+            split = "train" if name in ("gtav", "synthia") and what == "sources" else "val"
+            out.append(load_folder(name, folders / name, split, _parse_size(size), limit))
+        if not out:
+            raise QuintetError(f"--{what} names no data set")
+        return out
     from quintet.segmentation.data import camvid_domains
 
     domains = camvid_domains()
@@ -47,6 +70,11 @@ def train_cmd(
     seed: int = typer.Option(0, help="Random seed."),
     width: int = typer.Option(16, help="Width multiplier of the tiny trunk: stages (w, 2w, 3w, 4w)."),
     gumbel: bool = typer.Option(False, help="Gumbel-softmax memory read during training (the authors' setting)."),
+    net: str = typer.Option("tiny", help="tiny (width-scaled, CPU) or resnet50 (the paper's trunk, GPU)."),
+    folders: Optional[Path] = typer.Option(None, help="Root holding gtav/ synthia/ cityscapes/ bdd100k/ mapillary/; "
+                                           "then --sources/--targets name those data sets (19 classes)."),
+    size: str = typer.Option("120x90", help="WxH images are resized to (with --folders)."),
+    limit: Optional[int] = typer.Option(None, help="At most this many frames per data set (with --folders)."),
     out: Optional[Path] = typer.Option(None, help="Run folder (default runs/segment/<method>-seed<seed>)."),
     resume: bool = typer.Option(True, help="Continue from the last checkpoint in OUT/checkpoints if any."),
     checkpoint_every: int = typer.Option(100, help="Steps between checkpoints."),
@@ -59,11 +87,18 @@ def train_cmd(
     from quintet.segmentation.models import NetConfig
 
     _threads()
-    net = NetConfig.tiny(stem=width, widths=(width, 2 * width, 3 * width, 4 * width), aspp_dim=4 * width,
-                         decoder_dim=4 * width, gumbel_read=gumbel)
-    cfg = TrainConfig(method=method, seed=seed, steps=steps, batch=batch, lr=lr, net=net.to_dict(),
+    if net not in ("tiny", "resnet50"):
+        raise QuintetError(f"unknown --net {net!r}; expected one of: resnet50, tiny")
+    classes = 19 if folders is not None else 11
+    if net == "tiny":
+        net_cfg = NetConfig.tiny(num_classes=classes, stem=width, widths=(width, 2 * width, 3 * width, 4 * width),
+                                 aspp_dim=4 * width, decoder_dim=4 * width, gumbel_read=gumbel)
+    else:
+        net_cfg = NetConfig.resnet50(num_classes=classes, gumbel_read=gumbel)
+    cfg = TrainConfig(method=method, seed=seed, steps=steps, batch=batch, lr=lr, net=net_cfg.to_dict(),
                       checkpoint_every=checkpoint_every).validate()
-    src, tgt = _domains(sources, "sources"), _domains(targets, "targets")
+    src = _domains(sources, "sources", folders, size, limit)
+    tgt = _domains(targets, "targets", folders, size, limit)
     out = out or Path("runs/segment") / f"{method}-seed{seed}"
     ckpt = out / "checkpoints"
     if not resume and ckpt.exists():
@@ -83,16 +118,19 @@ def evaluate_cmd(
     checkpoint: Path = typer.Argument(..., help="A run's checkpoints folder or one checkpoint-N folder."),
     targets: str = typer.Option("0001TP,Seq05VD", help="CamVid sequences to score."),
     gumbel: bool = typer.Option(False, help="Use the stochastic Gumbel read instead of the softmax read."),
+    folders: Optional[Path] = typer.Option(None, help="Root of the paper's benchmarks (see train --folders)."),
+    size: str = typer.Option("120x90", help="WxH images are resized to (with --folders)."),
+    limit: Optional[int] = typer.Option(None, help="At most this many frames per data set (with --folders)."),
 ) -> None:
-    """mIoU (void ignored) of a checkpoint on CamVid sequences."""
+    """mIoU (void ignored) of a checkpoint on CamVid sequences (or the paper's benchmarks)."""
     from quintet.core.runs import markdown_table
     from quintet.datasets import CAMVID_CLASSES
     from quintet.segmentation.experiments import evaluate, load_model
 
     _threads()
-    model, _ = load_model(checkpoint, num_classes=len(CAMVID_CLASSES))
+    model, _ = load_model(checkpoint, num_classes=19 if folders is not None else len(CAMVID_CLASSES))
     rows = []
-    for d in _domains(targets, "targets"):
+    for d in _domains(targets, "targets", folders, size, limit):
         r = evaluate(model, d, gumbel=gumbel)
         rows.append({"domain": d.name, "mIoU": r["miou"], "pixel acc": r["pixel_acc"]})
     typer.echo(markdown_table(rows))
@@ -117,10 +155,7 @@ def predict_cmd(
     from quintet.segmentation.plots import colorize
 
     _threads()
-    try:
-        w, h = (int(v) for v in size.lower().split("x"))
-    except ValueError as exc:
-        raise QuintetError(f"--size must look like 120x90, got {size!r}") from exc
+    h, w = _parse_size(size)
     model, _ = load_model(checkpoint)
     img = read_image(image, (h, w) if resize else None)
     check_images(img[None], (h, w), what=f"image {image}")

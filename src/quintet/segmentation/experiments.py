@@ -18,7 +18,14 @@ import torch
 
 from quintet.core.errors import QuintetError, check_choice
 from quintet.core.io import latest_checkpoint, load_checkpoint, save_checkpoint
-from quintet.segmentation.data import Domain, DomainSampler, augment, check_images, check_labels, to_tensor
+from quintet.segmentation.data import (
+    Domain,
+    DomainSampler,
+    augment,
+    check_images,
+    check_labels,
+    to_tensor,
+)
 from quintet.segmentation.losses import LossWeights
 from quintet.segmentation.meta import erm_step, initialise_memory, meta_step
 from quintet.segmentation.metrics import confusion_matrix, iou_from_confusion, mean_iou

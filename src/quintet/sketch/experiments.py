@@ -128,6 +128,7 @@ def foundation_report(run: Run, quick: bool = True, seed: int = 0, data_dir=None
     """Measure the sketch foundation; returns ``(markdown, metrics)`` (metrics also logged)."""
     from quintet.sketch.corpus import token_stats, write_corpus, load_corpus, corpus_stats
     from quintet.sketch.synth import generate_sketches
+    from quintet.sketch.constraints import GEOMETRIC_TYPES
     from quintet.sketch.tokens import decode_sketch, encode_sketch, normalize_sketch, quantize_sketch
 
     metrics: dict = {}
@@ -171,9 +172,12 @@ def foundation_report(run: Run, quick: bool = True, seed: int = 0, data_dir=None
     metrics["synth_solve"] = solve_synth
     metrics["synth_perturb_restore"] = restore
     n_corpus = corpus_n if corpus_n is not None else (20000 if quick else 100000)
-    meta = write_corpus(run.path / "corpus", n_corpus, seed=seed, workers=2, progress=False)
-    corpus = load_corpus(run.path / "corpus")
-    synth_stats = corpus_stats(corpus, limit=20000)
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:  # generated data stays out of the results folder
+        meta = write_corpus(tmp, n_corpus, seed=seed, workers=2, progress=False)
+        corpus = load_corpus(tmp)
+        synth_stats = corpus_stats(corpus, limit=20000)
     metrics["corpus"] = meta
     metrics["corpus_stats"] = synth_stats
     if real_stats is not None:
@@ -194,7 +198,7 @@ def foundation_report(run: Run, quick: bool = True, seed: int = 0, data_dir=None
         q = quantize_sketch(normalize_sketch(s)[0])
         t = encode_sketch(q, normalize=False)
         d = decode_sketch(t)
-        exact += d.primitives == q.primitives and len(d.constraints) == len(t.constraints.val) and True
+        exact += d.primitives == q.primitives and d.constraints == [c for c in q.constraints if c.type in GEOMETRIC_TYPES]
     metrics["token_roundtrip_exact"] = exact / len(synth)
     md.append(f"Token round trip (encode → decode of quantised sketches): {exact}/{len(synth)} exact.\n")
     # ---- renders ----

@@ -110,26 +110,82 @@ def plot_cmd(
 
 
 # ------------------------------------------------------------------ reproduce / demo
+def _paper_for(relaxation: str) -> str:
+    """The paper whose table holds a (network, relaxation) row: the ICLR 2022 paper introduced the
+    monotonic relaxations, the ICML 2021 paper the logistic ones."""
+    return "2203.09630" if relaxation in ("cauchy", "reciprocal", "optimal") else "2105.04019"
+
+
+def _paper_columns(network: str, relaxation: str, n: int) -> dict:
+    """Published numbers beside one of our rows (``None`` where the corpus did not have them)."""
+    from quintet.sorting.paper_numbers import NEURALSORT_GROVER2019, PAPER_RESULTS
+
+    paper = _paper_for(relaxation)
+    ours = PAPER_RESULTS.get((paper, network, relaxation, n))
+    neural = NEURALSORT_GROVER2019["deterministic"].get(n)
+    return {
+        "paper": f"arXiv {paper}",
+        "paper_exact_match": ours[0] if ours else None,
+        "paper_element_wise": ours[1] if ours else None,
+        "neuralsort_exact_match": neural[0] if neural else None,
+        "neuralsort_element_wise": neural[1] if neural else None,
+    }
+
+
+def _cell(value) -> str:
+    return "not found" if value is None else f"{value:.1f}"
+
+
 def _results_markdown(rows: list[dict], quick: bool) -> str:
     from quintet.core.runs import markdown_table
+    from quintet.sorting.paper_numbers import (
+        NEURALSORT_GROVER2019,
+        NOT_FOUND,
+        README_STEEPNESS,
+        SCRIPT_DEFAULTS,
+    )
 
     table = markdown_table(
-        [{"network": r["network"], "n": r["n"], "relaxation": r["relaxation"], "steepness": r["steepness"],
-          "steps": r["steps"], "exact match %": round(100 * r["exact_match"], 1),
-          "element-wise %": round(100 * r["element_wise"], 1), "seconds": r["seconds"]} for r in rows])
+        [{"network": r["network"], "n": r["n"], "relaxation": r["relaxation"],
+          "steepness": f"{r['steepness']:g} ({r.get('steepness_source', '?')})", "steps": r["steps"],
+          "exact match %": round(100 * r["exact_match"], 1),
+          "element-wise %": round(100 * r["element_wise"], 1),
+          "paper exact match %": _cell(r["paper_exact_match"]) + f" ({r['paper']})",
+          "paper element-wise %": _cell(r["paper_element_wise"]),
+          "NeuralSort exact / element-wise % (Grover et al. 2019, Table 1)":
+              "-" if r["neuralsort_exact_match"] is None
+              else f"{r['neuralsort_exact_match']:.1f} / {r['neuralsort_element_wise']:.1f}",
+          "seconds": r["seconds"]} for r in rows])
     scale = ("quick: n = 5 only, a small CNN (16/32 channels), at most 2000 steps of 32 sets "
              "or 9 minutes on one CPU thread"
              if quick else "full: n = 3, 5, 7, 9, 15, 32 for odd-even and bitonic")
+    neural_rows = [{"n": n, "deterministic NeuralSort": f"{d[0]:.1f} ({d[1]:.1f})",
+                    "stochastic NeuralSort": "{:.1f} ({:.1f})".format(*NEURALSORT_GROVER2019["stochastic"][n])}
+                   for n, d in NEURALSORT_GROVER2019["deterministic"].items()]
+    readme = ", ".join(f"{net} n = {n}: {beta:g}" for (net, n), beta in README_STEEPNESS.items())
+    missing = "\n".join(f"- {item}" for item in NOT_FOUND)
     return (
         "# Ranking supervision on multi-digit MNIST\n\n"
         f"Scale: {scale}. Test split, 1000 fixed sets. Metrics as in the papers: exact match (the "
-        "whole set ranked correctly) and element-wise correct rank.\n\n" + table +
+        "whole set ranked correctly) and element-wise correct rank. The steepness column says where "
+        "its value comes from: README = the authors' README command, interpolated = between those "
+        "points (not a value from the papers), given = set by hand.\n\n" + table +
         "\n## Beside the papers\n\n"
-        "The papers train 100,000 steps at batch 100 with the 32/64-channel CNN (ICML 2021 Table 1, "
-        "ICLR 2022 Table 2 report exact match (element-wise) per n).  Their numbers were not "
-        "reachable from this offline workplace, so they are not typed in here; compare against "
-        "the tables in arXiv 2105.04019 and 2203.09630 directly.  A quick run trains a small fraction "
-        "of the papers' steps (see the steps column), so its numbers are a lower bound on what the method reaches.\n"
+        "Published numbers were looked up in this workplace's stored corpora "
+        "(`src/quintet/sorting/paper_numbers.py` records each source). **Not found** there, and "
+        "therefore not shown (never typed in from memory):\n\n" + missing + "\n\n"
+        "The ar5iv pages of both papers are stored, but the search returns only their opening "
+        "(abstract and introduction), never the results tables or the appendix.\n\n"
+        "Found, from the authors' code (Felix-Petersen/diffsort): the experiment script's defaults "
+        f"(Adam, lr 10^-3.5, batch {SCRIPT_DEFAULTS['batch_size']}, {SCRIPT_DEFAULTS['steps']:,} steps, "
+        f"relaxation {SCRIPT_DEFAULTS['relaxation']}, steepness {SCRIPT_DEFAULTS['steepness']:g}, "
+        f"ART lambda {SCRIPT_DEFAULTS['art_lambda']}) and the README's steepness per (network, n): "
+        f"{readme}.\n\n"
+        "The published reference point on the same task that was found is NeuralSort, Grover et al. "
+        "ICLR 2019 (arXiv 1903.08850) Table 1, exact match % (element-wise %) on the same "
+        "four-digit MNIST set-sorting task (their CNN and training schedule, not ours):\n\n" + markdown_table(neural_rows) +
+        "\nA quick run trains a small fraction of the papers' 100,000 steps at batch 100 (see the "
+        "steps column) with a smaller CNN, so its numbers are a lower bound on what the method reaches.\n"
     )
 
 
@@ -148,6 +204,13 @@ def reproduce(out: Path, quick: bool, seed: int) -> dict:
         configs = [RankingConfig(n=n, network=net, steps=20000, batch_size=100, width=(32, 64), seed=seed)
                    for net in ("odd_even", "bitonic") for n in FULL_SIZES]
     run = Run(out, {"quick": quick, "seed": seed, "runs": [c.__dict__ for c in configs]})
+    from quintet.sorting import paper_numbers as pn
+
+    run.log_metrics({"paper_numbers": {
+        "not_found": list(pn.NOT_FOUND), "script_defaults": pn.SCRIPT_DEFAULTS,
+        "readme_steepness": {f"{net}-n{n}": b for (net, n), b in pn.README_STEEPNESS.items()},
+        "neuralsort_grover2019_table1": {k: {str(n): v for n, v in d.items()}
+                                         for k, d in pn.NEURALSORT_GROVER2019.items()}}})
     source = mnist_source()
     rows, curves = [], {}
     for cfg in configs:
@@ -156,7 +219,8 @@ def reproduce(out: Path, quick: bool, seed: int) -> dict:
                             time_limit=540 if quick else None)
         res.pop("model")
         curves[tag] = res.pop("curve")
-        rows.append({"network": cfg.network, "n": cfg.n, "relaxation": cfg.relaxation, **res})
+        rows.append({"network": cfg.network, "n": cfg.n, "relaxation": cfg.relaxation, **res,
+                     **_paper_columns(cfg.network, cfg.relaxation, cfg.n)})
         run.log_metrics({"results": rows, "curves": curves})
     fig, ax = plt.subplots(figsize=(6, 3.8))
     for tag, curve in curves.items():

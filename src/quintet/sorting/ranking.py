@@ -23,23 +23,18 @@ from quintet.core.io import latest_checkpoint, load_checkpoint, save_checkpoint
 from quintet.sorting.functional import diffsort
 from quintet.sorting.losses import ranking_loss, ranks_from_scores
 from quintet.sorting.networks import get_network
+from quintet.sorting.paper_numbers import steepness_for
 from quintet.sorting.relaxations import resolve_relaxation
 
 __all__ = ["RankingConfig", "DigitSource", "MultiDigitSets", "ScoreCNN", "train_ranking", "evaluate_ranking",
-           "PAPER_STEEPNESS", "mnist_source", "sklearn_digits_source"]
-
-#: inverse temperature used per (network, n).  The reference README's commands give
-#: odd-even n=5 -> 10 and bitonic n=16 -> 20; the other values interpolate those (see the README
-#: section: the per-n table of the papers' appendix could not be consulted here).
-PAPER_STEEPNESS = {
-    "odd_even": {3: 10.0, 5: 10.0, 7: 14.0, 9: 14.0, 15: 20.0, 32: 25.0},
-    "bitonic": {3: 10.0, 5: 10.0, 7: 14.0, 9: 14.0, 15: 20.0, 16: 20.0, 32: 25.0},
-}
+           "steepness_for", "mnist_source", "sklearn_digits_source"]
 
 
 @dataclass(frozen=True)
 class RankingConfig:
-    """One ranking run.  ``steepness=None`` takes :data:`PAPER_STEEPNESS`."""
+    """One ranking run.  ``steepness=None`` takes :func:`~quintet.sorting.paper_numbers.steepness_for`
+    (the authors' README value where it gives one, else a value interpolated between those, not
+    a number from the papers; see :mod:`quintet.sorting.paper_numbers`)."""
 
     n: int = 5
     network: str = "odd_even"
@@ -58,10 +53,13 @@ class RankingConfig:
     width: tuple[int, int] = field(default=(16, 32))
 
     def beta(self) -> float:
+        return self.beta_and_source()[0]
+
+    def beta_and_source(self) -> tuple[float, str]:
+        """``(steepness, source)``; source is "given", "README", "interpolated" or "default"."""
         if self.steepness is not None:
-            return float(self.steepness)
-        table = PAPER_STEEPNESS.get(self.network, {})
-        return table.get(self.n, 10.0 if self.n <= 5 else 20.0)
+            return float(self.steepness), "given"
+        return steepness_for(self.network, self.n)
 
 
 @dataclass
@@ -206,4 +204,4 @@ def train_ranking(cfg: RankingConfig, source: DigitSource, out: Path | None = No
             break
     final = evaluate_ranking(model, test_sets, cfg.eval_sets, seed=cfg.seed + 20_000)
     return {**final, "steps": step, "seconds": round(time.perf_counter() - start, 1), "curve": curve,
-            "steepness": beta, "model": model}
+            "steepness": beta, "steepness_source": cfg.beta_and_source()[1], "model": model}
