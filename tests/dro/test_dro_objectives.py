@@ -81,7 +81,7 @@ def test_gradcheck_ratio_objectives():
     losses = torch.rand(6, dtype=torch.float64, requires_grad=True)
     r = torch.randn(6, dtype=torch.float64, requires_grad=True)
 
-    assert torch.autograd.gradcheck(lambda l, rr: ratio_dro_value(l, rr, tau=0.3), (losses, r))
+    assert torch.autograd.gradcheck(lambda loss, rr: ratio_dro_value(loss, rr, tau=0.3), (losses, r))
     assert torch.autograd.gradcheck(lambda rr: batch_kl(rr), (r,))
     # each player's loss carries exactly its partial gradient of the game value
     m, a = ratio_dro_objectives(losses, r, tau=0.3)
@@ -118,7 +118,7 @@ def test_cvar_matches_dual_form(values, alpha):
 
 def test_gradcheck_cvar():
     losses = torch.tensor([0.3, 1.2, 0.7, 2.2, 0.1], dtype=torch.float64, requires_grad=True)
-    assert torch.autograd.gradcheck(lambda l: cvar_loss(l, 0.5), (losses,))
+    assert torch.autograd.gradcheck(lambda loss: cvar_loss(loss, 0.5), (losses,))
 
 
 def test_group_dro_moves_mass_to_worst_group():

@@ -74,9 +74,6 @@ def test_left_and_right_rules_and_custom_grid(tmp_path):
     torch.testing.assert_close(right.scores, custom_right.scores)
     assert step_grid(4, "left").tolist() == [0.0, 0.25, 0.5, 0.75]
     assert not torch.allclose(right.scores, left.scores)
-    # layers_per_pass only changes the batching, never the numbers
-    split = integrated_gradients(model, tok, p, "paris", steps=4, layers_per_pass=1)
-    torch.testing.assert_close(right.scores, split.scores, rtol=1e-10, atol=1e-14)
     only = integrated_gradients(model, tok, p, "paris", steps=4, layers=[1])
     torch.testing.assert_close(only.scores[1], right.scores[1], rtol=1e-10, atol=1e-14)
     assert only.scores[0].abs().sum() == 0
@@ -101,7 +98,8 @@ def test_top_neurons_sorted(tmp_path):
     [
         ("the capital of france is paris .", "paris", r"has 0 \[MASK\] tokens"),
         ("[MASK] capital of [MASK] is paris", "paris", r"has 2 \[MASK\] tokens"),
-        ("the capital of france is [MASK] .", "parisrome", "single-token answer"),
+        ("the capital of france is [MASK] .", "paris rome", "is 2 tokens.*single-token answer"),
+        ("the capital of france is [MASK] .", "zzz", "not in the vocabulary"),
         ("the capital of france is [MASK] .", "", "answer is empty"),
     ],
 )

@@ -138,3 +138,11 @@ def test_benchmark_folder_readers(tmp_path):
         load_folder("cityscapes", tmp_path / "nothing", "val")
     with pytest.raises(QuintetError, match="unknown data set"):
         load_folder("kitti", tmp_path)
+
+
+def test_synthetic_demo_domains_differ_in_style():
+    a, b = synthetic_domain("sunny", 6, 0), synthetic_domain("dusk", 6, 0)
+    assert a.images.shape == (6, 48, 64, 3) and a.labels.shape == (6, 48, 64)
+    assert np.array_equal(a.labels, b.labels)  # same layouts for the same seed, different paint
+    assert set(np.unique(a.labels)) <= {0, 1, 2, 3}
+    assert b.images.mean() < 0.7 * a.images.mean()  # dusk is darker

@@ -21,7 +21,7 @@ from quintet.sketch.models import (
 )
 from quintet.sketch.models.data import (
     load_png,
-    render_hand_drawn,
+    render_uint8,
     save_png,
     sketch_to_tokens,
     tokens_to_sketch,
@@ -65,10 +65,11 @@ def test_degenerate_primitives_do_not_parse():
 
 
 def test_rendering_and_png_io(tmp_path):
-    img = render_hand_drawn(sketch(), rng=np.random.default_rng(0))
-    clean = render_hand_drawn(sketch(), rng=np.random.default_rng(0), noise=0.0)
-    assert img.shape == (128, 128) and img.dtype == np.uint8
-    assert 0.005 < (img > 0).mean() < 0.2 and not np.array_equal(img, clean)
+    img = render_uint8(sketch(), 0)
+    other = render_uint8(sketch(), 1)
+    assert img.shape == (128, 128) and img.dtype == np.uint8 and img.max() == 255
+    assert 0.005 < (img > 0).mean() < 0.2 and not np.array_equal(img, other)
+    assert np.array_equal(img, render_uint8(sketch(), 0))
     save_png(tmp_path / "a.png", img)
     assert np.array_equal(load_png(tmp_path / "a.png"), img)  # white paper is inverted back
 
@@ -138,7 +139,7 @@ def test_generate_end_to_end(tiny_models, tmp_path):
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())
     assert len(summary) == 2
     assert any((tmp_path / "out" / f).exists() for s in summary for f in s.get("files", []))
-    save_png(tmp_path / "draw.png", render_hand_drawn(sketch(), rng=np.random.default_rng(1)))
+    save_png(tmp_path / "draw.png", render_uint8(sketch(), 1))
     r = generate(tmp_path / "out2", image=tmp_path / "draw.png", n=1, models=tiny_models)
     assert len(r["samples"]) == 1
 

@@ -8,7 +8,14 @@ import pytest
 from quintet.core.errors import QuintetError
 from quintet.sketch import Arc, Circle, Line, Point, Sketch
 from quintet.sketch.io.dxf import read_dxf, write_dxf
-from quintet.sketch.io.render import augment_image, render_hand_drawn, save_figure_file
+from quintet.sketch.io.render import (
+    augment_image,
+    gp_cholesky,
+    hand_drawn_strokes,
+    matern32_kernel,
+    render_hand_drawn,
+    save_figure_file,
+)
 from quintet.sketch.synth import generate_sketches
 
 
@@ -52,3 +59,51 @@ def test_hand_drawn():
     assert np.array_equal(a, render_hand_drawn(s, 0))  # and is seeded
     aug = augment_image(a, 0)
     assert aug.shape == a.shape and abs(aug.sum() / a.sum() - 1) < 0.5 and not np.allclose(aug, a)
+
+
+def test_matern32_kernel_values():
+    s = np.array([0.0, 0.1, 0.3])
+    K = matern32_kernel(s, sigma=2.0, length=0.2)
+    d = math.sqrt(3) * 0.1 / 0.2
+    assert K[0, 0] == pytest.approx(4.0) and K[0, 1] == pytest.approx(4.0 * (1 + d) * math.exp(-d))
+    assert np.allclose(K, K.T) and np.all(np.linalg.eigvalsh(K) > 0)
+    assert K[0, 1] > K[0, 2] > 0  # decays with distance
+
+
+def test_gp_cholesky_is_cached_and_has_the_matern_covariance():
+    L, lb = gp_cholesky(0.5, 40, 0.01, 0.15)
+    L2, lb2 = gp_cholesky(0.51, 40, 0.01, 0.15)  # same length bucket (ratio 1.1): the same factor
+    assert L is L2 and lb == lb2 and 0.5 / 1.1 < lb < 0.5 * 1.1
+    K = matern32_kernel(np.linspace(0, lb, 40), 0.01, 0.15)
+    assert np.allclose(L @ L.T, K, atol=1e-10)
+    # empirical covariance of many draws ~ the kernel (the renderer draws noise = L z)
+    z = L @ np.random.default_rng(0).standard_normal((40, 20000))
+    emp = z @ z.T / z.shape[1]
+    assert np.abs(emp - K).max() < 0.05 * K[0, 0]
+
+
+def test_hand_drawn_strokes_geometry():
+    s = Sketch([Line(0, 0, 1, 0), Circle(0.5, 0.2, 0.2), Point(0.5, 0.1)])
+    curves, dots = hand_drawn_strokes(s, 0, sigma=0.006)
+    line, circle = curves
+    # the normalised line lies on y = -0.2 (bbox centred, long side 1); noise is normal to it
+    assert np.allclose(line[:, 0], np.linspace(-0.5, 0.5, len(line)))
+    assert 0.001 < np.std(line[:, 1] + 0.2) < 0.02
+    r = np.hypot(circle[:, 0], circle[:, 1] - 0.0)
+    assert abs(np.mean(r) - 0.2) < 0.01
+    ang = np.unwrap(np.arctan2(circle[:, 1], circle[:, 0]))
+    assert abs(ang[-1] - ang[0]) == pytest.approx(math.radians(359), abs=0.02)  # a 359° arc
+    assert dots.shape == (1, 2) and np.hypot(*(dots[0] - [0.0, -0.1])) < 0.05
+    clean, _ = hand_drawn_strokes(s, 0, sigma=1e-9)
+    assert np.abs(clean[0][:, 1] + 0.2).max() < 1e-6
+
+
+def test_hand_drawn_augment_and_bad_size():
+    s = _sketch()
+    a = render_hand_drawn(s, 3, augment=True)
+    assert a.shape == (128, 128) and 0.01 < a.mean() < 0.2
+    assert np.array_equal(a, render_hand_drawn(s, 3, augment=True))
+    assert not np.array_equal(a, render_hand_drawn(s, 3))
+    assert render_hand_drawn(s, 0, size=64).shape == (64, 64)
+    with pytest.raises(QuintetError, match="size"):
+        render_hand_drawn(s, 0, size=4)

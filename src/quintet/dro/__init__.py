@@ -6,7 +6,15 @@ model-selection rules (average, oracle worst-group, minmax).
 """
 
 from quintet.dro.experiments import METHODS, TrainConfig, train, train_on
-from quintet.dro.models import MLP, Adversary, BagOfEmbeddings, BiLSTMClassifier, ModelSpec, SmallCNN, build_model
+from quintet.dro.models import (
+    MLP,
+    Adversary,
+    BagOfEmbeddings,
+    BiLSTMClassifier,
+    ModelSpec,
+    SmallCNN,
+    build_model,
+)
 from quintet.dro.objectives import (
     GroupDRO,
     batch_kl,
@@ -18,7 +26,13 @@ from quintet.dro.objectives import (
     self_normalized_objectives,
     uniform_group_loss,
 )
-from quintet.dro.selection import RULES, adversary_pool, group_accuracies, minmax_select, worst_group_accuracy
+from quintet.dro.selection import (
+    RULES,
+    adversary_pool,
+    group_accuracies,
+    minmax_select,
+    worst_group_accuracy,
+)
 from quintet.dro.tasks import TASKS, Split, TaskData, bias_sst, load_task
 
 __all__ = [

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable
 
@@ -119,7 +119,13 @@ def train_on(data: TaskData, config: TrainConfig, checkpoint_dir: str | Path | N
     "weights": [[mean adversary weight per group] per logged interval], "group_names",
     "seconds_per_step", "valid_errors": (epochs, N_valid), "valid_ratios": (epochs, N_valid) or None}``.
     """
-    from quintet.core.io import latest_checkpoint, load_checkpoint, load_tensors, save_checkpoint, save_tensors
+    from quintet.core.io import (
+        latest_checkpoint,
+        load_checkpoint,
+        load_tensors,
+        save_checkpoint,
+        save_tensors,
+    )
     from quintet.core.seed import seed_everything
 
     config = config.validate()
@@ -258,7 +264,3 @@ def train(config: TrainConfig, checkpoint_dir: str | Path | None = None, data_di
     if data is None:
         data = load_task(config.task, data_dir, n_train=config.n_train, text_model=config.text_model)
     return train_on(data, config, checkpoint_dir, log)
-
-
-def with_method(config: TrainConfig, method: str) -> TrainConfig:
-    return replace(config, method=method)

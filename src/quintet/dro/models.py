@@ -7,7 +7,7 @@ uses ``n_out = n_classes`` too and reads its log-ratio ``r(x, y)`` at column ``y
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import torch
 from torch import nn
@@ -123,7 +123,3 @@ class Adversary(nn.Module):
 
     def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         return self.body(x).gather(1, y.view(-1, 1)).squeeze(1)
-
-
-def spec_dict(spec: ModelSpec) -> dict:
-    return asdict(spec)

@@ -83,6 +83,24 @@ class FFNAdapter:
         """The input word-embedding matrix ``(vocab, hidden)`` (the ``t`` and ``t'`` of §5.1)."""
         return self.model.get_input_embeddings().weight
 
+    def hook_head(self, positions: "int | torch.Tensor"):
+        """Make the LM head read only the target position(s): a forward pre-hook on the output
+        embedding (the vocabulary projection, the costliest part of the head) that slices its input
+        ``(batch, seq, hidden)`` to ``(batch, 1, hidden)``. ``positions``: one int for all rows or
+        ``(batch,)``. Returns the handle, or ``None`` when the model exposes no output embedding
+        (then logits cover every position)."""
+        head = self.model.get_output_embeddings()
+        if head is None:
+            return None
+
+        def pre(_module, args):
+            h = args[0]
+            if isinstance(positions, int):
+                return (h[:, positions : positions + 1], *args[1:])
+            return (h[torch.arange(h.shape[0], device=h.device), positions][:, None], *args[1:])
+
+        return head.register_forward_pre_hook(pre)
+
     def hook_activations(self, layer: int, fn: Callable[[torch.Tensor], torch.Tensor | None]):
         """Register ``fn(activation) -> replacement | None`` on ``layer``; returns the handle."""
         return self.activations[layer].register_forward_hook(lambda _m, _i, out: fn(out))

@@ -8,11 +8,11 @@ probability ``P(w^(l)) = p(y* | x, w^(l))`` of the gold token,
 
 and the left sum uses ``k = 0 .. m-1``. Completeness: Σ_i Attr_i → P(w̄) − P(0) as m grows.
 
-Speed: one forward and one backward pass cover every layer and every step. The prompt runs
-once with batch 1 (the shared prefix); at the input of block ``l`` the batch grows by ``m``
-copies of the real row, whose activation at the target is then replaced by ``α_k w̄^(l)``.
-Rows are independent, so the gradient of the summed probabilities with respect to each
-layer's scaled activations is exactly the per-step gradient the sum needs.
+Speed (exact, only fewer FLOPs): the prompt's prefix is computed once per layer with batch 1;
+the batch grows to the ``m`` steps *at the hooked activation of layer l* (the residual stream
+broadcasts), so no step recomputes layers below ``l``; and the vocabulary projection reads only
+the target position. Rows are independent, so the gradient of the summed probabilities with
+respect to the scaled activations is exactly the per-step gradient Eq. 4 needs.
 """
 
 from __future__ import annotations
@@ -65,66 +65,62 @@ def step_grid(steps: int, rule: str = "right") -> torch.Tensor:
     return k.double() / steps
 
 
-def _grow_hook(extra: int):
-    """Forward pre-hook on a block: append ``extra`` copies of batch row 0 (the real prompt)."""
-
-    def hook(_module, args, kwargs):
-        if args:
-            h = args[0]
-            h = torch.cat([h, h[:1].expand(extra, *h.shape[1:])], 0)
-            return (h, *args[1:]), kwargs
-        h = kwargs["hidden_states"]
-        kwargs = dict(kwargs, hidden_states=torch.cat([h, h[:1].expand(extra, *h.shape[1:])], 0))
-        return args, kwargs
-
-    return hook
+def _gold_probs(adapter: FFNAdapter, batch: Batch, head) -> torch.Tensor:
+    kwargs = {"use_cache": False} if adapter.causal else {}
+    logits = adapter.model(**batch.inputs, **kwargs).logits
+    at = logits[:, 0] if head is not None else logits[:, int(batch.positions[0])]
+    return at.to(torch.promote_types(at.dtype, torch.float32)).softmax(-1)[:, int(batch.targets[0])]
 
 
-def _one_pass(adapter: FFNAdapter, batch: Batch, layers: list[int], alphas: torch.Tensor, with_baseline: bool):
-    """Attribute ``layers`` in one forward/backward pass; returns (scores, acts, prob, p0) per layer."""
+def _real_pass(adapter: FFNAdapter, batch: Batch) -> tuple[float, list[torch.Tensor]]:
+    """P(gold) of the unmodified model and every layer's activation at the target, batch 1."""
     pos = int(batch.positions[0])
-    gold = int(batch.targets[0])
-    m = alphas.numel()
-    extra = m + int(with_baseline)
-    leaves: dict[int, torch.Tensor] = {}
-    real: dict[int, torch.Tensor] = {}
-    starts: dict[int, int] = {}
-    rows = {"n": 1}
-    handles = []
+    acts: list[torch.Tensor | None] = [None] * adapter.n_layers
 
-    def act_hook(layer: int):
-        def fn(out: torch.Tensor) -> torch.Tensor:
-            a = out[0, pos].detach()
-            real[layer] = a
-            grid = alphas.to(out.dtype).to(out.device)
-            if with_baseline:
-                grid = torch.cat([grid, grid.new_zeros(1)])
-            leaf = (grid[:, None] * a[None, :]).requires_grad_(True)
-            leaves[layer] = leaf
-            start = out.shape[0] - extra
-            starts[layer] = start
-            index = torch.arange(start, start + extra, device=out.device)
-            return out.index_put((index, torch.full_like(index, pos)), leaf)
+    def keep(layer):
+        def fn(out):
+            acts[layer] = out[0, pos].detach()
 
         return fn
 
+    handles = [adapter.hook_activations(l, keep(l)) for l in range(adapter.n_layers)]
+    head = adapter.hook_head(pos)
     try:
-        for layer in layers:
-            handles.append(adapter.blocks[layer].register_forward_pre_hook(_grow_hook(extra), with_kwargs=True))
-            handles.append(adapter.hook_activations(layer, act_hook(layer)))
+        with torch.no_grad():
+            prob = float(_gold_probs(adapter, batch, head)[0])
+    finally:
+        for h in handles + [head]:
+            if h is not None:
+                h.remove()
+    return prob, acts
+
+
+def _layer_pass(adapter: FFNAdapter, batch: Batch, layer: int, real: torch.Tensor, alphas: torch.Tensor,
+                with_baseline: bool) -> tuple[torch.Tensor, float]:
+    """Eq. 4 for one layer: one forward + backward with the m steps as a batch."""
+    pos = int(batch.positions[0])
+    grid = alphas.to(real.dtype).to(real.device)
+    if with_baseline:
+        grid = torch.cat([grid, grid.new_zeros(1)])
+    k = grid.numel()
+    leaf = (grid[:, None] * real[None, :]).requires_grad_(True)
+
+    def grow(out: torch.Tensor) -> torch.Tensor:
+        rows = torch.arange(k, device=out.device)
+        return out.expand(k, *out.shape[1:]).index_put((rows, torch.full_like(rows, pos)), leaf)
+
+    handles = [adapter.hook_activations(layer, grow), adapter.hook_head(pos)]
+    try:
         with torch.enable_grad():
-            logits = adapter.model(**batch.inputs, use_cache=False).logits if adapter.causal else adapter.model(**batch.inputs).logits
-            probs = logits[:, pos].to(torch.promote_types(logits.dtype, torch.float32)).softmax(-1)[:, gold]
-            grads = torch.autograd.grad(probs[1:].sum(), [leaves[l] for l in layers])
+            probs = _gold_probs(adapter, batch, handles[1])
+            m = alphas.numel()
+            (grad,) = torch.autograd.grad(probs[:m].sum(), leaf)
     finally:
         for h in handles:
-            h.remove()
-    out = {}
-    for layer, g in zip(layers, grads):
-        start = starts[layer]
-        p0 = float(probs[start + m].detach()) if with_baseline else float("nan")
-        out[layer] = (real[layer] * g[:m].sum(0) / m, real[layer], float(probs[0].detach()), p0)
-    return out
+            if h is not None:
+                h.remove()
+    p0 = float(probs[m].detach()) if with_baseline else float("nan")
+    return real * grad[:m].sum(0) / m, p0
 
 
 def integrated_gradients(
@@ -136,7 +132,6 @@ def integrated_gradients(
     rule: str = "right",
     layers: list[int] | None = None,
     alphas: torch.Tensor | None = None,
-    layers_per_pass: int | None = None,
     with_baseline: bool = False,
 ) -> Attribution:
     """Integrated-gradients attribution of every intermediate neuron (§3.1, Eq. 4).
@@ -151,8 +146,6 @@ def integrated_gradients(
         layers: layers to attribute (default: all).
         alphas: a custom grid of scaling factors (overrides ``steps``/``rule``); the sum is
             weighted ``1/len(alphas)``.
-        layers_per_pass: how many layers share one forward/backward pass (memory: the batch
-            grows by ``m`` rows per layer); default all.
         with_baseline: also compute ``P(0)`` per layer (one extra row per layer) for the
             completeness check ``scores[l].sum() ≈ prob − baseline_probs[l]``.
 
@@ -170,16 +163,13 @@ def integrated_gradients(
             raise QuintetError(f"layer {l} does not exist; the model has layers 0..{adapter.n_layers - 1}")
     device = next(adapter.model.parameters()).device
     batch = encode(tokenizer, [prompt], [answer], adapter.causal, device=device)
-    chunk = layers_per_pass or len(layers)
-    results = {}
-    for s in range(0, len(layers), chunk):
-        results.update(_one_pass(adapter, batch, sorted(layers[s : s + chunk]), grid, with_baseline))
-    n = adapter.n_neurons
     dtype = torch.promote_types(next(adapter.model.parameters()).dtype, torch.float32)
+    prob, real = _real_pass(adapter, batch)
+    n = adapter.n_neurons
     scores = torch.zeros(adapter.n_layers, n, dtype=dtype)
-    acts = torch.zeros(adapter.n_layers, n, dtype=dtype)
+    acts = torch.stack([a.to(dtype).cpu() for a in real])
     p0 = torch.full((adapter.n_layers,), float("nan"), dtype=torch.float64)
-    prob = float("nan")
-    for l, (sc, a, p, b) in results.items():
-        scores[l], acts[l], p0[l], prob = sc.detach().cpu(), a.cpu(), b, p
+    for l in layers:
+        sc, p0[l] = _layer_pass(adapter, batch, l, real[l], grid, with_baseline)
+        scores[l] = sc.detach().cpu()
     return Attribution(scores, acts, prob, p0, layers)

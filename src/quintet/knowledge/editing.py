@@ -95,12 +95,15 @@ def answer_probs(
             if factor != 1.0:
                 for layer, idx in by_layer.items():
                     handles.append(adapter.hook_activations(layer, make(idx)))
+            head = adapter.hook_head(batch.positions)
+            handles.append(head)
             kwargs = {"use_cache": False} if adapter.causal else {}
             logits = adapter.model(**batch.inputs, **kwargs).logits
         finally:
             for h in handles:
-                h.remove()
-        at = logits[rows, batch.positions].float().log_softmax(-1)
+                if h is not None:
+                    h.remove()
+        at = (logits[:, 0] if head is not None else logits[rows, batch.positions]).float().log_softmax(-1)
         lp = at[rows, batch.targets]
         logps.append(lp.cpu())
         probs.append(lp.exp().cpu())

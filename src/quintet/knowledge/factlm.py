@@ -43,6 +43,7 @@ class FactLMConfig:
     batch_size: int = 128
     lr: float = 2e-3
     target_accuracy: float = 0.98
+    label_smoothing: float = 0.1
     seed: int = 0
 
     @classmethod
@@ -152,7 +153,7 @@ def train_factlm(
             inner = accelerator.unwrap_model(model)
             hidden = inner.bert(input_ids=ids, attention_mask=att).last_hidden_state
             logits = inner.cls(hidden[torch.arange(len(idx), device=hidden.device), pos])
-            loss = torch.nn.functional.cross_entropy(logits, gold)
+            loss = torch.nn.functional.cross_entropy(logits, gold, label_smoothing=config.label_smoothing)
             optimizer.zero_grad(set_to_none=True)
             accelerator.backward(loss)
             optimizer.step()

@@ -86,6 +86,11 @@ class TrainConfig:
         return cls(**{k: v for k, v in d.items() if k in cls.__dataclass_fields__}).validate()
 
 
+def _device() -> torch.device:
+    """CUDA when available (the paper-scale ResNet-50 run), else the CPU."""
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
 def _lr(cfg: TrainConfig, step: int) -> float:
     return cfg.lr * (1 - step / cfg.steps) ** cfg.poly_power
 
@@ -109,6 +114,8 @@ def train(cfg: TrainConfig, sources: Sequence[Domain], checkpoint_dir: str | Pat
         check_labels(d.labels, net_cfg.num_classes, what=f"domain {d.name} labels")
     torch.manual_seed(cfg.seed)
     model = SegmentationNet(net_cfg)
+    device = _device()
+    model.to(device)
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
     weights = cfg.loss_weights()
@@ -128,7 +135,7 @@ def train(cfg: TrainConfig, sources: Sequence[Domain], checkpoint_dir: str | Pat
         for d in sources:
             idx = torch.randperm(len(d), generator=g)[: cfg.init_frames].numpy()
             x, y = to_tensor(d.images[idx]), torch.as_tensor(d.labels[idx].astype(np.int64))
-            init += [(x[i:i + 16], y[i:i + 16]) for i in range(0, len(idx), 16)]
+            init += [(x[i:i + 16].to(device), y[i:i + 16].to(device)) for i in range(0, len(idx), 16)]
         initialise_memory(model, init)
     samplers = [DomainSampler(d, cfg.batch, torch.Generator()) for d in sources]
     model.train()
@@ -140,7 +147,8 @@ def train(cfg: TrainConfig, sources: Sequence[Domain], checkpoint_dir: str | Pat
         batches = []
         for s in samplers:
             s.g = g
-            batches.append(augment(*s(), generator=g, flip=cfg.flip, color=cfg.color))
+            x, y = augment(*s(), generator=g, flip=cfg.flip, color=cfg.color)
+            batches.append((x.to(device), y.to(device)))
         lr = _lr(cfg, step)
         for group in opt.param_groups:
             group["lr"] = lr
@@ -183,7 +191,7 @@ def load_model(path: str | Path, num_classes: int | None = None) -> tuple[Segmen
         state = load_checkpoint(target, model)
     except RuntimeError as exc:  # shape mismatch in load_state_dict
         raise QuintetError(f"checkpoint {target} does not match its own config: {exc}") from exc
-    model.eval()
+    model.to(_device()).eval()
     return model, state
 
 
@@ -194,9 +202,10 @@ def predict(model: SegmentationNet, images: np.ndarray, batch: int = 16, gumbel:
     also the slot attention ``(N, h, w, K)``.  ``gumbel=True`` uses the stochastic read."""
     check_images(images)
     model.eval()
+    device = next(model.parameters()).device
     preds, atts = [], []
     for i in range(0, len(images), batch):
-        x = to_tensor(images[i:i + batch])
+        x = to_tensor(images[i:i + batch]).to(device)
         if model.memory is not None and gumbel:
             low, _s3, feat = model.encode(x)
             fused, att, _ = model.memory.read(feat, gumbel=True)
@@ -204,9 +213,9 @@ def predict(model: SegmentationNet, images: np.ndarray, batch: int = 16, gumbel:
         else:
             out = model(x)
             logits, att = out["logits"], out.get("attention")
-        preds.append(logits.argmax(1).numpy().astype(np.uint8))
+        preds.append(logits.argmax(1).cpu().numpy().astype(np.uint8))
         if att is not None:
-            atts.append(att.numpy())
+            atts.append(att.cpu().numpy())
     labels = np.concatenate(preds)
     if return_attention:
         return labels, (np.concatenate(atts) if atts else None)

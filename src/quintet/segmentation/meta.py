@@ -120,8 +120,9 @@ def initialise_memory(model: SegmentationNet, batches: Sequence[Batch]) -> None:
     was = model.training
     model.eval()
     k = model.num_classes
-    sums = torch.zeros(k, model.cfg.aspp_dim)
-    weights = torch.zeros(k)
+    device = model.memory.slots.device
+    sums = torch.zeros(k, model.cfg.aspp_dim, device=device)
+    weights = torch.zeros(k, device=device)
     for x, y in batches:
         feat = l2_normalize(model(x, encode_only=True)["features"], dim=1)
         s, w = class_sums(feat, y, k)

@@ -62,14 +62,18 @@ def transform_primitive(p: Primitive, scale: float = 1.0, dx: float = 0.0, dy: f
     return Arc(*f(p.sx, p.sy), *f(p.mx, p.my), *f(p.ex, p.ey), construction=p.construction)
 
 
+_LENGTH_TYPES = frozenset((ConstraintType.DISTANCE, ConstraintType.LENGTH, ConstraintType.RADIUS, ConstraintType.DIAMETER))
+
+
 def transform_sketch(sketch: Sketch, scale: float = 1.0, dx: float = 0.0, dy: float = 0.0, angle: float = 0.0) -> Sketch:
     """The sketch under a similarity; numeric constraint values are rescaled (angles kept)."""
     cons = []
     for c in sketch.constraints:
         v = c.value
-        if v is not None and c.type in (ConstraintType.DISTANCE, ConstraintType.LENGTH, ConstraintType.RADIUS, ConstraintType.DIAMETER):
-            v = v * scale
-        cons.append(Constraint(c.type, c.refs, v))
+        if v is not None and scale != 1.0 and c.type in _LENGTH_TYPES:
+            cons.append(Constraint(c.type, c.refs, v * scale))
+        else:
+            cons.append(c)  # constraints are immutable: share them
     return Sketch([transform_primitive(p, scale, dx, dy, angle) for p in sketch.primitives], cons, sketch.name)
 
 

@@ -207,7 +207,9 @@ def models_report(out: Path, quick: bool, seed: int = 0) -> tuple[dict, str]:
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    work = REPRODUCE_MODELS / f"{'quick' if quick else 'full'}-seed{seed}"
+    from quintet.sketch.models_experiment import ModelsExperimentConfig
+
+    work = REPRODUCE_MODELS / ModelsExperimentConfig.for_scale(quick, seed).key()
     metrics, md, figures = run_experiment(work, quick, seed)
     metrics["checkpoints"] = str(work / "checkpoints")
     for name, fig in figures.items():

@@ -13,7 +13,10 @@ image-conditioned models on the procedural corpus, then measure (paper §4)
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
+import os
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -26,6 +29,9 @@ from quintet.core.errors import QuintetError
 
 @dataclass
 class ModelsExperimentConfig:
+    """Scale of the models experiment; :meth:`key` names its checkpoint folder, so a rerun with
+    the same configuration resumes and a changed one starts afresh."""
+
     quick: bool = True
     seed: int = 0
     n_train: int = 4000
@@ -45,10 +51,15 @@ class ModelsExperimentConfig:
 
     @classmethod
     def for_scale(cls, quick: bool, seed: int) -> "ModelsExperimentConfig":
-        if quick:
-            return cls(quick=True, seed=seed, n_train=1000, n_test=100, batch_size=16, prim_steps=120,
-                       cons_steps=100, image_steps=100, n_samples=24)
+        if quick:  # ~10 min on 2 shared CPU cores, one torch thread
+            return cls(quick=True, seed=seed, n_train=2000, n_test=100, batch_size=16, prim_steps=300,
+                       cons_steps=200, image_steps=200, n_samples=32)
         return cls(quick=False, seed=seed)
+
+    def key(self) -> str:
+        """``quick-seed0-<8 hex digits of the configuration>``."""
+        digest = hashlib.sha1(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:8]
+        return f"{'quick' if self.quick else 'full'}-seed{self.seed}-{digest}"
 
 
 # ---- data ------------------------------------------------------------------------------------
@@ -92,17 +103,16 @@ def tokenize_all(sketches: list) -> tuple[list[list[int]], list[list[int]]]:
     return pvals, cvals
 
 
-def render_batch(pvals: list[list[int]], seed: int, noise: float = 1.0) -> torch.Tensor:
-    """Hand-drawn renderings (N, 1, 128, 128) float in [0, 1] of token sequences."""
-    from quintet.sketch.models.data import render_hand_drawn, tokens_to_sketch
+def render_batch(pvals: list[list[int]], seed: int, augment: bool = True) -> torch.Tensor:
+    """Hand-drawn renderings (N, 1, 128, 128) float in [0, 1] of token sequences, by the paper's
+    renderer (:func:`quintet.sketch.io.render.render_hand_drawn`: Matérn-3/2 GP stroke noise,
+    359° circles, jittered points; with the affine augmentation when ``augment``)."""
+    from quintet.sketch.io.render import render_hand_drawn
     from quintet.sketch.tokens import decode_sketch
 
     rng = np.random.default_rng(seed)
-    imgs = []
-    for p in pvals:
-        sk = decode_sketch((p, None))
-        imgs.append(render_hand_drawn(sk, rng=rng, noise=noise))
-    return torch.from_numpy(np.stack(imgs)).float().div_(255.0)[:, None]
+    imgs = [render_hand_drawn(decode_sketch((p, None)), rng, augment=augment) for p in pvals]
+    return torch.from_numpy(np.stack(imgs))[:, None]
 
 
 # ---- solving ---------------------------------------------------------------------------------
@@ -226,7 +236,10 @@ def run_experiment(out: Path, quick: bool, seed: int, log=print) -> tuple[dict, 
 
     cfg = ModelsExperimentConfig.for_scale(quick, seed)
     seed_everything(seed)
-    torch.set_num_threads(max(1, min(torch.get_num_threads(), 4)))
+    # One thread: on a CPU shared by several jobs, more threads spin against each other (a step of
+    # the quick model took 7 s with 2 threads and 0.3 s with 1 under a load of 7 on 2 cores).
+    # QUINTET_SKETCH_THREADS overrides this on a machine of one's own.
+    torch.set_num_threads(int(os.environ.get("QUINTET_SKETCH_THREADS", "1")))
     g = PrimitiveGrammar()
     t_start = time.perf_counter()
     metrics: dict = {"config": asdict(cfg)}
@@ -321,7 +334,7 @@ def run_experiment(out: Path, quick: bool, seed: int, log=print) -> tuple[dict, 
 
     # ---- image to primitives
     n_img = min(len(te_p), 100)
-    imgs = render_batch(te_p[:n_img], seed + 99)
+    imgs = render_batch(te_p[:n_img], seed + 99, augment=False)  # geometry as drawn, no affine
     bits_img = model_bits(imgm, te_p[:n_img], images=imgs)
     bits_noimg = model_bits(prim, te_p[:n_img])
     greedy = sample_primitives(imgm, n_img, image=imgs, top_p=None, max_len=max_len + 20)

@@ -1,12 +1,15 @@
 """Procedural mechanical sketches with their design-intent constraints.
 
 The 15M-sketch SketchGraphs corpus Vitruvion trains on is not available here, so this module
-draws sketches of the kinds that dominate it: plates (rectangles, optionally filleted) and L / T /
-U brackets carrying holes, slots, bolt circles, regular polygons and concentric bosses, with
-construction geometry (centre lines, bolt circles, polygon circumcircles).
+draws sketches of the kinds that dominate it: plates (rectangles, optionally filleted;
+parallelograms and isosceles trapezoids) and L / T / U brackets carrying holes, slots, bolt
+circles, regular polygons, concentric bosses, ribs and datum points, with construction geometry
+(centre lines, bolt circles, polygon circumcircles).
 
 Each feature adds the constraints a designer would: coincident corners, horizontal / vertical
-edges, tangent fillets, equal radii, concentric rings, midpoints on centre lines, plus dimensions
+edges (or edges parallel / perpendicular to a horizontal one, as designers often draw them),
+parallel sides of slanted plates, ribs perpendicular to an edge, hole-centre and datum points
+(coincident, fixed), tangent fillets, equal radii, concentric rings, midpoints on centre lines, plus dimensions
 (length, radius, diameter, distance to an edge) and one fixed anchor, so that a generated sketch
 is fully constrained (0 degrees of freedom in SolveSpace) or nearly so. Coordinates are in mm;
 sizes, proportions and the number of features vary (6–16 primitives by default, as Vitruvion's
@@ -27,7 +30,8 @@ from quintet.sketch.primitives import Arc, Circle, Line, Point
 __all__ = ["FAMILIES", "generate_sketch", "generate_sketches", "SynthConfig"]
 
 T = ConstraintType
-FAMILIES = ("plate", "filleted_plate", "bracket", "slotted", "bolt_circle", "polygon", "concentric")
+FAMILIES = ("plate", "filleted_plate", "bracket", "slotted", "bolt_circle", "polygon", "concentric", "parallelogram",
+            "trapezoid")
 
 
 @dataclass(frozen=True)
@@ -61,10 +65,36 @@ class _Builder:
             self.c(T.COINCIDENT, (ids[i], "end"), (ids[(i + 1) % n], "start"))
         return ids
 
-    def hv(self, ids) -> None:
-        for i in ids:
+    def hv(self, ids, rng=None, relative: float = 0.0) -> None:
+        """Orient axis-aligned lines: each Horizontal / Vertical, or (with probability
+        ``relative``, per sketch) the first one Horizontal/Vertical and each other one Parallel
+        or Perpendicular to an earlier line of the same outline (the same degrees of freedom)."""
+        rel = rng is not None and rng.random() < relative
+        for k, i in enumerate(ids):
             p = self.prims[i]
-            self.c(T.HORIZONTAL if abs(p.y1 - p.y0) < abs(p.x1 - p.x0) else T.VERTICAL, (i, "whole"))
+            horizontal = abs(p.y1 - p.y0) < abs(p.x1 - p.x0)
+            if not rel or k == 0:
+                self.c(T.HORIZONTAL if horizontal else T.VERTICAL, (i, "whole"))
+                continue
+            earlier = ids[:k]
+            parallel = [j for j in earlier if horizontal == (abs(self.prims[j].y1 - self.prims[j].y0) < abs(self.prims[j].x1 - self.prims[j].x0))]
+            if parallel and rng.random() < 0.65:  # designers mostly pair an edge with its opposite
+                earlier = parallel
+            j = earlier[int(rng.integers(len(earlier)))]
+            q = self.prims[j]
+            same = horizontal == (abs(q.y1 - q.y0) < abs(q.x1 - q.x0))
+            self.c(T.PARALLEL if same else T.PERPENDICULAR, (i, "whole"), (j, "whole"))
+
+    def anchor(self, rng, ref: tuple[int, str], datum_prob: float = 0.3) -> None:
+        """Fix the sketch in place: Fix on ``ref``, or (with ``datum_prob``) a fixed datum Point
+        coincident with it (as a sketch point on the part origin)."""
+        if rng.random() < datum_prob:
+            x, y = self.prims[ref[0]].point(ref[1])
+            d = self.add(Point(x, y))
+            self.c(T.FIX, (d, "whole"))
+            self.c(T.COINCIDENT, (d, "whole"), ref)
+        else:
+            self.c(T.FIX, ref)
 
 
 def _rect_points(x0, y0, w, h):
@@ -80,13 +110,13 @@ def _plate(b: _Builder, rng, S, fillet: bool, dims: float):
     x0, y0 = -w / 2, -h / 2
     if not fillet:
         ids = b.closed_polyline(_rect_points(x0, y0, w, h))
-        b.hv(ids)
+        b.hv(ids, rng, relative=0.6)
         if abs(w - h) < 1e-9:
             b.c(T.EQUAL, (ids[0], "whole"), (ids[1], "whole"))
         else:
             b.c(T.LENGTH, (ids[1], "whole"), value=h)
         b.c(T.LENGTH, (ids[0], "whole"), value=w)
-        b.c(T.FIX, (ids[0], "start"))
+        b.anchor(rng, (ids[0], "start"))
         return ids, (x0, y0, w, h)
     r = min(w, h) * rng.uniform(0.08, 0.3)
     corners = _rect_points(x0, y0, w, h)
@@ -111,7 +141,7 @@ def _plate(b: _Builder, rng, S, fillet: bool, dims: float):
     b.c(T.RADIUS, (arcs[0], "whole"), value=r)
     b.c(T.LENGTH, (lines[0], "whole"), value=w - 2 * r)
     b.c(T.LENGTH, (lines[1], "whole"), value=h - 2 * r)
-    b.c(T.FIX, (lines[0], "start"))
+    b.anchor(rng, (lines[0], "start"))
     return lines + arcs, (x0 + r, y0 + r, w - 2 * r, h - 2 * r)
 
 
@@ -133,29 +163,105 @@ def _bracket(b: _Builder, rng, S, kind: str):
     pts = [(x - W / 2, y - H / 2) for x, y in pts]
     box = (box[0] - W / 2, box[1] - H / 2, box[2], box[3])
     ids = b.closed_polyline(pts)
-    b.hv(ids)
+    b.hv(ids, rng, relative=0.5)
     # dimension every edge except one horizontal and one vertical (the closing ones)
     horiz = [i for i in ids if abs(b.prims[i].y1 - b.prims[i].y0) < 1e-12]
     vert = [i for i in ids if i not in horiz]
     for i in horiz[:-1] + vert[:-1]:
         b.c(T.LENGTH, (i, "whole"), value=b.prims[i].length)
-    b.c(T.FIX, (ids[0], "start"))
+    b.anchor(rng, (ids[0], "start"))
     return ids, box
 
 
+def _slanted_plate(b: _Builder, rng, S, kind: str):
+    """Parallelogram or isosceles trapezoid: bottom edge horizontal, top edge Parallel to it;
+    a parallelogram's sides are Parallel too, a trapezoid's Equal. Dimensioned by the bottom
+    length, the side (parallelogram) or top (trapezoid) length and the height (distance from a
+    top corner to the bottom edge). Returns (outline ids, inner box)."""
+    w = S * rng.uniform(0.6, 1.0)
+    h = w * rng.uniform(0.35, 0.9)
+    if kind == "parallelogram":
+        s = h * rng.uniform(0.2, 0.8) * (1 if rng.random() < 0.5 else -1)
+        pts = [(-w / 2 - s / 2, -h / 2), (w / 2 - s / 2, -h / 2), (w / 2 + s / 2, h / 2), (-w / 2 + s / 2, h / 2)]
+        box = (-w / 2 + abs(s) / 2, -h / 2, w - abs(s), h)
+    else:
+        wt = w * rng.uniform(0.4, 0.8)
+        pts = [(-w / 2, -h / 2), (w / 2, -h / 2), (wt / 2, h / 2), (-wt / 2, h / 2)]
+        box = (-wt / 2, -h / 2, wt, h)
+    bottom, right, top, left = ids = b.closed_polyline(pts)
+    b.c(T.HORIZONTAL, (bottom, "whole"))
+    b.c(T.PARALLEL, (top, "whole"), (bottom, "whole"))
+    b.c(T.LENGTH, (bottom, "whole"), value=w)
+    if kind == "parallelogram":
+        b.c(T.PARALLEL, (left, "whole"), (right, "whole"))
+        b.c(T.LENGTH, (right, "whole"), value=b.prims[right].length)
+    else:
+        b.c(T.EQUAL, (left, "whole"), (right, "whole"))
+        b.c(T.LENGTH, (top, "whole"), value=b.prims[top].length)
+    b.c(T.DISTANCE, (top, "start"), (bottom, "whole"), value=h)
+    b.anchor(rng, (bottom, "start"))
+    return list(ids), box
+
+
 def _place(b: _Builder, rng, anchor: tuple[int, str], xy, outline: list[int], dims: float):
-    """Locate a feature's anchor point by distances to the outline's first horizontal and
-    first vertical edge (the usual way holes are dimensioned)."""
-    horiz = next((i for i in outline if isinstance(b.prims[i], Line) and abs(b.prims[i].y1 - b.prims[i].y0) < 1e-12), None)
-    vert = next((i for i in outline if isinstance(b.prims[i], Line) and abs(b.prims[i].x1 - b.prims[i].x0) < 1e-12), None)
-    for line in (horiz, vert):
+    """Locate a feature's anchor point by distances to the outline's first horizontal edge and
+    its first vertical edge (or, in a slanted plate, its first other edge), the usual way holes
+    are dimensioned."""
+    lines = [i for i in outline if isinstance(b.prims[i], Line)]
+    horiz = next((i for i in lines if abs(b.prims[i].y1 - b.prims[i].y0) < 1e-12), None)
+    other = next((i for i in lines if abs(b.prims[i].x1 - b.prims[i].x0) < 1e-12), None)
+    if other is None:
+        other = next((i for i in lines if i != horiz), None)
+    for line in (horiz, other):
         if line is not None and rng.random() < dims:
             p = b.prims[line]
-            d = abs(xy[1] - p.y0) if line == horiz else abs(xy[0] - p.x0)
+            ux, uy = (p.x1 - p.x0) / p.length, (p.y1 - p.y0) / p.length
+            d = abs((xy[0] - p.x0) * uy - (xy[1] - p.y0) * ux)  # distance to the edge's line
             b.c(T.DISTANCE, anchor, (line, "whole"), value=d)
 
 
-def _hole(b, rng, cx, cy, size, outline, dims):
+def _rib(b: _Builder, rng, box, outline, dims) -> int:
+    """A rib: a line standing on the outline's first horizontal edge, Perpendicular to it, its
+    foot on the edge (coincident), located by a distance to another edge, with a length."""
+    base = next((i for i in outline if isinstance(b.prims[i], Line) and abs(b.prims[i].y1 - b.prims[i].y0) < 1e-12), None)
+    if base is None:
+        return 0
+    e = b.prims[base]
+    lo, hi = max(min(e.x0, e.x1), box[0]), min(max(e.x0, e.x1), box[0] + box[2])
+    if hi - lo <= 0:
+        return 0
+    x = rng.uniform(lo + 0.2 * (hi - lo), hi - 0.2 * (hi - lo))
+    up = 1.0 if box[1] + box[3] / 2 > e.y0 else -1.0
+    length = box[3] * rng.uniform(0.25, 0.6)
+    r = b.add(Line(x, e.y0, x, e.y0 + up * length))
+    b.c(T.COINCIDENT, (r, "start"), (base, "whole"))
+    b.c(T.PERPENDICULAR, (r, "whole"), (base, "whole"))
+    b.c(T.LENGTH, (r, "whole"), value=length)
+    side = next((i for i in outline if isinstance(b.prims[i], Line) and abs(b.prims[i].y1 - b.prims[i].y0) > 1e-12), None)
+    if side is not None and rng.random() < dims:  # the foot's distance to a side edge
+        s = b.prims[side]
+        ux, uy = (s.x1 - s.x0) / s.length, (s.y1 - s.y0) / s.length
+        b.c(T.DISTANCE, (r, "start"), (side, "whole"), value=abs((x - s.x0) * uy - (e.y0 - s.y0) * ux))
+    return 1
+
+
+def _datum_point(b, rng, cx, cy, outline, dims) -> int:
+    """A stand-alone sketch point (a hole position or datum), located by two distances."""
+    i = b.add(Point(cx, cy))
+    _place(b, rng, (i, "whole"), (cx, cy), outline, dims)
+    return 1
+
+
+def _hole(b, rng, cx, cy, size, outline, dims, center_point: bool = False):
+    """A hole (circle with a diameter), located by distances; with ``center_point``, a sketch
+    point is placed first (as drilling positions are marked) and the hole is Coincident with it."""
+    if center_point:
+        pt = b.add(Point(cx, cy))
+        i = b.add(Circle(cx, cy, size / 2))
+        b.c(T.COINCIDENT, (pt, "whole"), (i, "center"))
+        b.c(T.DIAMETER, (i, "whole"), value=size)
+        _place(b, rng, (pt, "whole"), (cx, cy), outline, dims)
+        return 2
     i = b.add(Circle(cx, cy, size / 2))
     b.c(T.DIAMETER, (i, "whole"), value=size)
     _place(b, rng, (i, "center"), (cx, cy), outline, dims)
@@ -262,7 +368,7 @@ def _centerline(b, rng, outline):
     return 1
 
 
-_FEATURE_SIZE = {"hole": 1, "slot": 4, "bolt": 4, "polygon": 6, "concentric": 2}
+_FEATURE_SIZE = {"hole": 1, "pointed_hole": 2, "slot": 4, "bolt": 4, "polygon": 6, "concentric": 2, "rib": 1, "point": 1}
 
 
 def _inner_features(b, rng, box, outline, budget: int, dims: float) -> None:
@@ -273,7 +379,7 @@ def _inner_features(b, rng, box, outline, budget: int, dims: float) -> None:
     tries = 0
     while budget > 0 and tries < 12:
         tries += 1
-        kind = rng.choice(["hole", "hole", "slot", "bolt", "polygon", "concentric"])
+        kind = str(rng.choice(["hole", "hole", "pointed_hole", "slot", "bolt", "polygon", "concentric", "rib", "point"]))
         if _FEATURE_SIZE[kind] > budget:
             continue
         size = min(w, h) * rng.uniform(0.15, 0.45)
@@ -282,8 +388,14 @@ def _inner_features(b, rng, box, outline, budget: int, dims: float) -> None:
         ext = size * (1.3 if kind == "slot" else 0.8)
         if any(math.hypot(cx - px, cy - py) < ext + pr for px, py, pr in placed):
             continue
-        if kind == "hole":
-            n = _hole(b, rng, cx, cy, size * 0.6, outline, dims)
+        if kind == "rib":
+            n = _rib(b, rng, box, outline, dims)
+            budget -= n
+            continue  # ribs stand on an edge; they do not take interior room
+        if kind == "point":
+            n = _datum_point(b, rng, cx, cy, outline, dims)
+        elif kind in ("hole", "pointed_hole"):
+            n = _hole(b, rng, cx, cy, size * 0.6, outline, dims, center_point=kind == "pointed_hole")
         elif kind == "slot":
             n = _slot(b, rng, cx, cy, size * 0.5, outline, dims, vertical=h > w)
         elif kind == "bolt":
@@ -310,6 +422,8 @@ def generate_sketch(rng: np.random.Generator, config: SynthConfig = SynthConfig(
         dims = config.dimension_prob
         if fam == "bracket":
             ids, box = _bracket(b, rng, S, str(rng.choice(["L", "T", "U"])))
+        elif fam in ("parallelogram", "trapezoid"):
+            ids, box = _slanted_plate(b, rng, S, fam)
         else:
             ids, box = _plate(b, rng, S, fillet=(fam == "filleted_plate" or (fam != "plate" and rng.random() < 0.3)), dims=dims)
             if fam != "filleted_plate" and len(ids) == 4 and rng.random() < 0.3:

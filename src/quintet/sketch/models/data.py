@@ -1,6 +1,7 @@
 """From :class:`~quintet.sketch.constraints.Sketch` objects to the models' token sequences and back
-(through :mod:`quintet.sketch.tokens`), and the hand-drawn renderings that condition the image
-model (Vitruvion §3.1–3.3, §4.3).
+(through :mod:`quintet.sketch.tokens`), and 8-bit PNG input/output of the hand-drawn renderings
+that condition the image model (Vitruvion §3.1–3.3, §4.3; the renderer itself is
+:func:`quintet.sketch.io.render.render_hand_drawn`).
 
 Constraints are re-ordered before tokenising: by the last primitive position they reference,
 then the first, then type — each constraint appears as soon as its primitives exist, which gives
@@ -8,8 +9,6 @@ the constraint model a canonical order to learn.
 """
 
 from __future__ import annotations
-
-import math
 
 import numpy as np
 
@@ -70,82 +69,17 @@ def constraint_tokens(constraints: list[tuple[int, list[int]]], n_special: int =
     return out + [2]
 
 
-def normalization(sketch) -> tuple[float, float, float]:
-    """``(cx, cy, side)`` of the bounding box: a point maps to ``((x − cx)/side, (y − cy)/side)``."""
-    x0, y0, x1, y1 = sketch.bbox()
-    side = max(x1 - x0, y1 - y0)
-    return (x0 + x1) / 2, (y0 + y1) / 2, side if side > 0 else 1.0
-
-
 # ---------------------------------------------------------------------------------------------
-# hand-drawn renderings (§4.3: the image model is trained on noisy renderings)
+# hand-drawn renderings (§3.3, §4.3): the image model is trained on the paper's renderer,
+# :func:`quintet.sketch.io.render.render_hand_drawn` (Matérn-3/2 GP stroke noise, 359° circles,
+# jittered points, affine augmentation); these helpers convert to and from 8-bit PNGs.
 
 
-def _polyline(p, n: int = 48) -> np.ndarray:
-    if p.type == "line":
-        t = np.linspace(0, 1, n)[:, None]
-        return np.array(p.start) * (1 - t) + np.array(p.end) * t
-    if p.type == "circle":
-        a = np.linspace(0, 2 * np.pi, 2 * n)
-        return np.stack([p.cx + p.r * np.cos(a), p.cy + p.r * np.sin(a)], 1)
-    if p.type == "arc":
-        if p.is_degenerate:
-            return np.array([p.start, p.end])
-        a0, a1 = p.angles
-        cx, cy = p.center
-        a = np.linspace(a0, a1, n)
-        return np.stack([cx + p.radius * np.cos(a), cy + p.radius * np.sin(a)], 1)
-    return np.array([(p.x, p.y)])
+def render_uint8(sketch, rng: np.random.Generator | int | None = None, augment: bool = True) -> np.ndarray:
+    """``(128, 128)`` uint8 hand-drawn rendering, ink = 255 on 0 (what :func:`load_png` returns)."""
+    from quintet.sketch.io.render import render_hand_drawn
 
-
-def render_hand_drawn(sketch, size: int = 128, rng: np.random.Generator | None = None, noise: float = 1.0,
-                      margin: int = 8) -> np.ndarray:
-    """A (size, size) uint8 image, ink = 255 on 0, of ``sketch`` as if drawn by hand.
-
-    Each stroke is displaced along its normal by a smooth random wobble (a few low-frequency
-    sinusoids, amplitude ≈ ``noise`` pixels), the whole drawing gets a small random affine jitter,
-    and stroke widths vary; ``noise=0`` gives a clean rendering. Points are small dots;
-    construction geometry is drawn dashed.
-    """
-    from PIL import Image, ImageDraw
-
-    rng = rng or np.random.default_rng()
-    cx, cy, s = normalization(sketch)
-    img = Image.new("L", (size, size), 0)
-    draw = ImageDraw.Draw(img)
-    span = size - 2 * margin
-    ang = rng.normal(0, 0.03 * noise)
-    A = np.array([[math.cos(ang), -math.sin(ang)], [math.sin(ang), math.cos(ang)]]) * (1 + rng.normal(0, 0.02 * noise))
-    shift = rng.normal(0, 1.0 * noise, 2)
-
-    def to_px(xy: np.ndarray) -> np.ndarray:
-        u = (xy - [cx, cy]) / s
-        u = u @ A.T
-        px = (u[:, 0] + 0.5) * span + margin + shift[0]
-        py = (0.5 - u[:, 1]) * span + margin + shift[1]
-        return np.stack([px, py], 1)
-
-    for p in sketch.primitives:
-        pts = to_px(_polyline(p))
-        width = max(1, int(round(rng.uniform(1.0, 1.0 + 1.5 * min(noise, 1.0)))))
-        if len(pts) == 1:
-            x, y = pts[0]
-            draw.ellipse([x - 1.5, y - 1.5, x + 1.5, y + 1.5], fill=255)
-            continue
-        if noise > 0:
-            d = np.gradient(pts, axis=0)
-            nrm = np.stack([-d[:, 1], d[:, 0]], 1)
-            nrm /= np.linalg.norm(nrm, axis=1, keepdims=True) + 1e-9
-            t = np.linspace(0, 1, len(pts))
-            wob = sum(rng.normal(0, noise / (k + 1)) * np.sin(np.pi * (k + 1) * t + rng.uniform(0, np.pi)) for k in range(3))
-            pts = pts + nrm * wob[:, None]
-        seq = [tuple(q) for q in pts]
-        if p.construction:
-            for j in range(0, len(seq) - 1, 4):
-                draw.line(seq[j : j + 3], fill=255, width=1)
-        else:
-            draw.line(seq, fill=255, width=width, joint="curve")
-    return np.asarray(img, dtype=np.uint8)
+    return np.rint(render_hand_drawn(sketch, rng, augment=augment) * 255).astype(np.uint8)
 
 
 def load_png(path) -> np.ndarray:

@@ -1,0 +1,53 @@
+"""Figures: attribution heatmap (layers × neurons), layer distribution (Fig. 3), effects (Fig. 4-5)."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+
+
+def heatmap(scores: torch.Tensor, title: str = ""):
+    """Attribution scores ``(n_layers, n_neurons)`` as an image; returns the figure."""
+    from quintet.core.plotting import plt
+
+    fig, ax = plt.subplots(figsize=(10, 0.45 * scores.shape[0] + 1.5))
+    top = float(scores.abs().max()) or 1.0
+    im = ax.imshow(scores.float().numpy(), aspect="auto", cmap="RdBu_r", vmin=-top, vmax=top, interpolation="nearest")
+    ax.set_xlabel("intermediate neuron")
+    ax.set_ylabel("layer")
+    ax.set_yticks(range(scores.shape[0]))
+    ax.set_title(title)
+    fig.colorbar(im, ax=ax, label="attribution")
+    return fig
+
+
+def layer_distribution(counts: Sequence[int], title: str = "Knowledge neurons per layer"):
+    from quintet.core.plotting import plt
+
+    total = max(1, sum(counts))
+    fig, ax = plt.subplots(figsize=(5, 3))
+    ax.bar([str(i + 1) for i in range(len(counts))], [100 * c / total for c in counts], color="#4c72b0")
+    ax.set_xlabel("layer")
+    ax.set_ylabel("% of knowledge neurons")
+    ax.set_title(title)
+    return fig
+
+
+def effect_bars(per_relation: dict[str, dict[str, float]], mode: str):
+    """Per relation: relative change (%) of the correct probability, own vs unrelated facts."""
+    from quintet.core.plotting import plt
+
+    rels = sorted(per_relation, key=lambda r: int(r[1:]))
+    own = [100 * per_relation[r].get(f"kn/{mode}/own", 0.0) for r in rels]
+    other = [100 * per_relation[r].get(f"kn/{mode}/unrelated", 0.0) for r in rels]
+    fig, ax = plt.subplots(figsize=(12, 3.2))
+    x = torch.arange(len(rels)).numpy()
+    ax.bar(x - 0.2, own, 0.4, label="own facts", color="#4c72b0")
+    ax.bar(x + 0.2, other, 0.4, label="unrelated facts", color="#dd8452")
+    ax.set_xticks(x, rels, rotation=90)
+    ax.set_ylabel("relative change (%)")
+    ax.set_title(f"{mode} knowledge neurons")
+    ax.axhline(0, color="black", lw=0.5)
+    ax.legend()
+    return fig
