@@ -24,7 +24,12 @@ import torch
 
 from quintet.core.io import atomic_write_json
 from quintet.core.runs import environment
-from quintet.sketch.models import ConstraintModel, ConstraintModelConfig, PrimitiveModel, PrimitiveModelConfig
+from quintet.sketch.models import (
+    ConstraintModel,
+    ConstraintModelConfig,
+    PrimitiveModel,
+    PrimitiveModelConfig,
+)
 from quintet.sketch.sample import infer_constraints, sample_primitives
 
 

@@ -40,10 +40,10 @@ def _masked(seq: str, i: int) -> tuple[str, str]:
 def test_pipeline_on_antiberty(antiberty):
     torch.manual_seed(0)
     model, tok = antiberty
-    probe = KnowledgeProbe(model, tok, steps=4, threshold=0.2)
+    probe = KnowledgeProbe(model, tok, steps=2, threshold=0.2)
     # one "fact" (the residue C at position 21), three context variants of it
-    prompt, answer = _masked(HEAVY, 21)
-    prompts = [prompt, " ".join(list(HEAVY[:60])).replace("C", "[MASK]", 1), _masked(HEAVY[5:], 16)[0]]
+    prompt, answer = _masked(HEAVY[12:32], 9)
+    prompts = [prompt, _masked(HEAVY[14:34], 7)[0], _masked(HEAVY[10:30], 11)[0]]
     assert answer == "C"
     before = answer_probs(model, tok, prompts, ["C"] * 3)
     assert before.correct.all()  # the pretrained model knows the conserved cysteine
@@ -52,7 +52,7 @@ def test_pipeline_on_antiberty(antiberty):
     assert attr.prob == pytest.approx(float(before.prob[0]), rel=1e-4)
     # completeness within the coarse 4-step Riemann error
     gap = attr.prob - attr.baseline_probs
-    assert attr.scores.sum() > 0 and gap.sum() > 0  # 4 steps on a saturated probability: rough sums
+    assert attr.scores.sum() > 0 and gap.sum() > 0  # 2 steps on a saturated probability: rough sums
     coarse = [coarse_neurons(probe.attribute(p, "C").scores) for p in prompts]
     neurons = refine_neurons(coarse, 0.5)
     assert 1 <= len(neurons) <= 200

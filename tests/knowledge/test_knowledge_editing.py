@@ -8,6 +8,7 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from knowledge_models import prompt_for, tiny_model, tokenizer_for
 
 from quintet.core.errors import QuintetError
 from quintet.knowledge import (
@@ -24,8 +25,6 @@ from quintet.knowledge import (
     relative_change,
     update_fact,
 )
-
-from knowledge_models import prompt_for, tiny_model, tokenizer_for
 
 KINDS = ["bert", "roberta", "distilbert", "electra", "gpt2"]
 

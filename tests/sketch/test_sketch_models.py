@@ -20,7 +20,12 @@ from quintet.sketch.models import (
     perturb_bins,
     save_model,
 )
-from quintet.sketch.sample import infer_constraints, nucleus_filter, primitive_batch, sample_primitives
+from quintet.sketch.sample import (
+    infer_constraints,
+    nucleus_filter,
+    primitive_batch,
+    sample_primitives,
+)
 
 torch.set_num_threads(1)
 G = PrimitiveGrammar()

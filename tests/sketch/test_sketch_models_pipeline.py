@@ -169,3 +169,13 @@ def test_generate_bad_inputs_are_clear_errors(tiny_models, tmp_path):
         generate(tmp_path / "o", primer=tmp_path / "bad.json", image=tmp_path / "rgb.png", models=tiny_models)
     with pytest.raises(QuintetError, match="does not exist"):
         generate(tmp_path / "o", models=tmp_path / "nowhere")
+
+
+def test_reproduce_checkpoint_folder_is_keyed_by_configuration():
+    from quintet.sketch.models_experiment import ModelsExperimentConfig
+
+    a = ModelsExperimentConfig.for_scale(True, 0)
+    assert a.key() == ModelsExperimentConfig.for_scale(True, 0).key() and a.key().startswith("quick-seed0-")
+    b = ModelsExperimentConfig.for_scale(True, 0)
+    b.image_steps += 1
+    assert b.key() != a.key()  # a changed scale trains afresh instead of resuming stale weights

@@ -6,7 +6,17 @@ import math
 import pytest
 
 from quintet.core.errors import QuintetError
-from quintet.sketch import Arc, Circle, Constraint, Line, Point, Sketch, load_sketch, residual, save_sketch
+from quintet.sketch import (
+    Arc,
+    Circle,
+    Constraint,
+    Line,
+    Point,
+    Sketch,
+    load_sketch,
+    residual,
+    save_sketch,
+)
 
 
 def test_nan_coordinates_rejected():

@@ -77,9 +77,9 @@ def test_gp_cholesky_is_cached_and_has_the_matern_covariance():
     K = matern32_kernel(np.linspace(0, lb, 40), 0.01, 0.15)
     assert np.allclose(L @ L.T, K, atol=1e-10)
     # empirical covariance of many draws ~ the kernel (the renderer draws noise = L z)
-    z = L @ np.random.default_rng(0).standard_normal((40, 20000))
+    z = L @ np.random.default_rng(0).standard_normal((40, 8000))
     emp = z @ z.T / z.shape[1]
-    assert np.abs(emp - K).max() < 0.05 * K[0, 0]
+    assert np.abs(emp - K).max() < 0.08 * K[0, 0]
 
 
 def test_hand_drawn_strokes_geometry():

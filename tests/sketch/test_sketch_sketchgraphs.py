@@ -9,7 +9,12 @@ from quintet.core.errors import QuintetError
 from quintet.datasets import sketchgraphs_documents
 from quintet.sketch.constraints import GEOMETRIC_TYPES
 from quintet.sketch.geometry import residuals
-from quintet.sketch.io.sketchgraphs import parse_document, parse_sketch, read_sketchgraphs, vitruvion_filter
+from quintet.sketch.io.sketchgraphs import (
+    parse_document,
+    parse_sketch,
+    read_sketchgraphs,
+    vitruvion_filter,
+)
 
 
 @pytest.fixture(scope="module")
@@ -27,10 +32,15 @@ def test_counts(parsed):
 
 
 def test_vitruvion_filter(parsed):
+    from collections import Counter
+
     passed = [p for p in parsed if vitruvion_filter(p).passed]
-    # the paper's pipeline keeps about 53 of 237; this reader keeps 66 (see docs/readme/sketch.md)
-    assert len(passed) == 66
+    # the authors' pipeline (SketchGraphs' default filter + Vitruvion's checks) on this sample
+    assert len(passed) == 53
     assert all(6 <= len(p.sketch.primitives) <= 16 and len(p.sketch.constraints) <= 64 for p in passed)
+    assert all(not p.rejected_constraints and not p.unsupported_entities for p in passed)
+    reasons = Counter(vitruvion_filter(p).reason for p in parsed)
+    assert reasons["mirror/pattern/projected constraint"] == 13 and reasons["more than 16 primitives"] == 28
 
 
 def test_real_sketches_satisfy_their_constraints(parsed):
@@ -72,3 +82,25 @@ def test_missing_reference_is_dropped():
     }
     p = parse_sketch(feat, "d.json")
     assert p.dropped_unresolved == 1 and p.sketch.constraints == []
+
+
+def _square(extra_constraint: dict | None = None, n_points: int = 6) -> dict:
+    ents = [{"typeName": "BTMSketchPoint", "message": {"entityId": f"p{i}", "x": float(i), "y": 0.0}} for i in range(n_points)]
+    cons = [{"message": {"constraintType": "COINCIDENT", "parameters": [
+        {"message": {"parameterId": "localFirst", "value": "p0"}},
+        {"message": {"parameterId": "localSecond", "value": "p1"}}]}}]
+    return {"entities": ents, "constraints": cons + ([extra_constraint] if extra_constraint else [])}
+
+
+def test_filter_rejects_mirror_and_counts_entities_as_stored():
+    assert vitruvion_filter(parse_sketch(_square(), "d.json")).passed
+    mirror = {"message": {"constraintType": "MIRROR", "parameters": [
+        {"message": {"parameterId": "localFirst", "value": "p0"}},
+        {"message": {"parameterId": "localSecond", "value": "p1"}}]}}
+    p = parse_sketch(_square(mirror), "d.json")
+    assert p.rejected_constraints["mirror"] == 1
+    assert vitruvion_filter(p).reason == "mirror/pattern/projected constraint"
+    # 16 points + 1 spline = 17 entities as stored: too many, whatever the parser kept
+    feat = _square(n_points=16)
+    feat["entities"].append({"typeName": "BTMSketchCurve", "message": {"entityId": "s", "geometry": {"typeName": "BTCurveGeometrySpline", "message": {}}}})
+    assert vitruvion_filter(parse_sketch(feat, "d.json")).reason == "more than 16 primitives"

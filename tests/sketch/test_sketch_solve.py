@@ -1,7 +1,6 @@
 """SolveSpace solving in a worker process: consistency, restoring, contradictions, crashes."""
 
 import numpy as np
-import pytest
 
 from quintet.sketch import GEOMETRIC_TYPES, Circle, Constraint, Line, Sketch, max_residual, residual
 from quintet.sketch.primitives import primitive_from_params

@@ -62,3 +62,19 @@ def test_cli(tmp_path, capsys):
     (tmp_path / "bad.json").write_text(json.dumps({"primitives": [{"type": "line", "params": [0, 0, 1, 0]}], "constraints": [{"type": "fix", "refs": [[4, "whole"]]}]}))
     assert main(["sketch", "solve", str(tmp_path / "bad.json")]) == 2
     assert "references primitive 4" in capsys.readouterr().err
+
+
+def test_design_intent_families_have_parallel_perpendicular_and_points():
+    """Parallelogram/trapezoid plates (Parallel), ribs and relative orientation (Perpendicular),
+    hole-centre and datum points (Coincident/Fix) appear, and such sketches are fully constrained."""
+    from quintet.sketch.corpus import token_stats
+    from quintet.sketch.tokens import encode_sketch
+
+    rng = np.random.default_rng(5)
+    slanted = [generate_sketch(rng, family=f) for f in ("parallelogram", "trapezoid") for _ in range(4)]
+    results = solve_many(slanted)
+    assert all(r.ok and r.dof == 0 for r in results)
+    assert all(any(c.type.value == "parallel" for c in s.constraints) for s in slanted)
+    stats = token_stats((t.primitives.val, t.constraints.val) for t in map(encode_sketch, generate_sketches(300, seed=2)))
+    assert stats["constraint_freq"]["parallel"] > 0.02 and stats["constraint_freq"]["perpendicular"] > 0.02
+    assert stats["primitive_freq"]["point"] > 0.03

@@ -2,7 +2,6 @@
 
 import math
 
-import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -89,7 +88,10 @@ def quantised_sketches(draw):
     for _ in range(draw(st.integers(1, 10))):
         kind = draw(st.sampled_from(["arc", "circle", "line", "point"]))
         flag = draw(st.booleans())
-        v = lambda: float(dequantize_value(draw(grid)))
+
+        def v():
+            return float(dequantize_value(draw(grid)))
+
         if kind == "point":
             prims.append(Point(v(), v(), flag))
         elif kind == "line":

@@ -7,8 +7,6 @@ from typing import Any, Optional
 
 import typer
 
-from quintet.core.errors import QuintetError
-
 app = typer.Typer(help="Knowledge neurons (Dai et al., 2022): attribution, suppress/amplify, fact editing.",
                   no_args_is_help=True)
 

@@ -21,7 +21,13 @@ def _world(n: int = 16, seed: int = 0):
 def run_demo(run) -> str:
     from transformers import BertConfig, BertForMaskedLM, BertTokenizerFast
 
-    from quintet.knowledge import answer_probs, coarse_neurons, integrated_gradients, refine_neurons, relative_change
+    from quintet.knowledge import (
+        answer_probs,
+        coarse_neurons,
+        integrated_gradients,
+        refine_neurons,
+        relative_change,
+    )
     from quintet.knowledge.plots import heatmap
 
     torch.manual_seed(0)
@@ -42,7 +48,7 @@ def run_demo(run) -> str:
     batch = encode(tok, prompts, answers, causal=False)
     opt = torch.optim.AdamW(model.parameters(), lr=5e-3)
     rows = torch.arange(len(batch))
-    for _ in range(150):
+    for _ in range(100):
         hidden = model.bert(**batch.inputs).last_hidden_state[rows, batch.positions]
         loss = torch.nn.functional.cross_entropy(model.cls(hidden), batch.targets)
         opt.zero_grad()

@@ -19,8 +19,22 @@ import torch
 
 from quintet.knowledge.adapters import get_adapter
 from quintet.knowledge.attribution import integrated_gradients
-from quintet.knowledge.editing import answer_probs, erase_relation, exclusive, most_common, perplexity, relative_change, update_fact
-from quintet.knowledge.neurons import Neuron, activation_baseline, adapt_sharing_ratio, coarse_neurons, layer_histogram, refine_neurons
+from quintet.knowledge.editing import (
+    answer_probs,
+    erase_relation,
+    exclusive,
+    most_common,
+    perplexity,
+    relative_change,
+    update_fact,
+)
+from quintet.knowledge.neurons import (
+    Neuron,
+    activation_baseline,
+    adapt_sharing_ratio,
+    coarse_neurons,
+    refine_neurons,
+)
 from quintet.knowledge.pararel import FactBag
 from quintet.knowledge.prompts import answer_id
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import random
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -195,6 +194,9 @@ def load_model(path: str | os.PathLike, tokenizer_path: str | os.PathLike | None
     if not path.is_dir() or not (path / "config.json").is_file():
         raise QuintetError(f"model path {str(path)!r} does not exist or has no config.json; "
                            "expected a folder written by save_pretrained (e.g. by `quintet knowledge train-factlm`)")
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
     config = AutoConfig.from_pretrained(path)
     from quintet.knowledge.adapters import CAUSAL_TYPES, SUPPORTED
 

@@ -12,7 +12,12 @@ import random
 from dataclasses import dataclass, field
 
 from quintet.core.errors import QuintetError
-from quintet.datasets import load_kn_bags, load_pararel_templates, load_trex_facts, pararel_relations
+from quintet.datasets import (
+    load_kn_bags,
+    load_pararel_templates,
+    load_trex_facts,
+    pararel_relations,
+)
 
 
 @dataclass(frozen=True)

@@ -60,9 +60,10 @@ def show(
     sketch = _load(file)
     out = out or file.with_suffix(".png")
     if hand_drawn:
+        import io
+
         from quintet.core.io import atomic_write_bytes
         from quintet.core.plotting import plt
-        import io
 
         img = render_hand_drawn(sketch, seed)
         buf = io.BytesIO()

@@ -16,7 +16,6 @@ or :func:`quintet.sketch.tokens.decode_sketch`). ``DIR/meta.json`` records the s
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from collections import Counter
@@ -167,7 +166,7 @@ def load_corpus(path: str | os.PathLike) -> TokenCorpus:
 def token_stats(seqs) -> dict:
     """Primitive / constraint type frequencies and sizes of ``[(prim val, cons val), ...]``."""
     prim_counts, cons_counts = Counter(), Counter()
-    n_prims, n_cons, constr = [], [], 0
+    n_prims, n_cons = [], []
     for pv, cv in seqs:
         pv = np.asarray(pv)
         cv = np.asarray(cv)

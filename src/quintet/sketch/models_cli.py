@@ -34,11 +34,20 @@ def train_model(which: str, out: Path, *, steps: int = 2000, n_train: int = 4000
     ``out`` (resuming from its latest checkpoint); returns the training summary."""
     import torch
 
-    from quintet.sketch.models import ConstraintModel, ConstraintModelConfig, PrimitiveGrammar, PrimitiveModel, PrimitiveModelConfig
+    from quintet.sketch.models import (
+        ConstraintModel,
+        ConstraintModelConfig,
+        PrimitiveGrammar,
+        PrimitiveModel,
+        PrimitiveModelConfig,
+    )
     from quintet.sketch.models_experiment import procedural_sketches, render_batch, tokenize_all
     from quintet.sketch.train import TrainConfig, constraint_batches, primitive_batches, train
 
     check_choice("model", which, MODEL_CHOICES)
+    import os
+
+    torch.set_num_threads(int(os.environ.get("QUINTET_SKETCH_THREADS", "1")))  # see models_experiment
     torch.manual_seed(seed)
     g = PrimitiveGrammar()
     pvals, cvals = tokenize_all(procedural_sketches(n_train, seed))
@@ -83,7 +92,12 @@ def generate(out: Path, *, primer: Optional[Path] = None, image: Optional[Path] 
     """
     import torch
 
-    from quintet.sketch.models import KIND_CONSTRAINT, KIND_IMAGE_PRIMITIVE, KIND_PRIMITIVE, load_model
+    from quintet.sketch.models import (
+        KIND_CONSTRAINT,
+        KIND_IMAGE_PRIMITIVE,
+        KIND_PRIMITIVE,
+        load_model,
+    )
     from quintet.sketch.models.data import constraint_tokens, load_png, tokens_to_sketch
     from quintet.sketch.sample import infer_constraints, sample_primitives
 
@@ -240,10 +254,21 @@ def models_demo(run) -> str:
     infer constraints, solve; saves ``sketch_models_demo.png``."""
     import torch
 
-    from quintet.core.plotting import plt
-    from quintet.sketch.models import ConstraintModel, ConstraintModelConfig, PrimitiveGrammar, PrimitiveModel, PrimitiveModelConfig
+    from quintet.sketch.models import (
+        ConstraintModel,
+        ConstraintModelConfig,
+        PrimitiveGrammar,
+        PrimitiveModel,
+        PrimitiveModelConfig,
+    )
     from quintet.sketch.models.metrics import lzma_bits, model_bits
-    from quintet.sketch.models_experiment import _safe_sketch, grid_figure, procedural_sketches, solve_status, tokenize_all
+    from quintet.sketch.models_experiment import (
+        _safe_sketch,
+        grid_figure,
+        procedural_sketches,
+        solve_status,
+        tokenize_all,
+    )
     from quintet.sketch.sample import infer_constraints, sample_primitives
     from quintet.sketch.train import TrainConfig, constraint_batches, primitive_batches, train
 

@@ -52,8 +52,8 @@ class ModelsExperimentConfig:
     @classmethod
     def for_scale(cls, quick: bool, seed: int) -> "ModelsExperimentConfig":
         if quick:  # ~10 min on 2 shared CPU cores, one torch thread
-            return cls(quick=True, seed=seed, n_train=2000, n_test=100, batch_size=16, prim_steps=300,
-                       cons_steps=200, image_steps=200, n_samples=32)
+            return cls(quick=True, seed=seed, n_train=2000, n_test=100, batch_size=16, prim_steps=400,
+                       cons_steps=300, image_steps=500, n_samples=32)
         return cls(quick=False, seed=seed)
 
     def key(self) -> str:
@@ -231,8 +231,14 @@ def run_experiment(out: Path, quick: bool, seed: int, log=print) -> tuple[dict, 
         perturb_bins,
     )
     from quintet.sketch.models.metrics import lzma_bits, match_primitives, model_bits, uniform_bits
-    from quintet.sketch.sample import infer_constraints, primitive_batch, sample_primitives
-    from quintet.sketch.train import TrainConfig, constraint_batch, constraint_batches, primitive_batches, train
+    from quintet.sketch.sample import infer_constraints, sample_primitives
+    from quintet.sketch.train import (
+        TrainConfig,
+        constraint_batch,
+        constraint_batches,
+        primitive_batches,
+        train,
+    )
 
     cfg = ModelsExperimentConfig.for_scale(quick, seed)
     seed_everything(seed)
@@ -262,7 +268,7 @@ def run_experiment(out: Path, quick: bool, seed: int, log=print) -> tuple[dict, 
     # 1. primitive model
     prim = PrimitiveModel(PrimitiveModelConfig(**size))
     tc = TrainConfig(steps=cfg.prim_steps, batch_size=cfg.batch_size, lr=cfg.lr, warmup=min(100, cfg.prim_steps // 10),
-                     checkpoint_every=max(cfg.prim_steps // 2, 1), seed=seed)
+                     checkpoint_every=min(50, cfg.prim_steps), seed=seed)
     r = train(prim, primitive_batches(g, tr_p, cfg.batch_size, seed), tc, ckpt / "primitive", description="primitive")
     metrics["train_primitive"] = {k: v for k, v in r.items() if k != "history"}
     histories = {"primitive": r["history"]}
@@ -273,7 +279,7 @@ def run_experiment(out: Path, quick: bool, seed: int, log=print) -> tuple[dict, 
     cons.config.n_layers = cfg.n_layers // 2 + 1
     cons = ConstraintModel(cons.config)
     tc = TrainConfig(steps=cfg.cons_steps, batch_size=cfg.batch_size, lr=cfg.lr, warmup=min(100, cfg.cons_steps // 10),
-                     checkpoint_every=max(cfg.cons_steps // 2, 1), seed=seed)
+                     checkpoint_every=min(50, cfg.cons_steps), seed=seed)
     r = train(cons, constraint_batches(g, tr_p, tr_c, cfg.batch_size, seed, cfg.noise_std), tc, ckpt / "constraint",
               description="constraint")
     metrics["train_constraint"] = {k: v for k, v in r.items() if k != "history"}
@@ -282,7 +288,7 @@ def run_experiment(out: Path, quick: bool, seed: int, log=print) -> tuple[dict, 
     # 3. image-conditioned primitive model on hand-drawn renderings
     imgm = PrimitiveModel(PrimitiveModelConfig(kind="image-primitive", **size, image_layers=2))
     tc = TrainConfig(steps=cfg.image_steps, batch_size=cfg.batch_size, lr=cfg.lr, warmup=min(100, cfg.image_steps // 10),
-                     checkpoint_every=max(cfg.image_steps // 2, 1), seed=seed)
+                     checkpoint_every=min(50, cfg.image_steps), seed=seed)
     r = train(imgm, primitive_batches(g, tr_p, cfg.batch_size, seed,
                                       images=lambda idx, step: render_batch([tr_p[i] for i in idx], seed * 7919 + step)),
               tc, ckpt / "image", description="image")

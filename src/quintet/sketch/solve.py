@@ -158,7 +158,7 @@ class _System:
 
     def add(self, c: Constraint) -> bool:
         """Translate one constraint; False when this combination is not supported."""
-        from quintet.sketch.geometry import _arc_mid, _circle_of, _line_dir, _point_line_distance
+        from quintet.sketch.geometry import _circle_of, _line_dir
 
         CT = self.s.ConstraintType
         T = ConstraintType

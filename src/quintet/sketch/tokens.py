@@ -44,7 +44,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from quintet.core.errors import QuintetError
-from quintet.sketch.constraints import GEOMETRIC_TYPES, Constraint, ConstraintType, Ref, Sketch
+from quintet.sketch.constraints import GEOMETRIC_TYPES, Constraint, Ref, Sketch
 from quintet.sketch.geometry import transform_sketch
 from quintet.sketch.primitives import (
     N_PARAMS,

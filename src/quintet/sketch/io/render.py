@@ -22,7 +22,7 @@ import numpy as np
 
 from quintet.core.errors import QuintetError
 from quintet.sketch.constraints import ConstraintType, Sketch
-from quintet.sketch.primitives import Arc, Circle, Line, Point
+from quintet.sketch.primitives import Circle, Line, Point
 
 __all__ = [
     "curve_points", "draw_sketch", "save_figure_file", "render_hand_drawn", "hand_drawn_strokes", "augment_image",

@@ -16,8 +16,9 @@ references to entities that were not kept. Numeric values come from the quantity
 (``"2 mm"``, ``"4.0*millimeter"``, ``"45 deg"``) in metres / radians, ``None`` when it is an
 expression we do not evaluate.
 
-:func:`vitruvion_filter` applies the paper's data filter (§4: 6–16 primitives, at most 64
-constraints, no unsupported entity, no zero-size primitive).
+:func:`vitruvion_filter` applies the paper's data filter as the authors' pipeline does (6–16
+entities, at most 64 constraints as stored, no unsupported entity, no mirror / pattern /
+projected constraint, no zero-size primitive).
 """
 
 from __future__ import annotations
@@ -32,7 +33,10 @@ from quintet.core.errors import QuintetError
 from quintet.sketch.constraints import ARITY, Constraint, ConstraintType, Ref, Sketch
 from quintet.sketch.primitives import Arc, Circle, Line, Point
 
-__all__ = ["ParsedSketch", "parse_sketch", "parse_document", "read_sketchgraphs", "vitruvion_filter", "FilterResult"]
+#: constraint types whose presence makes SketchGraphs' default sequence filter reject a sketch
+REJECTED_CONSTRAINT_TYPES = ("mirror", "circular_pattern", "linear_pattern", "projected")
+
+__all__ = ["REJECTED_CONSTRAINT_TYPES", "ParsedSketch", "parse_sketch", "parse_document", "read_sketchgraphs", "vitruvion_filter", "FilterResult"]
 
 _TYPE_MAP = {
     "COINCIDENT": ConstraintType.COINCIDENT,
@@ -78,6 +82,9 @@ class ParsedSketch:
     dropped_unresolved: int = 0
     zero_size: int = 0
     n_raw_constraints: int = 0
+    #: raw constraints of the types SketchGraphs' sequence pipeline rejects a sketch for
+    #: (``mirror``, ``circular_pattern``, ``linear_pattern``, ``projected``), counted by type
+    rejected_constraints: Counter = field(default_factory=Counter)
 
     @property
     def name(self) -> str:
@@ -176,12 +183,14 @@ def parse_sketch(feature: dict, document: str = "", index: int = 0) -> ParsedSke
         for sid, part in subs.items():
             lookup[sid] = Ref(i, part)
     cons: list[Constraint] = []
-    bad_types, external, unresolved = Counter(), 0, 0
+    bad_types, external, unresolved, rejected = Counter(), 0, 0, Counter()
     for j, c in enumerate(feature["constraints"]):
         m = c.get("message") if isinstance(c, dict) else None
         if not isinstance(m, dict) or not isinstance(m.get("parameters"), list):
             raise QuintetError(f"{where}, constraint {j}: not an object with 'message.parameters'")
         name = str(m.get("constraintType"))
+        if name.lower() in REJECTED_CONSTRAINT_TYPES:
+            rejected[name.lower()] += 1
         params = {}
         for p in m["parameters"]:
             pm = p.get("message", {}) if isinstance(p, dict) else {}
@@ -220,7 +229,8 @@ def parse_sketch(feature: dict, document: str = "", index: int = 0) -> ParsedSke
         cons.append(Constraint(ctype, tuple(refs), value))
     name = f"{document.removesuffix('.json')}#{index}" if document else f"sketch#{index}"
     sketch = Sketch(prims, cons, name).validate()
-    return ParsedSketch(sketch, document, index, unsupported, bad_types, external, unresolved, zero, len(feature["constraints"]))
+    return ParsedSketch(sketch, document, index, unsupported, bad_types, external, unresolved, zero, len(feature["constraints"]),
+                        rejected)
 
 
 def parse_document(name: str, features: Iterable[dict]) -> list[ParsedSketch]:
@@ -243,16 +253,32 @@ class FilterResult:
 
 
 def vitruvion_filter(parsed: ParsedSketch, min_primitives: int = 6, max_primitives: int = 16, max_constraints: int = 64) -> FilterResult:
-    """Vitruvion's training-data filter (§4); ``reason`` names the first rule that failed."""
-    n = len(parsed.sketch.primitives)
-    if parsed.unsupported_entities:
-        return FilterResult(False, "unsupported entity")
-    if parsed.zero_size:
-        return FilterResult(False, "zero-size primitive")
-    if n < min_primitives:
-        return FilterResult(False, f"fewer than {min_primitives} primitives")
+    """Vitruvion's training-data filter; ``reason`` names the first rule that failed.
+
+    As the authors' pipeline applies it (``img2cad/pipeline/filter_sequences_from_source.py``,
+    which calls SketchGraphs' ``make_sequence_dataset.filter_sketch`` with its default
+    configuration, then its own rendering checks), in this order:
+
+    1. the number of entities as stored (unsupported ones included) is within
+       ``min_primitives..max_primitives`` (6–16);
+    2. at most ``max_constraints`` (4 × 16 = 64) constraints as stored (also those that touch
+       external geometry or have types the model does not keep);
+    3. no entity of a rejected type (conic, ellipse, spline, anything unknown);
+    4. no constraint of a rejected type (mirror, circular / linear pattern, projected): such a
+       sketch is dropped, not kept without them;
+    5. no zero-size entity (zero-length line, zero radius, degenerate arc).
+    """
+    n = len(parsed.sketch.primitives) + sum(parsed.unsupported_entities.values())
     if n > max_primitives:
         return FilterResult(False, f"more than {max_primitives} primitives")
-    if len(parsed.sketch.constraints) > max_constraints:
+    if n < min_primitives:
+        return FilterResult(False, f"fewer than {min_primitives} primitives")
+    if max(parsed.n_raw_constraints, len(parsed.sketch.constraints)) > max_constraints:
         return FilterResult(False, f"more than {max_constraints} constraints")
+    if parsed.unsupported_entities:
+        return FilterResult(False, "unsupported entity")
+    if parsed.rejected_constraints:
+        return FilterResult(False, "mirror/pattern/projected constraint")
+    if parsed.zero_size:
+        return FilterResult(False, "zero-size primitive")
     return FilterResult(True)

@@ -12,7 +12,12 @@ import torch
 from quintet.core.errors import QuintetError
 from quintet.core.io import latest_checkpoint, load_checkpoint, save_checkpoint
 from quintet.sketch.models.constraint import KIND_CONSTRAINT, ConstraintModel, ConstraintModelConfig
-from quintet.sketch.models.primitive import KIND_IMAGE_PRIMITIVE, KIND_PRIMITIVE, PrimitiveModel, PrimitiveModelConfig
+from quintet.sketch.models.primitive import (
+    KIND_IMAGE_PRIMITIVE,
+    KIND_PRIMITIVE,
+    PrimitiveModel,
+    PrimitiveModelConfig,
+)
 
 KINDS = (KIND_PRIMITIVE, KIND_IMAGE_PRIMITIVE, KIND_CONSTRAINT)
 

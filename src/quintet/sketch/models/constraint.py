@@ -23,7 +23,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from quintet.sketch.models.grammar import PAD, ConstraintDecodeState, ConstraintGrammar, PrimitiveGrammar
+from quintet.sketch.models.grammar import (
+    PAD,
+    ConstraintDecodeState,
+    ConstraintGrammar,
+    PrimitiveGrammar,
+)
 from quintet.sketch.models.layers import Block, KVCache, TokenEmbedding, init_weights
 
 KIND_CONSTRAINT = "constraint"

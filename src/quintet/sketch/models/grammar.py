@@ -229,7 +229,6 @@ class PrimitiveDecodeState:
 
     def streams(self, tok: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``coord`` and ``pos`` ids of the tokens ``tok`` (batch,) about to be appended."""
-        g = self.g
         is_type_or_stop = self.cur_type < 0
         in_params = (self.cur_type >= 0) & (self.n_done < self._n_params[self.cur_type.clamp(min=0)])
         coord = torch.full_like(tok, NON_COORD)
