@@ -181,3 +181,17 @@ def test_total_loss_weights_switch_terms():
     _, parts = total_loss(out, lab, LossWeights(cohesion=0.0, divergence=0.0), clf)
     assert set(parts) == {"seg", "classification"}
     assert np.isfinite(full.item())
+
+
+@settings(max_examples=15, deadline=None)
+@given(st.integers(1, 3), st.integers(2, 6), st.integers(2, 8), st.floats(0.05, 5.0), st.integers(0, 10_000))
+def test_read_invariants(b, k, d, temperature, seed):
+    g = torch.Generator().manual_seed(seed)
+    q = torch.randn(b, d, 2, 3, generator=g, dtype=torch.float64)
+    m = _unit(k, d, seed)
+    readout, att, scores = read_memory(q, m, temperature)
+    assert torch.allclose(att.sum(-1), torch.ones(b, 2, 3, dtype=torch.float64))
+    assert (scores.abs() <= 1 + 1e-9).all()
+    assert (readout.norm(dim=1) <= 1 + 1e-9).all()  # a convex mix of unit slots
+    # scaling the query does not change the read (cosine similarity)
+    assert torch.allclose(read_memory(3.7 * q, m, temperature)[1], att)

@@ -5,7 +5,11 @@
 * :func:`edit_value_slots` is a context manager that edits FFN value slots (rows of ``V``) and
   restores them *exactly* on exit (the original rows are cloned before the first change).
 * :func:`update_fact` (§5.1): ``v_i ← v_i − λ1·e(t) + λ2·e(t')`` for the fact's knowledge neurons,
-  with ``e`` the word embeddings of the old object ``t`` and the new object ``t'``.
+  with ``e`` the word embeddings of the old object ``t`` and the new object ``t'``
+  (``scale="embedding"``, the paper's equation). The authors' released script
+  (``6_edit_knowledge_sampled.py``) first rescales each embedding to the norm of the value slot it
+  is added to, ``λ·‖v_i‖/‖e‖·e`` (``scale="slot"``), which makes λ independent of the embedding
+  scale of a model.
 * :func:`erase_relation` (§5.2): ``v_i ← 0`` for a relation's most common knowledge neurons.
 """
 
@@ -166,10 +170,19 @@ def edit_value_slots(model) -> Iterator[SlotEditor]:
         editor.restore()
 
 
+UPDATE_SCALES = ("embedding", "slot")
+
+
 @contextmanager
 def update_fact(model, neurons: Sequence[Neuron], old_id: int, new_id: int,
-                lambda1: float = 1.0, lambda2: float = 8.0) -> Iterator[SlotEditor]:
-    """§5.1: ``v_i ← v_i − λ1 e(old) + λ2 e(new)`` for each knowledge neuron, undone on exit."""
+                lambda1: float = 1.0, lambda2: float = 8.0, scale: str = "embedding") -> Iterator[SlotEditor]:
+    """§5.1: ``v_i ← v_i − λ1 e(old) + λ2 e(new)`` for each knowledge neuron, undone on exit.
+
+    ``scale="slot"`` rescales both embeddings to ``‖v_i‖`` first (the authors' released code).
+    """
+    from quintet.core.errors import check_choice
+
+    check_choice("update scale", scale, UPDATE_SCALES)
     adapter = _adapter(model)
     emb = adapter.word_embeddings()
     if emb.shape[1] != adapter.value_slots(0).shape[1]:
@@ -177,10 +190,13 @@ def update_fact(model, neurons: Sequence[Neuron], old_id: int, new_id: int,
             f"word embeddings have size {emb.shape[1]} but value slots {adapter.value_slots(0).shape[1]}; "
             "updating needs them equal (ELECTRA generators with embedding_size != hidden_size cannot be updated)"
         )
-    delta = (-lambda1 * emb[old_id] + lambda2 * emb[new_id]).detach()
+    old, new = emb[old_id].detach(), emb[new_id].detach()
+    if scale == "slot":
+        old, new = old / old.norm().clamp_min(1e-12), new / new.norm().clamp_min(1e-12)
     with edit_value_slots(adapter) as editor:
         for layer, index in neurons:
-            editor.add(layer, index, delta)
+            size = adapter.value_slots(layer)[index].detach().norm() if scale == "slot" else 1.0
+            editor.add(layer, index, size * (-lambda1 * old + lambda2 * new))
         yield editor
 
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
 import shutil
 import time
 from dataclasses import dataclass, field
@@ -31,6 +34,26 @@ def _pct(x: float) -> str:
     return f"{100 * x:+.2f} %"
 
 
+def factlm_dir(config: FactLMConfig) -> Path:
+    """Where the fact LM of ``config`` is cached: ``$QUINTET_CACHE`` (else ``~/.cache/quintet``)
+    ``/knowledge/factlm-<hash of the config>``. Weights stay out of ``results/``; a changed recipe
+    gets a fresh folder, so it is retrained."""
+    from dataclasses import asdict
+
+    root = Path(os.environ.get("QUINTET_CACHE", "~/.cache/quintet")).expanduser()
+    key = hashlib.sha1(json.dumps(asdict(config), sort_keys=True).encode()).hexdigest()[:10]
+    return root / "knowledge" / f"factlm-{key}"
+
+
+def _trained(model_dir: Path, config: FactLMConfig) -> bool:
+    from dataclasses import asdict
+
+    files = ("config.json", "model.safetensors", "facts.json")
+    if not all((model_dir / f).is_file() for f in files):
+        return False
+    return json.loads((model_dir / "facts.json").read_text()).get("config") == json.loads(json.dumps(asdict(config)))
+
+
 def run_reproduce(out: Path, quick: bool = True, seed: int = 0, log=print) -> dict[str, Any]:
     from quintet.knowledge import experiments as ex
     from quintet.knowledge.factlm import load_facts, load_model, train_factlm
@@ -43,12 +66,15 @@ def run_reproduce(out: Path, quick: bool = True, seed: int = 0, log=print) -> di
     out = Path(out)
     run = Run(out, config)
     start = time.perf_counter()
-    model_dir = out / "factlm"
-    if not (model_dir / "facts.json").is_file():
+    model_dir = factlm_dir(config.factlm)
+    if not _trained(model_dir, config.factlm):
+        log(f"[knowledge] training the fact LM into {model_dir}")
         train_factlm(model_dir, config.factlm, log=log, resume=True)
         shutil.rmtree(model_dir / "checkpoints", ignore_errors=True)
         shutil.rmtree(model_dir / "tokenizer-build", ignore_errors=True)
-    import json
+    else:
+        log(f"[knowledge] using the cached fact LM {model_dir}")
+    shutil.rmtree(out / "factlm", ignore_errors=True)  # older runs kept the weights here
 
     lm = json.loads((model_dir / "facts.json").read_text())["metrics"]
     model, tok = load_model(model_dir)

@@ -65,7 +65,7 @@ def run_demo(run) -> str:
     net = NetConfig.tiny(num_classes=4, stem=8, widths=(8, 16, 24, 32), aspp_dim=32, decoder_dim=32, low_dim=12)
     results, models = {}, {}
     for method in ("erm", "pinmem"):
-        cfg = TrainConfig(method=method, steps=80, batch=4, lr=0.05, net=net.to_dict(), checkpoint_every=10_000,
+        cfg = TrainConfig(method=method, steps=160, batch=4, lr=0.05, net=net.to_dict(), checkpoint_every=10_000,
                           init_frames=32)
         model, info = train(cfg, sources)
         models[method] = model
@@ -82,14 +82,18 @@ def run_demo(run) -> str:
     lines = [
         "## segmentation — Pin the Memory (synthetic street scenes)",
         "",
-        "Two painted source domains (sunny, overcast) train ERM and Pin the Memory for 80 steps "
+        "Two painted source domains (sunny, overcast) train ERM and Pin the Memory for 160 steps "
         "(tiny DeepLabV3+); the darker, bluish *dusk* domain is never seen in training.",
         "",
         "| method | unseen dusk mIoU | s / step |",
         "|---|---|---|",
     ]
     lines += [f"| {m} | {r['miou']:.3f} | {r['s_per_step']:.3f} |" for m, r in results.items()]
-    lines += ["", f"Ran in {seconds:.1f} s.", "",
+    better = results["pinmem"]["miou"] > results["erm"]["miou"]
+    lines += ["", ("Pin the Memory is ahead of ERM on this toy shift." if better else
+                   "On this toy shift (a pure colour/brightness change, 160 steps) Pin the Memory does not beat "
+                   "ERM; the real-image comparison is `quintet reproduce segmentation`."),
+              "", f"Ran in {seconds:.1f} s.", "",
               "![predictions](segmentation_demo_predictions.png)", "",
               "![memory attention per class](segmentation_demo_attention.png)", ""]
     return "\n".join(lines)

@@ -87,8 +87,10 @@ class TrainConfig:
 
 
 def _device() -> torch.device:
-    """CUDA when available (the paper-scale ResNet-50 run), else the CPU."""
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    """The device ``accelerate`` assigns to this process (a GPU when present, else the CPU)."""
+    from quintet.core.device import default_device
+
+    return default_device()
 
 
 def _lr(cfg: TrainConfig, step: int) -> float:
