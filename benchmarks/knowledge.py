@@ -6,7 +6,10 @@ knowledge-neurons integrates over ``linspace(0, 1, m)`` with weight ``1/m``, whi
 as ``alphas=torch.linspace(0, 1, m)``. Timings then use each tool's own default (quintet: the
 paper's right Riemann sum; knowledge-neurons: its grid, batch_size = 20 steps per batch).
 
-    .venv/bin/python benchmarks/knowledge.py [--model results/knowledge/factlm] [--prompts 8]
+    .venv/bin/python benchmarks/knowledge.py [--model PATH] [--prompts 8]
+
+``--model`` defaults to the quick fact LM that ``quintet reproduce knowledge --quick`` caches
+(``~/.cache/quintet/knowledge/factlm-<hash>``, see ``quintet.knowledge.reproduce.factlm_dir``).
 
 Writes benchmarks/results/knowledge.json.
 """
@@ -73,7 +76,7 @@ def measure(name, model, tok, pairs, steps, repeats=1):
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", type=Path, default=ROOT / "results/knowledge/factlm")
+    parser.add_argument("--model", type=Path, default=None, help="A fact LM folder (default: the cached quick one).")
     parser.add_argument("--prompts", type=int, default=8)
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--threads", type=int, default=1)
@@ -82,7 +85,11 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     from quintet.core.io import atomic_write_json
-    from quintet.knowledge.factlm import load_facts, load_model
+    from quintet.knowledge.factlm import FactLMConfig, load_facts, load_model
+    from quintet.knowledge.reproduce import factlm_dir
+
+    if args.model is None:
+        args.model = factlm_dir(FactLMConfig.quick())
 
     model, tok = load_model(args.model)
     bags = load_facts(args.model)

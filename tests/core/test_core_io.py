@@ -132,3 +132,12 @@ def test_kill_during_checkpoint_leaves_a_loadable_one(tmp_path):
     state = load_checkpoint(tmp_path, model)
     assert state["step"] >= 1 and state["config"] == {"step": state["step"]}
     assert torch.all(model.weight == state["step"])
+
+
+def test_atomic_files_get_the_usual_permissions(tmp_path):
+    umask = os.umask(0o022)
+    try:
+        target = atomic_write_text(tmp_path / "x.txt", "hi")
+    finally:
+        os.umask(umask)
+    assert target.stat().st_mode & 0o777 == 0o644

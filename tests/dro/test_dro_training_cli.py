@@ -38,6 +38,9 @@ def test_resume_refuses_other_config(tmp_path):
     train(TrainConfig(task="synthetic", method="erm", epochs=1, n_train=200), checkpoint_dir=tmp_path, data=data)
     with pytest.raises(QuintetError, match="another configuration"):
         train(TrainConfig(task="synthetic", method="erm", epochs=1, n_train=200, lr=0.5), checkpoint_dir=tmp_path, data=data)
+    # another method adds an adversary to the checkpoint's shapes: still the clear error, not a load failure
+    with pytest.raises(QuintetError, match="method"):
+        train(TrainConfig(task="synthetic", method="ratio", epochs=1, n_train=200), checkpoint_dir=tmp_path, data=data)
 
 
 def test_ratio_adversary_upweights_minority_groups():

@@ -13,6 +13,7 @@ from knowledge_models import prompt_for, tiny_model, tokenizer_for
 from quintet.core.errors import QuintetError
 from quintet.knowledge import (
     activation_baseline,
+    adapt_refinement,
     adapt_sharing_ratio,
     answer_probs,
     coarse_neurons,
@@ -111,9 +112,39 @@ def test_update_fact_moves_value_slots_and_restores(tmp_path):
     with update_fact(model, [(1, 4), (2, 0)], old, new, lambda1=1.0, lambda2=8.0):
         torch.testing.assert_close(adapter.value_slots(1)[4], slot - emb[old] + 8 * emb[new])
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    # the authors' released variant: both embeddings rescaled to the slot's norm first
+    with update_fact(model, [(1, 4)], old, new, lambda1=1.0, lambda2=8.0, scale="slot"):
+        size = slot.norm()
+        expected = slot + size * (-emb[old] / emb[old].norm() + 8 * emb[new] / emb[new].norm())
+        torch.testing.assert_close(adapter.value_slots(1)[4], expected)
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    with pytest.raises(QuintetError, match="unknown update scale 'norm'"):
+        with update_fact(model, [(1, 4)], old, new, scale="norm"):
+            pass
     # restoring also happens when the body raises
     with pytest.raises(RuntimeError):
         with edit_value_slots(model) as ed:
             ed.zero(0, 0)
             raise RuntimeError("boom")
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+
+
+def test_adapt_refinement_raises_t_only_when_p_is_exhausted():
+    # 3 prompts per fact; 8 neurons score 1.0 in every prompt, 2 of them score 2.0: at t = 0.2
+    # even "coarse in every prompt" keeps 8 > 5, so t must rise above 0.5 to keep the 2 strong ones
+    scores = torch.zeros(2, 10)
+    scores[0, :8] = 1.0
+    scores[0, :2] = 2.0
+    fact = [scores.clone() for _ in range(3)]
+    t, p = adapt_refinement([fact, fact], low=2, high=5)
+    assert 0.5 < t <= 1.0
+    assert refine_neurons([coarse_neurons(s, t) for s in fact], p) == [(0, 0), (0, 1)]
+    # when p alone reaches the band, t stays at the paper's 0.2
+    spread = [torch.zeros(2, 10) for _ in range(4)]
+    for k, s in enumerate(spread):
+        s[1, :3] = 1.0
+        s[1, 3 + k] = 1.0  # one prompt-specific neuron each
+    t, p = adapt_refinement([spread], low=2, high=5)
+    assert t == 0.2 and len(refine_neurons([coarse_neurons(s, t) for s in spread], p)) == 3
+    with pytest.raises(QuintetError, match="threshold"):
+        adapt_refinement([fact], threshold=0.95, max_threshold=0.9)

@@ -25,6 +25,13 @@ from quintet.core.errors import QuintetError
 LATEST = "latest"
 
 
+def _file_mode() -> int:
+    """The mode a plain ``open(path, "w")`` would give (mkstemp's temporaries are 0600)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
 @contextmanager
 def atomic_write(path: str | os.PathLike, mode: str = "wb") -> Iterator[Any]:
     """Open a temporary file beside ``path``; on success fsync and rename it over ``path``."""
@@ -36,6 +43,7 @@ def atomic_write(path: str | os.PathLike, mode: str = "wb") -> Iterator[Any]:
             yield handle
             handle.flush()
             os.fsync(handle.fileno())
+        os.chmod(tmp, _file_mode())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -78,6 +86,7 @@ def save_tensors(path: str | os.PathLike, tensors: dict[str, torch.Tensor]) -> P
         save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, tmp)
         with open(tmp, "rb") as handle:
             os.fsync(handle.fileno())
+        os.chmod(tmp, _file_mode())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

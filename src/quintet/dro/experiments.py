@@ -10,6 +10,7 @@ simultaneously on the same batch (paper Section 3.4).
 
 from __future__ import annotations
 
+import json
 import math
 import time
 from dataclasses import asdict, dataclass
@@ -148,11 +149,13 @@ def train_on(data: TaskData, config: TrainConfig, checkpoint_dir: str | Path | N
     cfg_dict = asdict(config)
     if checkpoint_dir is not None and latest_checkpoint(checkpoint_dir) is not None:
         path = latest_checkpoint(checkpoint_dir)
+        saved = json.loads((Path(path) / "config.json").read_text())  # compare before loading weights
+        diff = {k: (saved.get(k), v) for k, v in cfg_dict.items()
+                if k != "epochs" and saved.get(k) != v}  # more epochs may be asked for
+        if diff:
+            raise QuintetError(f"checkpoint in {checkpoint_dir} was made with another configuration "
+                               f"(name: (saved, asked)): {diff}; use another folder or --no-resume")
         state = load_checkpoint(path, players, optimizer)
-        diff = {k: (state["config"].get(k), v) for k, v in cfg_dict.items()
-                if k != "epochs" and state["config"].get(k) != v}  # more epochs may be asked for
-        if state["config"] and diff:
-            raise QuintetError(f"checkpoint in {checkpoint_dir} was made with another configuration: {diff}")
         extra = state["extra"]
         start_epoch = int(state["step"])
         history, weights_log, step_times = extra["history"], extra["weights"], extra["step_times"]

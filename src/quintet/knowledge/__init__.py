@@ -1,7 +1,7 @@
 """Knowledge neurons (Dai et al., ACL 2022, arXiv 2104.08696) on Hugging Face masked LMs.
 
 Functional API: :func:`integrated_gradients` (§3.1) -> :func:`coarse_neurons` /
-:func:`refine_neurons` / :func:`adapt_sharing_ratio` (§3.2) -> :func:`answer_probs` with
+:func:`refine_neurons` / :func:`adapt_sharing_ratio` / :func:`adapt_refinement` (§3.2) -> :func:`answer_probs` with
 ``factor`` 0 or 2 (§4.2), :func:`update_fact` and :func:`erase_relation` (§5).
 :class:`KnowledgeProbe` bundles a model, its tokenizer and the settings.
 """
@@ -22,6 +22,7 @@ from quintet.knowledge.editing import (
 )
 from quintet.knowledge.neurons import (
     activation_baseline,
+    adapt_refinement,
     adapt_sharing_ratio,
     coarse_neurons,
     layer_histogram,
@@ -37,6 +38,7 @@ __all__ = [
     "Scores",
     "SlotEditor",
     "activation_baseline",
+    "adapt_refinement",
     "adapt_sharing_ratio",
     "answer_probs",
     "coarse_neurons",

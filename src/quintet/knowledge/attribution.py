@@ -83,7 +83,7 @@ def _real_pass(adapter: FFNAdapter, batch: Batch) -> tuple[float, list[torch.Ten
 
         return fn
 
-    handles = [adapter.hook_activations(l, keep(l)) for l in range(adapter.n_layers)]
+    handles = [adapter.hook_activations(layer, keep(layer)) for layer in range(adapter.n_layers)]
     head = adapter.hook_head(pos)
     try:
         with torch.no_grad():
@@ -157,10 +157,10 @@ def integrated_gradients(
     if grid.numel() < 1:
         raise QuintetError("alphas is empty; expected at least one scaling factor")
     all_layers = list(range(adapter.n_layers))
-    layers = all_layers if layers is None else [int(l) for l in layers]
-    for l in layers:
-        if l not in all_layers:
-            raise QuintetError(f"layer {l} does not exist; the model has layers 0..{adapter.n_layers - 1}")
+    layers = all_layers if layers is None else [int(layer) for layer in layers]
+    for layer in layers:
+        if layer not in all_layers:
+            raise QuintetError(f"layer {layer} does not exist; the model has layers 0..{adapter.n_layers - 1}")
     device = next(adapter.model.parameters()).device
     batch = encode(tokenizer, [prompt], [answer], adapter.causal, device=device)
     dtype = torch.promote_types(next(adapter.model.parameters()).dtype, torch.float32)
@@ -169,7 +169,7 @@ def integrated_gradients(
     scores = torch.zeros(adapter.n_layers, n, dtype=dtype)
     acts = torch.stack([a.to(dtype).cpu() for a in real])
     p0 = torch.full((adapter.n_layers,), float("nan"), dtype=torch.float64)
-    for l in layers:
-        sc, p0[l] = _layer_pass(adapter, batch, l, real[l], grid, with_baseline)
-        scores[l] = sc.detach().cpu()
+    for layer in layers:
+        sc, p0[layer] = _layer_pass(adapter, batch, layer, real[layer], grid, with_baseline)
+        scores[layer] = sc.detach().cpu()
     return Attribution(scores, acts, prob, p0, layers)

@@ -55,7 +55,7 @@ def _check_neurons(adapter: FFNAdapter, neurons: Sequence[Neuron]) -> dict[int, 
                 f"{adapter.n_neurons} neurons"
             )
         by_layer.setdefault(int(layer), []).append(int(index))
-    return {l: torch.tensor(sorted(set(i))) for l, i in by_layer.items()}
+    return {layer: torch.tensor(sorted(set(i))) for layer, i in by_layer.items()}
 
 
 @torch.no_grad()
@@ -83,7 +83,7 @@ def answer_probs(
         rows = torch.arange(len(batch), device=device)
         handles = []
 
-        def make(idx: torch.Tensor):
+        def make(idx: torch.Tensor, rows: torch.Tensor = rows, batch=batch):
             idx = idx.to(device)
 
             def fn(out: torch.Tensor) -> torch.Tensor:

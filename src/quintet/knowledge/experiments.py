@@ -168,7 +168,7 @@ def update_facts(model, tokenizer, facts: Sequence[FactNeurons], per_relation: i
             intra, inter = rng.sample(intra, min(others, len(intra))), rng.sample(inter, min(others, len(inter)))
             own = list(f.bag.prompts)
 
-            def measure():
+            def measure(own=own, new=new, intra=intra, inter=inter):
                 s_new = answer_probs(model, tokenizer, own, [new] * len(own))
                 s_in = answer_probs(model, tokenizer, [p for p, _ in intra], [a for _, a in intra]) if intra else None
                 s_out = answer_probs(model, tokenizer, [p for p, _ in inter], [a for _, a in inter])

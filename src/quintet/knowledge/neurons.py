@@ -42,7 +42,7 @@ def coarse_neurons(scores: torch.Tensor, threshold: float = 0.2) -> list[Neuron]
     if top <= 0:
         return []
     layer, index = torch.nonzero(scores >= threshold * top, as_tuple=True)
-    return [(int(l), int(i)) for l, i in zip(layer, index)]
+    return [(int(li), int(i)) for li, i in zip(layer, index)]
 
 
 def refine_neurons(coarse: Sequence[Sequence[Neuron]], p: float) -> list[Neuron]:
