@@ -59,3 +59,42 @@ def test_pararel_bags_34_relations_single_token_objects(data_dir, tmp_path):
     assert all(b.object.lower() in ("paris", "rome", "italy", "france", "french", "italian", "guitar", "piano", "capital")
                for b in pararel_bags(tok, data_dir=data_dir))
     assert len(kn_bags(data_dir=data_dir)) == 937
+
+
+def test_factlm_corruption_follows_bert_masking():
+    import torch
+
+    from quintet.knowledge.factlm import _corrupt
+
+    gen = torch.Generator().manual_seed(0)
+    n, width, mask_id, vocab = 4000, 8, 4, 50
+    ids = torch.randint(5, vocab, (n, width), generator=gen)
+    ids[:, 0], ids[:, -1] = 2, 3  # [CLS] ... [SEP]
+    attention = torch.ones_like(ids)
+    positions = torch.randint(1, width - 1, (n,), generator=gen)
+    out, labels, is_object = _corrupt(ids, attention, positions, torch.arange(5), 5, mask_id, vocab, 0.15, gen)
+    rows = torch.arange(n)
+    assert bool(is_object[rows, positions].all()) and int(is_object.sum()) == n
+    assert bool((labels[rows, positions] == ids[rows, positions]).all())  # the object is always predicted
+    assert bool((labels[:, 0] == -100).all() and (labels[:, -1] == -100).all())  # never the special tokens
+    others = (labels >= 0) & ~is_object
+    assert 0.12 < float(others.sum()) / float((~is_object[:, 1:-1]).sum()) < 0.18
+    chosen = labels >= 0
+    masked = float((out[chosen] == mask_id).float().mean())
+    kept = float((out[chosen] == ids[chosen]).float().mean())
+    assert 0.77 < masked < 0.83 and 0.08 < kept < 0.13  # 80 % [MASK], 10 % kept (+ random hits)
+    assert bool((out[~chosen] == ids[~chosen]).all())
+
+
+def test_factlm_cache_folder_depends_on_the_recipe(tmp_path, monkeypatch):
+    from dataclasses import replace
+
+    from quintet.knowledge.factlm import FactLMConfig
+    from quintet.knowledge.reproduce import _trained, factlm_dir
+
+    monkeypatch.setenv("QUINTET_CACHE", str(tmp_path))
+    quick = FactLMConfig.quick()
+    assert factlm_dir(quick).parent == tmp_path / "knowledge"
+    assert factlm_dir(quick) == factlm_dir(FactLMConfig.quick())
+    assert factlm_dir(quick) != factlm_dir(replace(quick, dropout=0.0))
+    assert not _trained(factlm_dir(quick), quick)  # nothing there: reproduce retrains
