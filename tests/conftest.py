@@ -8,8 +8,12 @@ from pathlib import Path
 
 import matplotlib
 import pytest
+import torch
 
 matplotlib.use("Agg")
+# The tests use small tensors on a 2-core machine: one torch thread avoids OpenMP hand-offs
+# that cost more than they save.
+torch.set_num_threads(1)
 
 
 def _require_data() -> bool:

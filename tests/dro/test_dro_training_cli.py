@@ -11,14 +11,6 @@ from quintet.dro import TrainConfig, train
 from quintet.dro.tasks import load_task
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.mark.parametrize("method", ["ratio", "group-dro"])
 def test_resume_gives_the_same_run(tmp_path, method):
     data = load_task("synthetic", n_train=600)

@@ -3,20 +3,9 @@
 from __future__ import annotations
 
 import numpy as np
-import pytest
-import torch
 from PIL import Image
 
 from quintet.cli import main
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Single-threaded torch for these small tensors (thread spin-up dominates otherwise); restored after."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def test_camvid_domains(data_dir, monkeypatch):

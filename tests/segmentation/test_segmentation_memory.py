@@ -28,15 +28,6 @@ from quintet.segmentation.memory import (
 )
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Single-threaded torch for these small tensors (thread spin-up dominates otherwise); restored after."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def _unit(k, d, seed=0, dtype=torch.float64):
     g = torch.Generator().manual_seed(seed)
     return l2_normalize(torch.randn(k, d, generator=g, dtype=dtype), dim=1)

@@ -13,15 +13,6 @@ from quintet.segmentation.meta import inner_params, meta_step, persistent_update
 from quintet.segmentation.metrics import confusion_matrix, iou_from_confusion, mean_iou
 from quintet.segmentation.models import NetConfig, SegmentationNet
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Single-threaded torch for these small tensors (thread spin-up dominates otherwise); restored after."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 SMALL = dict(stem=8, widths=(8, 8, 8, 8), aspp_dim=8, decoder_dim=8, low_dim=4)
 
 

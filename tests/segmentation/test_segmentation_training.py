@@ -14,15 +14,6 @@ from quintet.segmentation.experiments import TrainConfig, evaluate, load_model, 
 from quintet.segmentation.folders import FOLDERS, load_folder, read_image
 from quintet.segmentation.models import NetConfig
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Single-threaded torch for these small tensors (thread spin-up dominates otherwise); restored after."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 NET = NetConfig.tiny(num_classes=4, stem=8, widths=(8, 8, 8, 8), aspp_dim=8, decoder_dim=8, low_dim=4).to_dict()
 
 

@@ -55,7 +55,7 @@ def test_real_sketches_solve(data_dir):
     kept = [p.sketch for p in read_sketchgraphs(data_dir) if vitruvion_filter(p).passed]
     results = solve_many(kept)
     ok = [r for r in results if r.ok]
-    assert len(ok) >= 55  # measured: 57 of 66
+    assert len(ok) >= 47  # measured: 49 of 53 (3 inconsistent, 1 did not converge)
     for s, r in zip(kept, results):
         if r.ok:
             size = max(s.bbox()[2] - s.bbox()[0], s.bbox()[3] - s.bbox()[1])
