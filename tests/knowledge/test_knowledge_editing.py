@@ -69,7 +69,10 @@ def test_activation_baseline_and_relation_helpers():
     assert activation_baseline(acts, 2) == [(0, 1), (1, 0)]
     facts = [[(0, 1), (1, 1)], [(0, 1)], [(0, 1), (2, 2)], [(2, 2)]]
     assert most_common(facts, 2) == [(0, 1), (2, 2)]
-    assert exclusive([(0, 1), (1, 1)], facts, max_share=0.25) == [(1, 1)]
+    assert exclusive([(0, 1), (1, 1)], facts[1:], max_share=0.25) == [(1, 1)]
+    # a small relation (8 facts): the fact's own neurons do not count as shared
+    others = [[(3, k)] for k in range(7)]
+    assert exclusive([(1, 1), (3, 0)], others, max_share=0.1) == [(1, 1)]
 
 
 @pytest.mark.parametrize("kind", KINDS)

@@ -27,7 +27,6 @@ from quintet.sketch.sample import (
     sample_primitives,
 )
 
-torch.set_num_threads(1)
 G = PrimitiveGrammar()
 CG = ConstraintGrammar()
 TINY = dict(d_model=32, n_layers=2, n_heads=2, d_ff=64)

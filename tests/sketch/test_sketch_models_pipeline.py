@@ -30,7 +30,6 @@ from quintet.sketch.models.metrics import lzma_bits, match_primitives, model_bit
 from quintet.sketch.primitives import Arc, Circle, Line, Point
 from quintet.sketch.train import TrainConfig, constraint_batches, primitive_batches, train
 
-torch.set_num_threads(1)
 G = PrimitiveGrammar()
 TINY = dict(d_model=32, n_layers=1, n_heads=2, d_ff=64)
 

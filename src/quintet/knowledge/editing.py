@@ -215,11 +215,16 @@ def most_common(neurons_by_fact: Sequence[Sequence[Neuron]], k: int = 20) -> lis
     return [n for n, _ in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:k]]
 
 
-def exclusive(neurons: Sequence[Neuron], neurons_by_fact: Sequence[Sequence[Neuron]],
+def exclusive(neurons: Sequence[Neuron], other_facts: Sequence[Sequence[Neuron]],
               max_share: float = 0.1) -> list[Neuron]:
-    """Drop neurons found for more than ``max_share`` of a relation's facts (§5.1 filter)."""
-    if not neurons_by_fact:
-        return list(neurons)
-    counts = Counter(n for fact in neurons_by_fact for n in set(map(tuple, fact)))
-    limit = max_share * len(neurons_by_fact)
+    """Drop neurons found for more than ``max_share`` of the relation's *other* facts (§5.1 filter).
+
+    ``other_facts``: the knowledge neurons of the relation's facts other than the edited one.
+    Counting the edited fact itself would drop every neuron of a relation with fewer than
+    ``1 / max_share`` facts (its own neurons are always "shared" by one fact).
+    """
+    if not other_facts:
+        return [tuple(n) for n in neurons]
+    counts = Counter(n for fact in other_facts for n in set(map(tuple, fact)))
+    limit = max_share * len(other_facts)
     return [tuple(n) for n in neurons if counts.get(tuple(n), 0) <= limit]

@@ -252,7 +252,9 @@ The activation baseline takes, per fact, as many neurons with the highest activa
 ## Updating facts (§5.1, λ1 = 1, λ2 = 8, neurons shared by > 10 % of the relation's facts excluded)
 
 Success: the new object t' becomes the top-1 prediction (per prompt of the fact, and per fact by
-majority of its prompts). Change rate: top-1 predictions of other facts that change.
+majority of its prompts). Change rate: top-1 predictions of other facts that change. Up to
+{config.update_per_relation} facts per relation; {next(iter(up.values()))['mean']['skipped_without_neurons']} facts were skipped (and replaced where the relation had
+more) because none of their knowledge neurons was exclusive.
 
 {update_table}
 ## Erasing relations (§5.2, value slots of the 20 most common knowledge neurons set to 0; mean over relations)

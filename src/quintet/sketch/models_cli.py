@@ -251,6 +251,23 @@ def install(app: typer.Typer, report_sections: list, demo_sections: list) -> Non
 
 def models_demo(run) -> str:
     """A < 40 s tour: train a tiny primitive and constraint model on procedural sketches, sample,
+    infer constraints, solve; saves ``sketch_models_demo.png``. Runs on one torch thread (see
+    :mod:`quintet.sketch.models_experiment`; ``QUINTET_SKETCH_THREADS`` overrides) and restores
+    the caller's thread count afterwards."""
+    import os
+
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(int(os.environ.get("QUINTET_SKETCH_THREADS", "1")))
+    try:
+        return _models_demo(run)
+    finally:
+        torch.set_num_threads(before)
+
+
+def _models_demo(run) -> str:
+    """A < 40 s tour: train a tiny primitive and constraint model on procedural sketches, sample,
     infer constraints, solve; saves ``sketch_models_demo.png``."""
     import torch
 
