@@ -249,7 +249,7 @@ The activation baseline takes, per fact, as many neurons with the highest activa
 
 ![amplify](knowledge_amplify.png)
 
-## Updating facts (§5.1, λ1 = 1, λ2 = 8, neurons shared by > 10 % of the relation's facts excluded)
+## Updating facts (§5.1, λ1 = 1, λ2 = 8, neurons shared by > 10 % of the relation's other facts excluded)
 
 Success: the new object t' becomes the top-1 prediction (per prompt of the fact, and per fact by
 majority of its prompts). Change rate: top-1 predictions of other facts that change. Up to
