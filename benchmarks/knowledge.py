@@ -6,7 +6,15 @@ knowledge-neurons integrates over ``linspace(0, 1, m)`` with weight ``1/m``, whi
 as ``alphas=torch.linspace(0, 1, m)``. Timings then use each tool's own default (quintet: the
 paper's right Riemann sum; knowledge-neurons: its grid, batch_size = 20 steps per batch).
 
-    .venv/bin/python benchmarks/knowledge.py [--model PATH] [--prompts 8]
+Accuracy at equal cost is a second question: the completeness error
+``|Σ_i Attr_i − (P(w̄) − P(0))|`` per layer (mean over layers and prompts) of (a) knowledge-neurons
+with m = 20 (its grid), (b) quintet's right sum with m = 20, and (c) quintet's Gauss–Legendre rule
+with the smallest m in 2..20 whose mean error is <= that of both (a) and (b) on the same prompts;
+(c) is then timed and its speed-up over (a) reported at equal-or-better accuracy. Completeness
+only checks each layer's sum, so the per-neuron error against a converged reference (Gauss with
+2m = 40 nodes; max |Δ| / max |ref| per prompt, mean) is reported beside it.
+
+    .venv/bin/python benchmarks/knowledge.py [--model PATH] [--prompts 8] [--threads 2]
 
 ``--model`` defaults to the quick fact LM that ``quintet reproduce knowledge --quick`` caches
 (``~/.cache/quintet/knowledge/factlm-<hash>``, see ``quintet.knowledge.reproduce.factlm_dir``).
@@ -34,17 +42,37 @@ def _kn(model, tokenizer):
     return KnowledgeNeurons(model, tokenizer, model_type="bert", device="cpu")
 
 
-def _bert_base_random(vocab_dir: Path):
-    """A randomly initialised BERT-base-sized masked LM (12 layers, 768 hidden, 3072 neurons)."""
-    from transformers import BertConfig, BertForMaskedLM, BertTokenizerFast
+def _bert_base_random(tok):
+    """A randomly initialised BERT-base-sized masked LM (12 layers, 768 hidden, 3072 neurons)
+    over the fact LM's tokenizer."""
+    from transformers import BertConfig, BertForMaskedLM
 
-    tok = BertTokenizerFast(str(vocab_dir / "vocab.txt"), do_lower_case=True)
     torch.manual_seed(0)
-    model = BertForMaskedLM(BertConfig(vocab_size=tok.vocab_size)).eval()
-    return model, tok
+    return BertForMaskedLM(BertConfig(vocab_size=len(tok))).eval(), tok
 
 
-def measure(name, model, tok, pairs, steps, repeats=1):
+def _target(tok, answer):
+    return tok.convert_ids_to_tokens(tok(answer, add_special_tokens=False)["input_ids"])[0]
+
+
+def _completeness(attr, scores=None):
+    """Per-layer |Σ_i Attr_i − (P(w̄) − P(0))| (``scores`` overrides ``attr.scores``)."""
+    scores = attr.scores if scores is None else scores.to(attr.scores.dtype)
+    gap = attr.prob - attr.baseline_probs.to(scores.dtype)
+    return (scores.sum(1) - gap).abs(), gap.abs()
+
+
+def _median_seconds(fn, pairs, repeats):
+    times = []
+    for prompt, answer in pairs:
+        for _ in range(repeats):
+            t = time.perf_counter()
+            fn(prompt, answer)
+            times.append(time.perf_counter() - t)
+    return statistics.median(times)
+
+
+def measure(name, model, tok, pairs, steps, repeats=1, max_gauss=20):
     from quintet.knowledge import integrated_gradients
 
     kn = _kn(model, tok)
@@ -52,26 +80,72 @@ def measure(name, model, tok, pairs, steps, repeats=1):
     worst = 0.0
     for prompt, answer in pairs[:2]:
         ours = integrated_gradients(model, tok, prompt, answer, alphas=torch.linspace(0, 1, steps)).scores
-        theirs = kn.get_scores(prompt, tok.convert_ids_to_tokens(tok(answer, add_special_tokens=False)["input_ids"])[0],
-                               batch_size=steps, steps=steps, pbar=False).detach()
+        theirs = kn.get_scores(prompt, _target(tok, answer), batch_size=steps, steps=steps, pbar=False).detach()
         scale = float(theirs.abs().max())
         worst = max(worst, float((ours - theirs).abs().max()) / scale)
     assert worst < 1e-3, f"{name}: scores differ (max relative error {worst:.2e})"
-    # 2. timings, each with its own defaults
-    t_ours, t_kn = [], []
+
+    # 2. completeness error: knowledge-neurons m = steps, quintet right m = steps, gauss search
+    def kn_scores(prompt, answer):
+        return kn.get_scores(prompt, _target(tok, answer), batch_size=steps, steps=steps, pbar=False).detach()
+
+    # plus the per-neuron score error against a converged reference (gauss, 2 * steps nodes):
+    # completeness only checks each layer's sum, so it is reported beside it
+    err_kn, err_right, gaps, refs = [], [], [], []
+    score_err = {"knowledge_neurons_m20": [], "quintet_right_m20": []}
+
+    def rel(scores, ref):
+        return float((scores.to(ref.dtype) - ref).abs().max() / ref.abs().max())
+
     for prompt, answer in pairs:
-        target = tok.convert_ids_to_tokens(tok(answer, add_special_tokens=False)["input_ids"])[0]
-        for _ in range(repeats):
-            t = time.perf_counter()
-            integrated_gradients(model, tok, prompt, answer, steps=steps)
-            t_ours.append(time.perf_counter() - t)
-            t = time.perf_counter()
-            kn.get_scores(prompt, target, batch_size=steps, steps=steps, pbar=False)
-            t_kn.append(time.perf_counter() - t)
-    ours, theirs = statistics.median(t_ours), statistics.median(t_kn)
+        right = integrated_gradients(model, tok, prompt, answer, steps=steps, with_baseline=True)
+        theirs = kn_scores(prompt, answer)
+        refs.append(integrated_gradients(model, tok, prompt, answer, steps=2 * steps, rule="gauss").scores)
+        e, g = _completeness(right)
+        err_right.append(e)
+        gaps.append(g)
+        err_kn.append(_completeness(right, theirs)[0])
+        score_err["quintet_right_m20"].append(rel(right.scores, refs[-1]))
+        score_err["knowledge_neurons_m20"].append(rel(theirs, refs[-1]))
+    mean_right = float(torch.stack(err_right).mean())
+    mean_kn = float(torch.stack(err_kn).mean())
+    target = min(mean_right, mean_kn)      # equal-or-better than both (a) and (b)
+    search = {}
+    chosen = None
+    for m in range(2, max_gauss + 1):
+        attrs = [integrated_gradients(model, tok, p, a, steps=m, rule="gauss", with_baseline=True) for p, a in pairs]
+        search[m] = float(torch.stack([_completeness(at)[0] for at in attrs]).mean())
+        score_err["quintet_gauss"] = [rel(at.scores, ref) for at, ref in zip(attrs, refs)]
+        print(f"  {name}: gauss m={m}: mean completeness error {search[m]:.3g} (right m={steps}: {mean_right:.3g}, "
+              f"knowledge-neurons m={steps}: {mean_kn:.3g})", flush=True)
+        if search[m] <= target:
+            chosen = m
+            break
+
+    # 3. timings, each with its own defaults, interleaved per prompt
+    t_right, t_kn, t_gauss = [], [], []
+    for pair in pairs:
+        t_kn.append(_median_seconds(lambda p, a: kn_scores(p, a), [pair], repeats))
+        t_right.append(_median_seconds(lambda p, a: integrated_gradients(model, tok, p, a, steps=steps), [pair], repeats))
+        if chosen is not None:
+            t_gauss.append(_median_seconds(
+                lambda p, a: integrated_gradients(model, tok, p, a, steps=chosen, rule="gauss"), [pair], repeats))
+    ours, theirs = statistics.median(t_right), statistics.median(t_kn)
+    gauss_s = statistics.median(t_gauss) if t_gauss else None
     return {"model": name, "layers": len(kn._get_transformer_layers()), "prompts": len(pairs), "steps": steps,
+            "repeats": repeats,
             "max_relative_score_difference_same_grid": worst,
-            "quintet_s_per_prompt": ours, "knowledge_neurons_s_per_prompt": theirs, "speedup": theirs / ours}
+            "quintet_s_per_prompt": ours, "knowledge_neurons_s_per_prompt": theirs, "speedup": theirs / ours,
+            "mean_abs_gap": float(torch.stack(gaps).mean()),
+            "completeness_error": {"knowledge_neurons_m20": mean_kn, "quintet_right_m20": mean_right,
+                                   "quintet_gauss": search.get(chosen) if chosen else None},
+            "score_error_vs_gauss_2m": {k: statistics.mean(v) for k, v in score_err.items()},
+            "gauss_search": {str(m): e for m, e in search.items()},
+            "gauss_criterion": f"smallest m in 2..{max_gauss} with mean completeness error <= min(knowledge_neurons_m20, "
+                               "quintet_right_m20)",
+            "gauss_steps": chosen, "quintet_gauss_s_per_prompt": gauss_s,
+            "gauss_speedup_vs_knowledge_neurons": theirs / gauss_s if gauss_s else None,
+            "gauss_speedup_vs_quintet_right": ours / gauss_s if gauss_s else None}
 
 
 def main(argv=None) -> int:
@@ -80,6 +154,7 @@ def main(argv=None) -> int:
     parser.add_argument("--prompts", type=int, default=8)
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--repeats", type=int, default=3, help="Timed runs per prompt on the fact LM (BERT-base: 1).")
     parser.add_argument("--no-bert-base", action="store_true", help="Skip the BERT-base-sized random model.")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/knowledge.json")
     args = parser.parse_args(argv)
@@ -94,10 +169,10 @@ def main(argv=None) -> int:
     model, tok = load_model(args.model)
     bags = load_facts(args.model)
     pairs = [(b.prompts[0], b.object) for b in bags[:: max(1, len(bags) // args.prompts)]][: args.prompts]
-    rows = [measure(f"fact LM ({args.model.name})", model, tok, pairs, args.steps)]
+    rows = [measure(f"fact LM ({args.model.name})", model, tok, pairs, args.steps, repeats=args.repeats)]
     print(json.dumps(rows[-1], indent=1))
     if not args.no_bert_base:
-        base, base_tok = _bert_base_random(args.model)
+        base, base_tok = _bert_base_random(tok)
         rows.append(measure("BERT-base size, random weights", base, base_tok, pairs[:3], args.steps))
         print(json.dumps(rows[-1], indent=1))
     import platform

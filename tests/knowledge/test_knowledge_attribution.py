@@ -1,14 +1,22 @@
 """Integrated gradients: completeness, an independent step-by-step oracle, adapters of every
-architecture, Riemann rules, gradcheck of the hooked probability."""
+architecture, Riemann and Gauss-Legendre rules, gradcheck of the hooked probability."""
 
 from __future__ import annotations
+
+import math
 
 import pytest
 import torch
 from knowledge_models import prompt_for, tiny_model, tokenizer_for
 
 from quintet.core.errors import QuintetError
-from quintet.knowledge import get_adapter, integrated_gradients, step_grid
+from quintet.knowledge import (
+    gauss_legendre,
+    get_adapter,
+    integrated_gradients,
+    quadrature,
+    step_grid,
+)
 from quintet.knowledge.prompts import encode
 
 KINDS = ["bert", "roberta", "distilbert", "electra", "gpt2"]
@@ -29,14 +37,16 @@ def _prob_with(adapter, batch, layer, values):
     return logits[0, pos].softmax(-1)[batch.targets[0]]
 
 
-def _oracle(adapter, batch, layer, alphas, real):
-    """Eq. 4 one step at a time: w̄/m Σ_k ∂P(α_k w̄)/∂w, each step its own forward and backward."""
+def _oracle(adapter, batch, layer, alphas, real, weights=None):
+    """Eq. 4 one step at a time: w̄ Σ_k c_k ∂P(α_k w̄)/∂w (c_k = 1/m unless given), each step its
+    own forward and backward."""
+    weights = [1.0 / len(alphas)] * len(alphas) if weights is None else weights
     total = torch.zeros_like(real)
-    for a in alphas:
+    for a, c in zip(alphas, weights):
         x = (a * real).clone().requires_grad_(True)
         (g,) = torch.autograd.grad(_prob_with(adapter, batch, layer, x), x)
-        total += g
-    return real * total / len(alphas)
+        total += c * g
+    return real * total
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -113,10 +123,16 @@ def test_bad_steps_rule_layer(tmp_path):
     p = prompt_for("bert")
     with pytest.raises(QuintetError, match="steps must be >= 1"):
         integrated_gradients(model, tok, p, "paris", steps=0)
-    with pytest.raises(QuintetError, match="unknown Riemann rule 'middle'"):
+    with pytest.raises(QuintetError, match="unknown integration rule 'middle'; expected one of: right, left, gauss"):
         integrated_gradients(model, tok, p, "paris", rule="middle")
     with pytest.raises(QuintetError, match="layer 7 does not exist"):
         integrated_gradients(model, tok, p, "paris", layers=[7])
+    with pytest.raises(QuintetError, match="steps must be >= 1"):
+        integrated_gradients(model, tok, p, "paris", steps=0, rule="gauss")
+    with pytest.raises(QuintetError, match="weights has 2 entries but alphas has 3"):
+        integrated_gradients(model, tok, p, "paris", alphas=[0.2, 0.5, 1.0], weights=[0.5, 0.5])
+    with pytest.raises(QuintetError, match="weights needs alphas"):
+        integrated_gradients(model, tok, p, "paris", weights=[0.5, 0.5])
 
 
 def test_causal_prompt_with_inner_mask_is_refused(tmp_path):
@@ -136,3 +152,69 @@ def test_unknown_architecture_names_supported():
                                                       vocab_size=10))
     with pytest.raises(QuintetError, match="unsupported architecture 't5'; supported model types: bert, roberta, electra, distilbert, gpt2"):
         get_adapter(model)
+
+
+# --- Gauss-Legendre quadrature (same integral, Eq. 3) ----------------------------------------
+
+GAUSS_PROMPTS = [("the capital of france is [MASK] .", "paris"), ("[MASK] is the capital of italy .", "rome"),
+                 ("she plays the [MASK] .", "guitar"), ("he was born in [MASK] .", "france"),
+                 ("the language of italy is [MASK] .", "italian")]
+
+
+@pytest.mark.parametrize("m", [1, 2, 3, 5, 8, 12])
+def test_gauss_legendre_integrates_polynomials_of_degree_2m_minus_1_exactly(m):
+    nodes, weights = gauss_legendre(m)
+    assert nodes.dtype == weights.dtype == torch.float64 and nodes.shape == weights.shape == (m,)
+    assert float(weights.sum()) == pytest.approx(1.0, abs=1e-14)
+    assert bool((nodes > 0).all() and (nodes < 1).all() and (weights > 0).all())
+    gen = torch.Generator().manual_seed(m)
+    coef = torch.randn(2 * m, generator=gen, dtype=torch.float64)      # degree 2m - 1
+    poly = sum(c * nodes**j for j, c in enumerate(coef))
+    exact = sum(float(c) / (j + 1) for j, c in enumerate(coef))       # ∫_0^1 x^j = 1/(j+1)
+    assert float((weights * poly).sum()) == pytest.approx(exact, abs=1e-13)
+    # degree 2m is no longer exact: on [0, 1] the error of x^(2m) is (m!)^4 / ((2m+1) ((2m)!)^2) > 0
+    miss = 1.0 / (2 * m + 1) - float((weights * nodes ** (2 * m)).sum())
+    expected = math.factorial(m) ** 4 / ((2 * m + 1) * math.factorial(2 * m) ** 2)
+    assert miss == pytest.approx(expected, rel=1e-5, abs=1e-14)
+    # right rule: weights 1/m on k/m; step_grid gives the same nodes as quadrature
+    torch.testing.assert_close(quadrature(m, "gauss")[0], step_grid(m, "gauss"))
+    assert quadrature(4, "right")[1].tolist() == [0.25] * 4
+
+
+def test_gauss_rule_matches_weighted_step_by_step_oracle(tmp_path):
+    model, tok = tiny_model("bert"), tokenizer_for("bert", tmp_path)
+    adapter = get_adapter(model)
+    p = prompt_for("bert")
+    attr = integrated_gradients(model, tok, p, "paris", steps=3, rule="gauss")
+    nodes, weights = gauss_legendre(3)
+    batch = encode(tok, [p], ["paris"], adapter.causal)
+    for layer in range(adapter.n_layers):
+        expected = _oracle(adapter, batch, layer, nodes.tolist(), attr.activations[layer], weights.tolist())
+        torch.testing.assert_close(attr.scores[layer], expected, rtol=1e-9, atol=1e-12)
+    custom = integrated_gradients(model, tok, p, "paris", alphas=nodes, weights=weights)
+    torch.testing.assert_close(custom.scores, attr.scores, rtol=0, atol=0)
+
+
+def _completeness_error(model, tok, prompt, answer, **kw):
+    attr = integrated_gradients(model, tok, prompt, answer, with_baseline=True, **kw)
+    return (attr.scores.sum(1) - (attr.prob - attr.baseline_probs)).abs()
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2, 3])
+def test_gauss_5_nodes_beat_right_sum_with_20_steps_on_every_layer(seed, tmp_path):
+    # Measured on these 4 seeds x 5 prompts x 3 layers (init 0.3): gauss m=5 is 20-1000x more
+    # complete than right m=20 in all 60 cases. On sharper models (init 0.5) it is NOT: there the
+    # integrand varies fast and gauss m=5 loses in 25 of 60 cases -- see docs/readme/knowledge.md.
+    model, tok = tiny_model("bert", seed=seed), tokenizer_for("bert", tmp_path)
+    for prompt, answer in GAUSS_PROMPTS:
+        right = _completeness_error(model, tok, prompt, answer, steps=20)
+        gauss = _completeness_error(model, tok, prompt, answer, steps=5, rule="gauss")
+        assert bool((gauss < right).all()), (prompt, gauss.tolist(), right.tolist())
+
+
+def test_gauss_converges_as_nodes_grow(tmp_path):
+    model, tok = tiny_model("bert"), tokenizer_for("bert", tmp_path)
+    errors = [float(sum(_completeness_error(model, tok, p, a, steps=m, rule="gauss").mean() for p, a in GAUSS_PROMPTS))
+              for m in (2, 3, 5, 10, 20)]
+    assert all(b < a for a, b in zip(errors, errors[1:])), errors
+    assert errors[-1] < 1e-10      # geometric: right m=20 is ~1e-3 on the same prompts

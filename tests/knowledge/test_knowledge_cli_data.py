@@ -28,10 +28,27 @@ def test_attribute_prints_top_neurons_and_writes_heatmap(saved_model, tmp_path, 
     assert png.read_bytes()[:4] == b"\x89PNG"
 
 
+def test_attribute_gauss_rule_prints_the_api_top_neurons(saved_model, tmp_path, capsys):
+    from quintet.knowledge import integrated_gradients
+    from quintet.knowledge.factlm import load_model
+
+    prompt = "the capital of france is [MASK] ."
+    code = main(["knowledge", "attribute", "--model", str(saved_model), "--prompt", prompt, "--answer", "paris",
+                 "--rule", "gauss", "--steps", "5", "--top", "3", "--heatmap", str(tmp_path / "g.png")])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    net, tok = load_model(saved_model)
+    top = integrated_gradients(net, tok, prompt, "paris", steps=5, rule="gauss").top(3)
+    rows = [line.split() for line in out.splitlines() if line[:5].strip().isdigit()]
+    assert [(int(r[0]), int(r[1])) for r in rows] == [(layer, i) for layer, i, _ in top]
+    assert [float(r[2]) for r in rows] == pytest.approx([s for *_, s in top], rel=1e-3)
+
+
 @pytest.mark.parametrize(
     "args, message",
     [
         (["--model", "/no/such/model"], "model path '/no/such/model' does not exist"),
+        (["--rule", "simpson"], "unknown integration rule 'simpson'; expected one of: right, left, gauss"),
         (["--prompt", "no mask here"], "has 0 [MASK] tokens"),
         (["--answer", "paris rome"], "is 2 tokens"),
     ],

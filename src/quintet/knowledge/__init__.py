@@ -7,7 +7,13 @@ Functional API: :func:`integrated_gradients` (§3.1) -> :func:`coarse_neurons` /
 """
 
 from quintet.knowledge.adapters import SUPPORTED, FFNAdapter, get_adapter
-from quintet.knowledge.attribution import Attribution, integrated_gradients, step_grid
+from quintet.knowledge.attribution import (
+    Attribution,
+    gauss_legendre,
+    integrated_gradients,
+    quadrature,
+    step_grid,
+)
 from quintet.knowledge.editing import (
     Scores,
     SlotEditor,
@@ -45,11 +51,13 @@ __all__ = [
     "edit_value_slots",
     "erase_relation",
     "exclusive",
+    "gauss_legendre",
     "get_adapter",
     "integrated_gradients",
     "layer_histogram",
     "most_common",
     "perplexity",
+    "quadrature",
     "refine_neurons",
     "relative_change",
     "step_grid",

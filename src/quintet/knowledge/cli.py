@@ -44,8 +44,9 @@ def attribute_cmd(
     prompt: str = typer.Option(..., help='Text with one [MASK], e.g. "Paris is the capital of [MASK] ."'),
     answer: str = typer.Option(..., help="The gold answer (one token of the vocabulary)."),
     tokenizer: Optional[Path] = typer.Option(None, help="Tokenizer folder when it is not beside the model."),
-    steps: int = typer.Option(20, help="Riemann steps m."),
-    rule: str = typer.Option("right", help="Riemann rule: right (the paper) or left."),
+    steps: int = typer.Option(20, help="Steps m (Riemann) or nodes (gauss)."),
+    rule: str = typer.Option("right", help="right (the paper's Riemann sum, Eq. 4), left, or gauss "
+                             "(Gauss-Legendre; e.g. --rule gauss --steps 5)."),
     top: int = typer.Option(10, help="How many neurons to print."),
     threshold: float = typer.Option(0.2, help="t: coarse neurons have attribution >= t * max."),
     heatmap: Path = typer.Option(Path("attribution.png"), help="Where to write the layers x neurons heatmap."),
