@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 PIP := $(BIN)/python -m pip
 PYTEST_ARGS ?=
 
-.PHONY: demo test bench reproduce lint clean-venv
+.PHONY: demo test bench reproduce readme lint clean-venv
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -26,9 +26,13 @@ bench: $(STAMP)
 
 reproduce: $(STAMP)
 	$(BIN)/quintet reproduce all --quick --out results
+	$(BIN)/python tools/sync_readme.py
+
+readme: $(STAMP)
+	$(BIN)/python tools/sync_readme.py
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff check src tests benchmarks tools
 
 clean-venv:
 	rm -rf $(VENV)

@@ -204,7 +204,7 @@ def _completeness_error(model, tok, prompt, answer, **kw):
 def test_gauss_5_nodes_beat_right_sum_with_20_steps_on_every_layer(seed, tmp_path):
     # Measured on these 4 seeds x 5 prompts x 3 layers (init 0.3): gauss m=5 is 20-1000x more
     # complete than right m=20 in all 60 cases. On sharper models (init 0.5) it is NOT: there the
-    # integrand varies fast and gauss m=5 loses in 25 of 60 cases -- see docs/readme/knowledge.md.
+    # integrand varies fast and gauss m=5 loses in 25 of 60 cases -- see the README (knowledge neurons).
     model, tok = tiny_model("bert", seed=seed), tokenizer_for("bert", tmp_path)
     for prompt, answer in GAUSS_PROMPTS:
         right = _completeness_error(model, tok, prompt, answer, steps=20)

@@ -177,4 +177,20 @@ def test_reproduce_checkpoint_folder_is_keyed_by_configuration():
     assert a.key() == ModelsExperimentConfig.for_scale(True, 0).key() and a.key().startswith("quick-seed0-")
     b = ModelsExperimentConfig.for_scale(True, 0)
     b.image_steps += 1
-    assert b.key() != a.key()  # a changed scale trains afresh instead of resuming stale weights
+    # a changed image recipe retrains the image model only; a changed scale trains all afresh
+    assert b.key() == a.key() and b.image_key() != a.image_key()
+    c = ModelsExperimentConfig.for_scale(True, 0)
+    c.prim_steps += 1
+    assert c.key() != a.key() and c.image_key() != a.image_key()
+
+
+def test_image_checkpoint_folder_is_keyed_by_the_image_recipe(tmp_path):
+    from quintet.sketch.models_experiment import image_checkpoint_dir
+
+    a = image_checkpoint_dir(tmp_path, "aaaa")
+    (a / "weights").write_text("A")
+    b = image_checkpoint_dir(tmp_path, "bbbb")  # another recipe: A's folder moves aside
+    assert b == a == tmp_path / "image" and not (b / "weights").exists()
+    assert (tmp_path / "image-aaaa" / "weights").read_text() == "A"
+    assert (image_checkpoint_dir(tmp_path, "aaaa") / "weights").read_text() == "A"  # and comes back
+    assert (tmp_path / "image-bbbb").is_dir()

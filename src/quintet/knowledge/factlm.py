@@ -6,7 +6,7 @@ predicts the object at ``[MASK]`` for every (fact, training template) prompt. So
 relation are held out to measure paraphrase generalisation.
 
 The recipe follows BERT's pre-training rather than plain cloze fitting, so that the model is a
-less degenerate test bed for knowledge neurons (see docs/readme/knowledge.md, "diagnosis"):
+less degenerate test bed for knowledge neurons (see the README, "Diagnosis: why the fact LM is weaker than BERT-base"):
 
 * masked-LM noise as in BERT: the object slot is ``[MASK]`` 80 % of the time, a random token
   10 %, the object itself 10 %; a further ``mlm_probability`` of the other tokens are chosen and

@@ -29,8 +29,10 @@ from quintet.core.errors import QuintetError
 
 @dataclass
 class ModelsExperimentConfig:
-    """Scale of the models experiment; :meth:`key` names its checkpoint folder, so a rerun with
-    the same configuration resumes and a changed one starts afresh."""
+    """Scale of the models experiment. :meth:`key` (every field but the ``image_*`` ones) names the
+    checkpoint folder of the primitive and constraint models, so a rerun with the same
+    configuration resumes and a changed one starts afresh; :meth:`image_key` (all fields) names the
+    image model's, so changing only the image model's recipe retrains only the image model."""
 
     quick: bool = True
     seed: int = 0
@@ -44,22 +46,66 @@ class ModelsExperimentConfig:
     lr: float = 1e-3
     prim_steps: int = 3000
     cons_steps: int = 2000
-    image_steps: int = 2000
     n_samples: int = 64
     top_p: float = 0.9
     noise_std: float = 0.15
+    image_steps: int = 2000
+    image_lr: float = 1e-3
+    image_warmup: int = 100
+    image_layers: int = 2
+    #: "primitive": start the image model's decoder from the trained primitive model (two stages,
+    #: see :func:`quintet.sketch.models.primitive.init_from_unconditional`); "scratch": from random.
+    image_init: str = "primitive"
 
     @classmethod
     def for_scale(cls, quick: bool, seed: int) -> "ModelsExperimentConfig":
         if quick:  # ~10 min on 2 shared CPU cores, one torch thread
             return cls(quick=True, seed=seed, n_train=2000, n_test=100, batch_size=16, prim_steps=400,
-                       cons_steps=300, image_steps=500, n_samples=32)
+                       cons_steps=300, n_samples=32, image_steps=IMAGE_STEPS_QUICK, image_warmup=IMAGE_WARMUP_QUICK)
         return cls(quick=False, seed=seed)
 
+    def _digest(self, fields: dict) -> str:
+        return hashlib.sha1(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:8]
+
     def key(self) -> str:
-        """``quick-seed0-<8 hex digits of the configuration>``."""
-        digest = hashlib.sha1(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:8]
-        return f"{'quick' if self.quick else 'full'}-seed{self.seed}-{digest}"
+        """``quick-seed0-<8 hex digits of the configuration without the image_* fields>``."""
+        base = {k: v for k, v in asdict(self).items() if not k.startswith("image_")}
+        return f"{'quick' if self.quick else 'full'}-seed{self.seed}-{self._digest(base)}"
+
+    def image_key(self) -> str:
+        """8 hex digits of the whole configuration (the image model starts from the primitive model)."""
+        return self._digest(asdict(self))
+
+
+IMAGE_STEPS_QUICK = 1500
+IMAGE_WARMUP_QUICK = 50
+
+
+def image_checkpoint_dir(checkpoints: Path, image_key: str) -> Path:
+    """``checkpoints/image`` holding the image model of configuration ``image_key``.
+
+    The folder keeps the name ``image`` (what ``quintet sketch generate --models`` reads); its
+    ``IMAGE_KEY`` file names the configuration. A folder of another configuration is moved aside
+    to ``image-<its key>`` (and moved back should that configuration return), so a changed image
+    recipe trains afresh while the primitive and constraint models are reused.
+    """
+    folder = Path(checkpoints) / "image"
+    marker = folder / "IMAGE_KEY"
+    current = marker.read_text().strip() if marker.is_file() else ("unkeyed" if folder.exists() else None)
+    if current != image_key:
+        if current is not None:
+            aside = folder.with_name(f"image-{current}")
+            if aside.exists():
+                import shutil
+
+                shutil.rmtree(aside)
+            folder.rename(aside)
+        kept = folder.with_name(f"image-{image_key}")
+        if kept.exists():
+            kept.rename(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        marker.write_text(image_key + "\n")
+    return folder
 
 
 # ---- data ------------------------------------------------------------------------------------
@@ -228,6 +274,7 @@ def run_experiment(out: Path, quick: bool, seed: int, log=print) -> tuple[dict, 
         PrimitiveGrammar,
         PrimitiveModel,
         PrimitiveModelConfig,
+        init_from_unconditional,
         perturb_bins,
     )
     from quintet.sketch.models.metrics import lzma_bits, match_primitives, model_bits, uniform_bits
@@ -286,12 +333,17 @@ def run_experiment(out: Path, quick: bool, seed: int, log=print) -> tuple[dict, 
     histories["constraint"] = r["history"]
 
     # 3. image-conditioned primitive model on hand-drawn renderings
-    imgm = PrimitiveModel(PrimitiveModelConfig(kind="image-primitive", **size, image_layers=2))
-    tc = TrainConfig(steps=cfg.image_steps, batch_size=cfg.batch_size, lr=cfg.lr, warmup=min(100, cfg.image_steps // 10),
+    imgm = PrimitiveModel(PrimitiveModelConfig(kind="image-primitive", **size, image_layers=cfg.image_layers))
+    if cfg.image_init == "primitive":  # two stages: the decoder starts as the trained primitive model
+        init_from_unconditional(imgm, prim)
+    elif cfg.image_init != "scratch":
+        raise QuintetError(f"image_init must be 'primitive' or 'scratch', got {cfg.image_init!r}")
+    tc = TrainConfig(steps=cfg.image_steps, batch_size=cfg.batch_size, lr=cfg.image_lr,
+                     warmup=min(cfg.image_warmup, cfg.image_steps // 10),
                      checkpoint_every=min(50, cfg.image_steps), seed=seed)
     r = train(imgm, primitive_batches(g, tr_p, cfg.batch_size, seed,
                                       images=lambda idx, step: render_batch([tr_p[i] for i in idx], seed * 7919 + step)),
-              tc, ckpt / "image", description="image")
+              tc, image_checkpoint_dir(ckpt, cfg.image_key()), description="image")
     metrics["train_image"] = {k: v for k, v in r.items() if k != "history"}
     histories["image"] = r["history"]
     log(f"[models] trained in {time.perf_counter() - t_start:.0f} s")
@@ -450,7 +502,11 @@ def _markdown(m: dict, rows: list) -> str:
         f"{m['data']['real_sketchgraphs']} real SketchGraphs sketches pass the filter (never trained on). "
         f"Models: d={m['config']['d_model']}, {m['config']['n_layers']} layers; steps "
         f"{m['config']['prim_steps']} / {m['config']['cons_steps']} / {m['config']['image_steps']} "
-        f"(primitive / constraint / image), batch {m['config']['batch_size']}; {m['seconds']:.0f} s in all.",
+        f"(primitive / constraint / image), batch {m['config']['batch_size']}; {m['seconds']:.0f} s in all. "
+        f"Image model: ViT encoder with {m['config']['image_layers']} layers, learning rate "
+        f"{m['config']['image_lr']:g}, decoder "
+        + ("initialised from the trained primitive model (two stages)" if m['config']['image_init'] == "primitive"
+           else "trained from scratch") + ".",
         "",
         "### Bits (NLL / ln 2; lower is better)",
         "",

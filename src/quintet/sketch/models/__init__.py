@@ -23,6 +23,7 @@ from quintet.sketch.models.primitive import (
     PrimitiveModel,
     PrimitiveModelConfig,
     bits,
+    init_from_unconditional,
 )
 
 __all__ = [
@@ -42,6 +43,7 @@ __all__ = [
     "bits",
     "build_model",
     "check_image",
+    "init_from_unconditional",
     "load_model",
     "perturb_bins",
     "read_config",

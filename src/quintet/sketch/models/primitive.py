@@ -163,6 +163,25 @@ class PrimitiveModel(nn.Module):
         return nll.sum() / max(n, 1), n
 
 
+def init_from_unconditional(image_model: PrimitiveModel, primitive_model: PrimitiveModel) -> list[str]:
+    """Copy a trained unconditional primitive model's weights (embeddings, self-attention, MLPs,
+    head) into an image-conditioned model of the same sizes, in place; the image encoder and the
+    cross-attention layers keep their fresh initialisation. Returns the names left fresh.
+
+    Used as a two-stage schedule: the decoder already models sketches, so from the first step the
+    only loss left to remove is what the image tells, and the gradient reaches the encoder instead
+    of being spent on learning the token grammar.
+    """
+    if not image_model.config.image or primitive_model.config.image:
+        raise ValueError("init_from_unconditional copies a 'primitive' model into an 'image-primitive' model")
+    ours, theirs = image_model.state_dict(), primitive_model.state_dict()
+    bad = [k for k, v in theirs.items() if k not in ours or ours[k].shape != v.shape]
+    if bad:
+        raise ValueError(f"the primitive model's sizes differ from the image model's (e.g. {bad[0]})")
+    image_model.load_state_dict(theirs, strict=False)
+    return sorted(set(ours) - set(theirs))
+
+
 def bits(nats: float) -> float:
     """Nats -> bits (the paper reports NLL / ln 2)."""
     return nats / math.log(2.0)
