@@ -50,6 +50,32 @@ def test_data_check_on_empty_root(tmp_path, capsys):
     assert "missing" in capsys.readouterr().out
 
 
+def test_data_check_on_a_root_that_does_not_exist(tmp_path, capsys):
+    assert main(["--data-dir", str(tmp_path / "nowhere"), "data", "check"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("quintet: error: data root") and "nowhere" in err and err.count("\n") == 1
+
+
+def test_data_check_fails_on_a_checksum_mismatch(tmp_path, monkeypatch, capsys):
+    from quintet.datasets import registry
+
+    (tmp_path / "mnist").mkdir()
+    (tmp_path / "mnist" / "t10k-labels-idx1-ubyte.gz").write_bytes(b"not the real file")
+    monkeypatch.setattr(registry, "recorded_sums", lambda: {"mnist/t10k-labels-idx1-ubyte.gz": "0" * 64})
+    assert main(["--data-dir", str(tmp_path), "data", "check"]) == 1
+    captured = capsys.readouterr()
+    assert "CHECKSUM MISMATCH" in captured.out
+    assert "1 file(s) do not match" in captured.err and "t10k-labels-idx1-ubyte.gz" in captured.err
+
+
+def test_output_path_that_is_a_file_is_one_line(tmp_path):
+    target = tmp_path / "a_file"
+    target.write_text("x")
+    result = _run("demo", "--out", str(target), "--only", "sorting")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.startswith("quintet: error:") and result.stderr.strip().count("\n") == 0
+
+
 def test_demo_collects_each_method_section(tmp_path, monkeypatch, capsys):
     import types
 

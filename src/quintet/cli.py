@@ -141,12 +141,19 @@ def data_check(verify: bool = typer.Option(True, help="Compare sha256 sums with 
     from quintet.datasets.registry import check_all, data_root
 
     root = data_root()
+    if not root.is_dir():
+        raise QuintetError(f"data root {root} is not a folder (set --data-dir or QUINTET_DATA)")
     table = Table(title=f"data root: {root}")
     for column in ("data set", "file", "size", "status"):
         table.add_column(column)
-    for row in check_all(root, verify=verify):
+    rows = check_all(root, verify=verify)
+    for row in rows:
         table.add_row(row.dataset, row.relpath, row.size_text, row.status)
     Console().print(table)
+    bad = [row.relpath for row in rows if row.status == "CHECKSUM MISMATCH"]
+    if bad:
+        typer.echo(f"quintet: {len(bad)} file(s) do not match their recorded sha256: {', '.join(bad)}", err=True)
+        raise typer.Exit(1)
 
 
 def _mount_methods() -> None:
@@ -174,7 +181,7 @@ def main(argv: list[str] | None = None) -> int:
     except click_exceptions.UsageError as exc:
         typer.echo(f"quintet: error: {exc.format_message()}", err=True)
         return 2
-    except (QuintetError, FileNotFoundError) as exc:
+    except (QuintetError, OSError) as exc:  # bad input, or a path that is missing / not writable
         typer.echo(f"quintet: error: {exc}", err=True)
         return 2
     return result if isinstance(result, int) else 0

@@ -1,7 +1,7 @@
 """The library's error type: a message naming the bad value and what was expected.
 
-The CLI turns a :class:`QuintetError` (and ``ValueError``/``FileNotFoundError`` raised for user
-input) into one readable line and exit status 2.
+The CLI turns a :class:`QuintetError` (and an ``OSError`` such as a missing file or an output
+path that is not a folder) into one readable line and exit status 2.
 """
 
 
