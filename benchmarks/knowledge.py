@@ -14,7 +14,13 @@ with the smallest m in 2..20 whose mean error is <= that of both (a) and (b) on 
 only checks each layer's sum, so the per-neuron error against a converged reference (Gauss with
 2m = 40 nodes; max |Δ| / max |ref| per prompt, mean) is reported beside it.
 
-    .venv/bin/python benchmarks/knowledge.py [--model PATH] [--prompts 8] [--threads 2]
+Models: the fact LM, and two randomly initialised BERT-base-sized models (12 layers, 768 hidden,
+3072 neurons), one over the fact LM's 4000-token vocabulary and one over a 30522-token WordPiece
+vocabulary (BERT-base's width; the fact LM's tokens padded with ``[unusedN]`` slots, so the prompts
+tokenize identically — checked). Seconds are the process's CPU time (``time.process_time``) with
+one thread, i.e. compute time without the time spent waiting for a core on a shared machine.
+
+    .venv/bin/python benchmarks/knowledge.py [--model PATH] [--prompts 8] [--threads 1]
 
 ``--model`` defaults to the quick fact LM that ``quintet reproduce knowledge --quick`` caches
 (``~/.cache/quintet/knowledge/factlm-<hash>``, see ``quintet.knowledge.reproduce.factlm_dir``).
@@ -42,13 +48,36 @@ def _kn(model, tokenizer):
     return KnowledgeNeurons(model, tokenizer, model_type="bert", device="cpu")
 
 
-def _bert_base_random(tok):
-    """A randomly initialised BERT-base-sized masked LM (12 layers, 768 hidden, 3072 neurons)
-    over the fact LM's tokenizer."""
+def _bert_base_random(tok, vocab_size=None):
+    """A randomly initialised BERT-base-sized masked LM (12 layers, 768 hidden, 3072 neurons).
+
+    ``vocab_size=None``: over the fact LM's tokenizer. Otherwise over a WordPiece tokenizer of that
+    size: the fact LM's vocabulary followed by ``[unusedN]`` tokens (as BERT's own vocabulary has
+    such slots), so the prompts tokenize exactly as for the fact LM (checked) while the vocabulary
+    projection has BERT-base's full width (30522)."""
     from transformers import BertConfig, BertForMaskedLM
 
+    if vocab_size is not None:
+        tok = _padded_wordpiece(tok, vocab_size)
     torch.manual_seed(0)
     return BertForMaskedLM(BertConfig(vocab_size=len(tok))).eval(), tok
+
+
+def _padded_wordpiece(tok, vocab_size):
+    import tempfile
+
+    from transformers import BertTokenizerFast
+
+    vocab = [t for t, _ in sorted(tok.get_vocab().items(), key=lambda kv: kv[1])]
+    if len(vocab) > vocab_size:
+        raise ValueError(f"the tokenizer already has {len(vocab)} > {vocab_size} tokens")
+    vocab += [f"[unused{i}]" for i in range(vocab_size - len(vocab))]
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "vocab.txt"
+        path.write_text("\n".join(vocab) + "\n")
+        big = BertTokenizerFast(str(path), do_lower_case=True)
+    assert len(big) == vocab_size, len(big)
+    return big
 
 
 def _target(tok, answer):
@@ -63,12 +92,14 @@ def _completeness(attr, scores=None):
 
 
 def _median_seconds(fn, pairs, repeats):
+    """Median CPU seconds of the process (``time.process_time``) per call: with one thread this
+    is the compute time, without the time spent waiting for a core on a shared machine."""
     times = []
     for prompt, answer in pairs:
         for _ in range(repeats):
-            t = time.perf_counter()
+            t = time.process_time()
             fn(prompt, answer)
-            times.append(time.perf_counter() - t)
+            times.append(time.process_time() - t)
     return statistics.median(times)
 
 
@@ -155,7 +186,8 @@ def main(argv=None) -> int:
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--repeats", type=int, default=3, help="Timed runs per prompt on the fact LM (BERT-base: 1).")
-    parser.add_argument("--no-bert-base", action="store_true", help="Skip the BERT-base-sized random model.")
+    parser.add_argument("--no-bert-base", action="store_true", help="Skip the BERT-base-sized random models.")
+    parser.add_argument("--bert-base-prompts", type=int, default=3, help="Prompts for each BERT-base-sized row.")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/knowledge.json")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -171,13 +203,18 @@ def main(argv=None) -> int:
     pairs = [(b.prompts[0], b.object) for b in bags[:: max(1, len(bags) // args.prompts)]][: args.prompts]
     rows = [measure(f"fact LM ({args.model.name})", model, tok, pairs, args.steps, repeats=args.repeats)]
     print(json.dumps(rows[-1], indent=1))
-    if not args.no_bert_base:
-        base, base_tok = _bert_base_random(tok)
-        rows.append(measure("BERT-base size, random weights", base, base_tok, pairs[:3], args.steps))
+    for vocab in () if args.no_bert_base else (None, 30522):
+        base, base_tok = _bert_base_random(tok, vocab)
+        for prompt, _ in pairs:
+            ids = [t(prompt.replace("[MASK]", t.mask_token))["input_ids"] for t in (tok, base_tok)]
+            assert ids[0] == ids[1], f"{prompt!r} tokenizes differently with the {len(base_tok)}-token vocabulary"
+        rows.append(measure(f"BERT-base size, random weights, vocabulary {len(base_tok)}", base, base_tok,
+                            pairs[: args.bert_base_prompts], args.steps))
         print(json.dumps(rows[-1], indent=1))
     import platform
 
     atomic_write_json(args.out, {"benchmark": "knowledge attribution, seconds per prompt", "threads": args.threads,
+                                 "clock": "process CPU time (time.process_time), median per prompt",
                                  "torch": torch.__version__, "platform": platform.platform(), "rows": rows})
     print(f"wrote {args.out}")
     return 0

@@ -14,9 +14,10 @@ from pathlib import Path
 
 import torch
 
+from quintet.core.errors import QuintetError
 from quintet.core.io import atomic_write_json
 from quintet.core.runs import markdown_table
-from quintet.sorting.bench import run_benchmark
+from quintet.sorting.bench import check_settings, run_benchmark
 
 
 def main() -> None:
@@ -28,8 +29,13 @@ def main() -> None:
     parser.add_argument("--no-memory", action="store_true")
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "sorting.json")
     args = parser.parse_args()
+    try:
+        sizes = [int(s) for s in args.sizes.split(",")]
+        check_settings(sizes, args.network, args.repeats)
+    except (ValueError, QuintetError) as exc:
+        parser.error(str(exc))
     torch.set_num_threads(args.threads)
-    result = run_benchmark([int(s) for s in args.sizes.split(",")], network=args.network, repeats=args.repeats,
+    result = run_benchmark(sizes, network=args.network, repeats=args.repeats,
                            memory=not args.no_memory, threads=args.threads)
     atomic_write_json(args.out, result)
     table = []

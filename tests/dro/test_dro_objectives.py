@@ -97,6 +97,44 @@ def test_self_normalized_at_zero_is_erm():
     assert float(a) == pytest.approx(-float(losses.mean()))
 
 
+def test_self_normalized_values():
+    """Hand computation at r != 0: w = exp r, KL = mean(w r), penalty beta (log mean exp r)^2."""
+    losses = torch.tensor([1.0, 3.0], dtype=torch.float64)
+    r = torch.tensor([0.0, math.log(3.0)], dtype=torch.float64)  # w = (1, 3), mean(w) = 2
+    m, a = self_normalized_objectives(losses, r, tau=0.5, beta=2.0)
+    weighted = (1 * 1 + 3 * 3) / 2
+    kl = (1 * 0 + 3 * math.log(3.0)) / 2
+    penalty = 2.0 * math.log(2.0) ** 2
+    assert float(m) == pytest.approx(weighted, rel=1e-12)
+    assert float(a) == pytest.approx(-(weighted - 0.5 * kl - penalty), rel=1e-12)
+    # beta = 0 drops exactly the penalty
+    _, a0 = self_normalized_objectives(losses, r, tau=0.5, beta=0.0)
+    assert float(a) - float(a0) == pytest.approx(penalty, rel=1e-12)
+
+
+def test_gradcheck_self_normalized_objectives():
+    torch.manual_seed(1)
+    losses = torch.rand(6, dtype=torch.float64, requires_grad=True)
+    r = (0.5 * torch.randn(6, dtype=torch.float64)).requires_grad_()
+    # each player's loss is differentiated in its own argument (the other one is detached inside)
+    assert torch.autograd.gradcheck(
+        lambda loss: self_normalized_objectives(loss, r.detach(), tau=0.3, beta=1.5)[0], (losses,))
+    assert torch.autograd.gradcheck(
+        lambda rr: self_normalized_objectives(losses.detach(), rr, tau=0.3, beta=1.5)[1], (r,))
+    m, a = self_normalized_objectives(losses, r, tau=0.3, beta=1.5)
+    assert torch.autograd.grad(m, r, retain_graph=True, allow_unused=True)[0] is None
+    assert torch.autograd.grad(a, losses, allow_unused=True)[0] is None
+
+
+def test_self_normalized_bad_input():
+    with pytest.raises(QuintetError, match="beta"):
+        self_normalized_objectives(torch.ones(3), torch.zeros(3), beta=-0.1)
+    with pytest.raises(QuintetError, match="tau"):
+        self_normalized_objectives(torch.ones(3), torch.zeros(3), tau=0.0)
+    with pytest.raises(QuintetError, match="shape"):
+        self_normalized_objectives(torch.ones(3), torch.zeros(4))
+
+
 def test_cvar_values():
     losses = torch.tensor([1.0, 4.0, 2.0, 3.0])
     assert float(cvar_loss(losses, 1.0)) == pytest.approx(2.5)

@@ -86,10 +86,23 @@ def test_biased_sst_group_counts(data_dir):
     assert task.group_names == ["no-prefix/neg", "no-prefix/pos", "prefix/neg", "prefix/pos"]
 
 
+def test_biased_sst_sentences_already_starting_with_prefix(data_dir):
+    """2 train and 1 dev sentence start with "so , " in the source files: they stay no-prefix."""
+    from quintet.dro.tasks import biased_sst_text
+
+    for split, (sentences, _, biased), n_already in zip(("train", "valid", "test"), biased_sst_text(data_dir).values(),
+                                                        (2, 1, 0)):
+        starts = np.array([s.startswith(BIAS_PREFIX) for s in sentences])
+        assert int((starts & ~biased).sum()) == n_already, split
+        assert not np.any(biased & ~starts)
+
+
 def test_other_tasks_groups(data_dir):
     cm = load_task("colored-mnist", data_dir, n_train=2000)
     agree = (cm.test.g // 2 == cm.test.y).float().mean()
-    assert abs(float(agree) - 0.5) < 0.02 and len(cm.train) == 2000
+    assert abs(float(agree) - 0.5) < 0.02 and len(cm.train) == 2000 and len(cm.valid) == 2000
+    # validation = max(2000, n_train // 5) held-out digits: 4000 at the quick scale
+    assert len(load_task("colored-mnist", data_dir, n_train=20000).valid) == 4000
     adult = load_task("adult", data_dir, n_train=1000)
     assert adult.n_groups == 4 and len(adult.test) == 16281
     assert sum(adult.valid.group_counts(4)) == 32561 // 5

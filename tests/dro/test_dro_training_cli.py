@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 
@@ -11,10 +13,12 @@ from quintet.dro import TrainConfig, train
 from quintet.dro.tasks import load_task
 
 
-@pytest.mark.parametrize("method", ["ratio", "group-dro"])
+@pytest.mark.parametrize("method", ["ratio", "ratio-selfnorm", "group-dro"])
 def test_resume_gives_the_same_run(tmp_path, method):
-    data = load_task("synthetic", n_train=600)
-    cfg = TrainConfig(task="synthetic", method=method, epochs=3, n_train=600, adv_lr=1e-3)
+    # 700 examples: 11 batches of 64, weights logged every 2, so one batch's weight sums carry over
+    # from epoch 2 into epoch 3 across the checkpoint
+    data = load_task("synthetic", n_train=700)
+    cfg = TrainConfig(task="synthetic", method=method, epochs=3, n_train=700, adv_lr=1e-3)
     straight = train(cfg, checkpoint_dir=tmp_path / "a", data=data)
     train(TrainConfig(**{**cfg.__dict__, "epochs": 2}), checkpoint_dir=tmp_path / "b", data=data)
     messages = []
@@ -23,6 +27,32 @@ def test_resume_gives_the_same_run(tmp_path, method):
     assert [h["valid"] for h in resumed["history"]] == [h["valid"] for h in straight["history"]]
     assert resumed["selection"] == straight["selection"]
     assert torch.equal(resumed["valid_errors"], straight["valid_errors"])
+    assert resumed["weights"] == straight["weights"]
+    assert bool(straight["weights"]) == method.startswith("ratio")
+
+
+def test_resume_refuses_fewer_epochs(tmp_path):
+    data = load_task("synthetic", n_train=200)
+    cfg = TrainConfig(task="synthetic", method="erm", epochs=2, n_train=200)
+    train(cfg, checkpoint_dir=tmp_path, data=data)
+    with pytest.raises(QuintetError, match="already holds 2 epochs, more than the 1 asked for"):
+        train(TrainConfig(**{**cfg.__dict__, "epochs": 1}), checkpoint_dir=tmp_path, data=data)
+    # asking for exactly the saved epochs returns the finished run without training further
+    assert [h["epoch"] for h in train(cfg, checkpoint_dir=tmp_path, data=data)["history"]] == [1, 2]
+
+
+def test_resume_refuses_checkpoint_without_weight_sums(tmp_path):
+    from quintet.core.io import atomic_write_json, latest_checkpoint
+
+    data = load_task("synthetic", n_train=200)
+    cfg = TrainConfig(task="synthetic", method="ratio", epochs=1, n_train=200)
+    train(cfg, checkpoint_dir=tmp_path, data=data)
+    state_file = latest_checkpoint(tmp_path) / "trainer_state.json"
+    state = json.loads(state_file.read_text())
+    del state["extra"]["weight_sums"]
+    atomic_write_json(state_file, state)
+    with pytest.raises(QuintetError, match="predates the saved weight sums"):
+        train(TrainConfig(**{**cfg.__dict__, "epochs": 2}), checkpoint_dir=tmp_path, data=data)
 
 
 def test_resume_refuses_other_config(tmp_path):
@@ -80,7 +110,7 @@ def test_reproduce_smoke(tmp_path):
 
     metrics = run_reproduce(tmp_path, quick=True, tasks=("synthetic",), epochs=2, n_seeds=2, log=lambda m: None)
     summary = metrics["summary"]["synthetic"]
-    assert set(summary) == {"ratio", "erm", "cvar", "group-dro"}
+    assert set(summary) == {"ratio", "erm", "cvar", "group-dro", "group-uniform", "ratio-selfnorm"}
     assert set(summary["erm"]) == {"average", "minmax", "oracle"}
     assert len(summary["ratio"]["minmax"]["worst_per_seed"]) == 2
     for name in ("results.json", "results.md", "dro_weights.png", "dro_worst_group.png"):

@@ -17,6 +17,7 @@ from quintet.knowledge import (
     quadrature,
     step_grid,
 )
+from quintet.knowledge.attribution import layer_groups
 from quintet.knowledge.prompts import encode
 
 KINDS = ["bert", "roberta", "distilbert", "electra", "gpt2"]
@@ -61,6 +62,55 @@ def test_matches_step_by_step_oracle_and_completeness(kind, tmp_path):
         p0 = _prob_with(adapter, batch, layer, torch.zeros_like(attr.activations[layer]))
         assert attr.baseline_probs[layer].item() == pytest.approx(p0.item(), rel=1e-9)
     assert attr.scores.shape == (adapter.n_layers, adapter.n_neurons)
+
+
+def _model_calls(model):
+    """A list that grows by one entry per forward call of ``model`` (and the hook's handle)."""
+    calls = []
+    return calls, model.register_forward_hook(lambda *_: calls.append(1))
+
+
+@pytest.mark.parametrize("attn", ["eager", "sdpa"])
+@pytest.mark.parametrize("kind", KINDS)
+def test_staircase_equals_per_layer_passes(kind, attn, tmp_path):
+    # one staircase pass (all layers' rows in one batch) vs one pass per layer (max_rows = m + 2
+    # leaves room for one layer: the per-layer reference), float32, with the eager attention's
+    # batch-1 4-D mask and SDPA both broadcasting over the grown batch
+    model, tok = tiny_model(kind, dtype=torch.float32, init=0.5), tokenizer_for(kind, tmp_path)
+    model.set_attn_implementation(attn)
+    adapter = get_adapter(model)
+    calls, handle = _model_calls(model)
+    kw = dict(steps=5, with_baseline=True)
+    one = integrated_gradients(model, tok, prompt_for(kind), "paris", max_rows=None, **kw)
+    assert len(calls) == 1
+    per_layer = integrated_gradients(model, tok, prompt_for(kind), "paris", max_rows=5 + 2, **kw)
+    assert len(calls) == 1 + adapter.n_layers
+    handle.remove()
+    scale = float(per_layer.scores.abs().max())
+    assert scale > 0
+    assert float((one.scores - per_layer.scores).abs().max()) / scale < 1e-5
+    torch.testing.assert_close(one.baseline_probs, per_layer.baseline_probs, rtol=1e-5, atol=1e-7)
+    assert one.prob == pytest.approx(per_layer.prob, rel=1e-5)
+    # row 0 runs in batches of different sizes: float32 rounding differs, ~1e-6 of the scale
+    act_scale = float(per_layer.activations.abs().max())
+    torch.testing.assert_close(one.activations, per_layer.activations, rtol=0, atol=1e-5 * act_scale)
+    # a subset starts its rows at the requested layers only; order and repeats do not matter
+    top = adapter.n_layers - 1
+    subset = integrated_gradients(model, tok, prompt_for(kind), "paris", layers=[top, 0, top], **kw)
+    assert subset.layers == [0, top]
+    for layer in range(adapter.n_layers):
+        expected = per_layer.scores[layer] if layer in (0, top) else torch.zeros_like(per_layer.scores[layer])
+        torch.testing.assert_close(subset.scores[layer], expected, rtol=1e-5, atol=1e-5 * scale)
+
+
+def test_layer_groups_respect_max_rows():
+    assert layer_groups([0, 1, 2, 3, 4], 20, None) == [[0, 1, 2, 3, 4]]
+    assert layer_groups([0, 1, 2, 3, 4], 20, 41) == [[0, 1], [2, 3], [4]]      # 1 + 2 * 20 rows
+    assert layer_groups([0, 1, 2, 3, 4], 20, 40) == [[0], [1], [2], [3], [4]]
+    assert layer_groups([1, 3], 21, 5) == [[1], [3]]                           # at least one layer
+    assert layer_groups(list(range(12)), 21, 256) == [list(range(12))]         # BERT-base, one pass
+    with pytest.raises(QuintetError, match="max_rows must be >= 1"):
+        layer_groups([0], 20, 0)
 
 
 def test_completeness_converges_as_steps_grow(tmp_path):
@@ -127,6 +177,12 @@ def test_bad_steps_rule_layer(tmp_path):
         integrated_gradients(model, tok, p, "paris", rule="middle")
     with pytest.raises(QuintetError, match="layer 7 does not exist"):
         integrated_gradients(model, tok, p, "paris", layers=[7])
+    with pytest.raises(QuintetError, match="layer -1 does not exist"):
+        integrated_gradients(model, tok, p, "paris", layers=[-1])
+    with pytest.raises(QuintetError, match="layers is empty"):
+        integrated_gradients(model, tok, p, "paris", layers=[])
+    with pytest.raises(QuintetError, match="max_rows must be >= 1"):
+        integrated_gradients(model, tok, p, "paris", max_rows=0)
     with pytest.raises(QuintetError, match="steps must be >= 1"):
         integrated_gradients(model, tok, p, "paris", steps=0, rule="gauss")
     with pytest.raises(QuintetError, match="weights has 2 entries but alphas has 3"):

@@ -115,3 +115,17 @@ def test_factlm_cache_folder_depends_on_the_recipe(tmp_path, monkeypatch):
     assert factlm_dir(quick) == factlm_dir(FactLMConfig.quick())
     assert factlm_dir(quick) != factlm_dir(replace(quick, dropout=0.0))
     assert not _trained(factlm_dir(quick), quick)  # nothing there: reproduce retrains
+
+
+def test_train_factlm_warns_below_the_accuracy_target(data_dir, tmp_path):
+    from quintet.knowledge.factlm import FactLMConfig, train_factlm
+
+    config = FactLMConfig(facts_per_relation=1, vocab_size=600, hidden_size=16, num_heads=2, num_layers=1,
+                          intermediate_size=16, epochs=1, batch_size=64)
+    lines: list[str] = []
+    metrics = train_factlm(tmp_path / "lm", config, data_dir=data_dir, log=lines.append)
+    assert metrics["epochs_run"] == 1 and metrics["train_accuracy"] < 0.9
+    warning = [line for line in lines if "WARNING" in line]
+    assert warning == [f"[factlm] WARNING: train top-1 accuracy {100 * metrics['train_accuracy']:.1f} % is below "
+                       "the 90 % target after 1 epochs: the model has not memorised its training prompts, so "
+                       "knowledge neurons found in it are unreliable; train longer (--epochs)"]

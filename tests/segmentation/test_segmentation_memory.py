@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from quintet.core.errors import QuintetError
 from quintet.segmentation.losses import (
     LossWeights,
     feature_cohesion_loss,
@@ -186,3 +187,43 @@ def test_read_invariants(b, k, d, temperature, seed):
     assert (readout.norm(dim=1) <= 1 + 1e-9).all()  # a convex mix of unit slots
     # scaling the query does not change the read (cosine similarity)
     assert torch.allclose(read_memory(3.7 * q, m, temperature)[1], att)
+
+
+def test_read_overrides_for_the_diagnosis():
+    from quintet.segmentation.diagnosis import forced_read
+    from quintet.segmentation.models import NetConfig, SegmentationNet
+
+    torch.manual_seed(0)
+    model = SegmentationNet(NetConfig.tiny(num_classes=3, stem=4, widths=(4, 4, 4, 4), aspp_dim=4, decoder_dim=4,
+                                           low_dim=4)).eval()
+    mem = model.memory
+    feat = torch.randn(2, 4, 3, 3)
+    fused, att, _ = mem.read(feat)
+    with forced_read(model, "uniform"):
+        f_uni, a_uni, _ = mem.read(feat)
+        f_ref = mem.fuse(torch.cat([l2_normalize(feat, dim=1), mem.slots.mean(0)[None, :, None, None].expand(2, 4, 3, 3)], 1))
+        assert torch.allclose(a_uni, torch.full_like(att, 1 / 3)) and torch.allclose(f_uni, f_ref, atol=1e-6)
+    with forced_read(model, "zero"):
+        f_zero, _, _ = mem.read(feat)
+        assert torch.allclose(f_zero, mem.fuse(torch.cat([l2_normalize(feat, dim=1), torch.zeros_like(feat)], 1)))
+    assert mem.read_override is None and torch.equal(mem.read(feat)[0], fused)  # restored
+    with pytest.raises(QuintetError, match="unknown read override 'half'"):
+        with forced_read(model, "half"):
+            pass
+
+
+def test_attention_stats_and_bound():
+    from quintet.segmentation.diagnosis import attention_stats, max_attention_bound
+
+    uniform = attention_stats(np.full((2, 3, 4), 0.25))
+    assert uniform["entropy"] == pytest.approx(np.log(4)) and uniform["ln_k"] == pytest.approx(np.log(4))
+    assert uniform["max_attention"] == pytest.approx(0.25) and uniform["uniform_max"] == 0.25
+    onehot = attention_stats(np.eye(4)[[0, 1, 3]])
+    assert onehot["entropy"] == pytest.approx(0.0, abs=1e-12) and onehot["max_attention"] == 1.0
+    mixed = attention_stats(np.array([[0.5, 0.5, 0.0], [1.0, 0.0, 0.0]]))
+    assert mixed["entropy"] == pytest.approx(np.log(2) / 2) and mixed["max_attention"] == pytest.approx(0.75)
+    # one slot at cosine 1, ten at −1, T = 1: e / (e + 10/e)
+    assert max_attention_bound(11, 1.0) == pytest.approx(np.e / (np.e + 10 / np.e))
+    scores = torch.full((1, 1, 1, 11), -1.0)
+    scores[..., 0] = 1.0
+    assert read_attention(scores, 0.5).max().item() == pytest.approx(max_attention_bound(11, 0.5))

@@ -137,3 +137,58 @@ def test_synthetic_demo_domains_differ_in_style():
     assert np.array_equal(a.labels, b.labels)  # same layouts for the same seed, different paint
     assert set(np.unique(a.labels)) <= {0, 1, 2, 3}
     assert b.images.mean() < 0.7 * a.images.mean()  # dusk is darker
+
+
+def _png16_rgb(path, red):
+    """A 16-bit RGB PNG (Pillow cannot write one), written from its chunks."""
+    import struct
+    import zlib
+
+    h, w = red.shape
+    a = np.zeros((h, w, 3), ">u2")
+    a[..., 0] = red
+    raw = b"".join(b"\x00" + a[i].tobytes() for i in range(h))
+
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 16, 2, 0, 0, 0))
+                     + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
+
+
+def test_synthia_16bit_rgb_labels_are_refused(tmp_path):
+    root = tmp_path / "synthia"
+    _write(root / "RGB/train/0000001.png", np.zeros((6, 8, 3), np.uint8))
+    _png16_rgb(root / "GT/LABELS/train/0000001.png", np.full((6, 8), 3))
+    assert np.asarray(Image.open(root / "GT/LABELS/train/0000001.png"))[..., 0].max() == 0  # Pillow drops the id
+    with pytest.raises(QuintetError, match=r"0000001\.png is a 16-bit RGB PNG"):
+        load_folder("synthia", root, "train", size=None)
+
+
+def test_gtav_valid_folder_is_the_val_split(tmp_path):
+    root = tmp_path / "gtav"
+    _write(root / "images/valid/00001.png", np.zeros((6, 8, 3), np.uint8))
+    _write(root / "labels/valid/00001.png", np.full((6, 8), 26, np.uint8))
+    dom = load_folder("gtav", root, "val", size=None)
+    assert dom.labels.shape == (1, 6, 8) and (dom.labels == 13).all()  # car
+
+
+def test_predict_uses_the_palette_of_the_checkpoint_classes(tmp_path):
+    from quintet.cli import main
+    from quintet.core.io import save_checkpoint
+    from quintet.segmentation.models import SegmentationNet
+    from quintet.segmentation.plots import CAMVID_PALETTE, CITYSCAPES_PALETTE, palette_for
+
+    assert palette_for(19) is CITYSCAPES_PALETTE and np.array_equal(palette_for(4), CAMVID_PALETTE[:4])
+    with pytest.raises(QuintetError, match="no colour palette for 15 classes"):
+        palette_for(15)
+    cfg = NetConfig.tiny(num_classes=19, stem=4, widths=(4, 4, 4, 4), aspp_dim=4, decoder_dim=4, low_dim=4)
+    torch.manual_seed(0)
+    save_checkpoint(tmp_path / "ck", SegmentationNet(cfg), step=0, config={"net": cfg.to_dict()})
+    img = tmp_path / "f.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (90, 120, 3), dtype=np.uint8)).save(img)
+    assert main(["segment", "predict", str(img), "-c", str(tmp_path / "ck")]) == 0
+    colours = {tuple(c) for c in np.asarray(Image.open(tmp_path / "f.seg.png")).reshape(-1, 3)}
+    assert colours <= {tuple(c) for c in CITYSCAPES_PALETTE}
+    assert colours - {tuple(c) for c in CAMVID_PALETTE}  # not the CamVid colours

@@ -81,3 +81,13 @@ def test_residuals_values():
     assert r[:3] == [0.0, 0.0, 0.0]
     assert r[3] == pytest.approx(0.5)
     assert r[4] == pytest.approx(3.0)
+
+
+@pytest.mark.parametrize("data, message", [
+    ({"name": "s9", "primitives": {"type": "line"}}, "s9: 'primitives' must be a list, got dict"),
+    ({"name": "s9", "primitives": [], "constraints": 3}, "s9: 'constraints' must be a list, got int"),
+    ({"name": "s9", "primitives": [], "constraints": "fix"}, "s9: 'constraints' must be a list, got str"),
+])
+def test_from_dict_rejects_non_list_fields(data, message):
+    with pytest.raises(QuintetError, match=message):
+        Sketch.from_dict(data)

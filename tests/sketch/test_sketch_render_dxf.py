@@ -41,6 +41,23 @@ def test_dxf_round_trip(tmp_path):
         assert np.allclose(p.params(), q.params(), atol=1e-9)
 
 
+def test_dxf_round_trip_with_arcs(tmp_path):
+    """Arcs read back as the same three points: small, over pi, across angle 0, construction."""
+    arcs = [
+        Arc.from_center(2, 0, 2, 0, math.pi),
+        Arc.from_center(-1, 3, 0.5, math.radians(300), math.radians(60)),
+        Arc.from_center(4, 4, 1.5, math.radians(100), math.radians(390), True),
+        Arc.from_center(0, -2, 3, math.radians(-170), math.radians(-160)),
+    ]
+    s = Sketch([*arcs, Line(0, 0, 4, 0), Circle(2, 1, 0.5, True), Point(2, 0)])
+    back = read_dxf(write_dxf(s, tmp_path / "arcs.dxf"))
+    assert [p.type for p in back.primitives] == ["arc"] * 4 + ["line", "circle", "point"]
+    assert [p.construction for p in back.primitives] == [p.construction for p in s.primitives]
+    for p, q in zip(s.primitives, back.primitives):
+        assert np.allclose(p.params(), q.params(), atol=1e-9)
+    assert [round(math.degrees(a.sweep)) for a in back.primitives[:4]] == [180, 120, 290, 10]
+
+
 def test_dxf_arc_is_counter_clockwise(tmp_path):
     import ezdxf
 

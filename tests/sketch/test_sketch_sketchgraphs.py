@@ -104,3 +104,43 @@ def test_filter_rejects_mirror_and_counts_entities_as_stored():
     feat = _square(n_points=16)
     feat["entities"].append({"typeName": "BTMSketchCurve", "message": {"entityId": "s", "geometry": {"typeName": "BTCurveGeometrySpline", "message": {}}}})
     assert vitruvion_filter(parse_sketch(feat, "d.json")).reason == "more than 16 primitives"
+
+
+def _one_point_feature(**constraint_message) -> dict:
+    cons = [{"message": {"constraintType": "FIX", "parameters": [{"message": {"parameterId": "localFirst", "value": "p"}}], **constraint_message}}]
+    return {"entities": [{"typeName": "BTMSketchPoint", "message": {"entityId": "p", "x": 0.0, "y": 0.0}}], "constraints": cons}
+
+
+@pytest.mark.parametrize(
+    "mutate, message",
+    [
+        (lambda f: f["entities"][0].update(typeName=7), r"doc_m.json, sketch 0, entity 0: entity 'typeName' is not a string"),
+        (lambda f: f["entities"][0]["message"].update(geometry={"typeName": ["x"]}), r"entity 0: entity 'geometry.typeName'"),
+        (lambda f: f["entities"][0]["message"].update(startPointId=[1]), r"entity 0: entity field 'startPointId'"),
+        (lambda f: f["constraints"][0]["message"]["parameters"][0].update(message=["x"]), r"constraint 0, parameter 0: 'message' is not an object"),
+        (lambda f: f["constraints"][0]["message"]["parameters"][0]["message"].update(value=["p"]), r"constraint 0: reference parameter 'localFirst' has a non-string 'value'"),
+        (lambda f: f["constraints"][0]["message"]["parameters"][0]["message"].update(parameterId=[1]), r"constraint 0, parameter 0: 'parameterId' is not a string"),
+    ],
+)
+def test_malformed_fields_are_quintet_errors_naming_them(mutate, message):
+    feat = _one_point_feature()
+    if "startPointId" in message or "geometry" in message:  # these need a curve entity
+        feat["entities"][0] = {"typeName": "BTMSketchCurveSegment", "message": {"entityId": "p", "geometry": {"typeName": "BTCurveGeometryLine", "message": {
+            "pntX": 0.0, "pntY": 0.0, "dirX": 1.0, "dirY": 0.0}}, "startParam": 0.0, "endParam": 1.0}}
+    mutate(feat)
+    with pytest.raises(QuintetError, match=message):
+        parse_sketch(feat, "doc_m.json", 0)
+
+
+def test_directional_distance_is_not_read_as_euclidean():
+    """Onshape's HORIZONTAL/VERTICAL distances are x/y-only: left out, counted by direction."""
+    ents = [{"typeName": "BTMSketchPoint", "message": {"entityId": n, "x": x, "y": y}} for n, x, y in (("a", 0.0, 0.0), ("b", 0.09, 0.07))]
+
+    def dist(direction):
+        return {"message": {"constraintType": "DISTANCE", "parameters": [
+            {"message": {"parameterId": "localFirst", "value": "a"}}, {"message": {"parameterId": "localSecond", "value": "b"}},
+            {"message": {"parameterId": "direction", "value": direction}}, {"message": {"parameterId": "length", "expression": "90 mm"}}]}}
+
+    p = parse_sketch({"entities": ents, "constraints": [dist("HORIZONTAL"), dist("VERTICAL"), dist("MINIMUM")]}, "d.json")
+    assert p.unsupported_constraints == {"distance/horizontal": 1, "distance/vertical": 1}
+    assert [(c.type.value, c.value) for c in p.sketch.constraints] == [("distance", pytest.approx(0.09))]

@@ -4,10 +4,11 @@ import json
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from quintet.cli import main
 from quintet.core.errors import QuintetError
-from quintet.sketch import max_residual, save_sketch
+from quintet.sketch import Constraint, Line, Sketch, max_residual, save_sketch
 from quintet.sketch.corpus import corpus_stats, load_corpus, write_corpus
 from quintet.sketch.solve import solve_many
 from quintet.sketch.synth import FAMILIES, generate_sketch, generate_sketches
@@ -59,6 +60,14 @@ def test_cli(tmp_path, capsys):
     assert main(["sketch", "stats", str(tmp_path / "c"), "--no-compare"]) == 0
     assert "coincident" in capsys.readouterr().out
     assert main(["sketch", "solve", str(tmp_path / "missing.json")]) == 2
+    contradictory = Sketch([Line(0, 0, 2, 0.1)], [Constraint("horizontal", [(0, "whole")]), Constraint("vertical", [(0, "whole")]), Constraint("length", [(0, "whole")], 1.0)])
+    assert main(["sketch", "solve", str(save_sketch(contradictory, tmp_path / "inc.json"))]) == 1
+    assert "status: inconsistent" in capsys.readouterr().out
+    assert main(["sketch", "show", str(f), "--hand-drawn", "--out", str(tmp_path / "h.png")]) == 0
+    with Image.open(tmp_path / "h.png") as im:
+        assert im.mode == "L" and im.size == (128, 128)
+        ink = np.asarray(im)
+    assert ink.min() == 0 and ink.max() == 255 and 0.005 < np.mean(ink < 128) < 0.3  # dark strokes on white
     (tmp_path / "bad.json").write_text(json.dumps({"primitives": [{"type": "line", "params": [0, 0, 1, 0]}], "constraints": [{"type": "fix", "refs": [[4, "whole"]]}]}))
     assert main(["sketch", "solve", str(tmp_path / "bad.json")]) == 2
     assert "references primitive 4" in capsys.readouterr().err

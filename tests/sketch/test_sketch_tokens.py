@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from quintet.core.errors import QuintetError
 from quintet.sketch import Arc, Circle, Constraint, Line, Point, Sketch
-from quintet.sketch.constraints import GEOMETRIC_TYPES
+from quintet.sketch.constraints import ARITY, GEOMETRIC_TYPES
 from quintet.sketch.tokens import (
     N_CONSTRAINT_SPECIAL,
     decode_constraints,
@@ -100,20 +100,32 @@ def quantised_sketches(draw):
             prims.append(Circle(v(), v(), float(dequantize_value(draw(st.integers(32, 63)))), flag))
         else:
             prims.append(Arc.through((v(), v()), (v(), v()), (v(), v()), flag)[0])
+    parts = {"arc": ["whole", "start", "center", "end"], "circle": ["whole", "center"], "line": ["whole", "start", "end"], "point": ["whole"]}
+
+    def ref():
+        i = draw(st.integers(0, len(prims) - 1))
+        return (i, draw(st.sampled_from(parts[prims[i].type])))
+
     cons = []
     for _ in range(draw(st.integers(0, 8))):
-        i, j = draw(st.integers(0, len(prims) - 1)), draw(st.integers(0, len(prims) - 1))
-        parts = {"arc": ["whole", "start", "center", "end"], "circle": ["whole", "center"], "line": ["whole", "start", "end"], "point": ["whole"]}
-        pi = draw(st.sampled_from(parts[prims[i].type]))
-        pj = draw(st.sampled_from(parts[prims[j].type]))
-        t = draw(st.sampled_from([g for g in GEOMETRIC_TYPES if g.value != "fix"]))
-        cons.append(Constraint(t, [(i, pi), (j, pj)]))
+        t = draw(st.sampled_from(sorted(GEOMETRIC_TYPES, key=lambda g: g.value)))
+        lo, hi = ARITY[t]  # fix: one reference; horizontal / vertical: one or two
+        cons.append(Constraint(t, [ref() for _ in range(draw(st.integers(lo, hi)))]))
     return Sketch(prims, cons)
+
+
+def test_round_trip_one_reference_constraints():
+    q = quantize_sketch(normalize_sketch(_demo())[0])
+    one = [Constraint("fix", [(3, "center")]), Constraint("horizontal", [(0, "whole")]), Constraint("vertical", [(1, "whole")]), Constraint("fix", [(4, "whole")])]
+    s = Sketch(q.primitives, one)
+    d = decode_sketch(encode_sketch(s, normalize=False))
+    assert d.constraints == one
 
 
 @settings(max_examples=150, deadline=None)
 @given(quantised_sketches())
 def test_round_trip_property(s):
+    assert all(1 <= len(c.refs) <= 2 for c in s.constraints)
     t = encode_sketch(s, normalize=False)
     d = decode_sketch(t)
     assert d.primitives == s.primitives

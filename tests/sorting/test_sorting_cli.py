@@ -30,6 +30,9 @@ def test_plot_writes_pngs(tmp_path):
     (["sort", "plot", "--n", "1"], "n >= 2"),
     (["sort", "train-ranking", "--source", "svhn"], "unknown source 'svhn'"),
     (["sort", "bench", "--sizes", "a,b"], "--sizes must be comma-separated integers"),
+    (["sort", "bench", "--network", "foo"], "unknown sorting network 'foo'; expected one of: odd_even, bitonic"),
+    (["sort", "bench", "--repeats", "0"], "repeats must be an integer >= 1"),
+    (["sort", "bench", "--sizes", "1,4"], "every size must be an integer n >= 2, got [1]"),
 ])
 def test_cli_errors_are_one_line(args, needle, capsys, tmp_path):
     if args[1] == "plot":
@@ -37,6 +40,16 @@ def test_cli_errors_are_one_line(args, needle, capsys, tmp_path):
     assert main(args) == 2
     err = capsys.readouterr().err
     assert needle in err and err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_bench_accepts_network_alias(tmp_path, capsys):
+    """``odd-even`` is quintet's alias; the reference is called with its own spelling ``odd_even``."""
+    pytest.importorskip("diffsort")
+    out = tmp_path / "bench.json"
+    assert main(["sort", "bench", "--network", "odd-even", "--sizes", "5", "--repeats", "1", "--threads", "1",
+                 "--out", str(out)]) == 0
+    (row,) = json.loads(out.read_text())["rows"]
+    assert row["network"] == "odd_even" and row["n"] == 5 and row["max_abs_diff_P"] < 1e-6
 
 
 @pytest.mark.parametrize("bad, needle", [

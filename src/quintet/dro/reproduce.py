@@ -1,5 +1,6 @@
-"""``quintet reproduce dro``: ERM, CVaR, Group DRO (oracle groups) and ratio DRO on BiasedSST,
-Colored MNIST and Adult, over 3 seeds, under the three selection rules.
+"""``quintet reproduce dro``: ERM, CVaR, Group DRO (oracle groups), uniform group weighting, ratio
+DRO and its self-normalised variant on BiasedSST, Colored MNIST and Adult, over 3 seeds, under the
+three selection rules (both scales run every method; they differ in data size and epochs).
 
 Ratio DRO is trained first for each seed; its saved adversaries also form the minmax pool for the
 baselines of the same seed (so every method can be selected without group labels). Runs
@@ -24,8 +25,7 @@ from quintet.dro.selection import RULES, minmax_select
 # task -> (n_train, epochs) at --quick scale and at full scale
 QUICK = {"biased-sst": (20000, 5), "colored-mnist": (20000, 5), "adult": (None, 10)}
 FULL = {"biased-sst": (None, 10), "colored-mnist": (None, 10), "adult": (None, 20)}
-QUICK_METHODS = ("ratio", "erm", "cvar", "group-dro")
-FULL_METHODS = ("ratio", "erm", "cvar", "group-dro", "group-uniform", "ratio-selfnorm")
+METHODS = ("ratio", "erm", "cvar", "group-dro", "group-uniform", "ratio-selfnorm")  # ratio first: minmax pool
 N_SEEDS = 3
 
 PAPER_ORDER = (
@@ -54,7 +54,7 @@ def run_reproduce(out: Path, quick: bool = True, seed: int = 0, tasks: tuple[str
 
     torch.set_num_threads(1)
     base = QUICK if quick else FULL
-    methods = QUICK_METHODS if quick else FULL_METHODS
+    methods = METHODS
     tasks = tuple(tasks or base)
     scale = {t: base.get(t, (None, 20)) if epochs is None else (base.get(t, (None, 0))[0], epochs) for t in tasks}
     seeds = [seed + i for i in range(n_seeds)]

@@ -6,7 +6,11 @@ only by Group DRO, the oracle selection rule and the evaluation), plus the model
 * ``biased-sst``: BiasedSST (Michel et al., 2021, Section 4.1; reused in the 2022 paper): GLUE
   SST-2 with ``"so , "`` prepended (first letter lower-cased) to 95 % of the negatives and 5 % of
   the positives of train and dev, and to 50 % of each class of the labelled test set; groups =
-  prefix x label. Validation = the biased SST-2 dev set (as the authors' code does).
+  prefix x label. Validation = the biased SST-2 dev set (as the authors' code does). Same procedure
+  and seed as the authors' data code, but which sentences get the prefix depends on the row order
+  of the files, and our dev/test TSVs are not in the order of GLUE's / the authors' files, so the
+  biased subsets (not the group sizes) differ from theirs. Sentences that already start with
+  ``"so , "`` (2 in train, 1 in dev) count as no-prefix unless drawn.
 * ``colored-mnist``: MNIST digit < 5 vs >= 5, digit drawn in the red or green channel; colour
   agrees with the label 95 % of the time in train/valid, 50 % in test; groups = colour x label.
 * ``adult``: UCI Adult income > 50K; groups = sex x label; validation = 20 % of adult.data.
@@ -31,7 +35,8 @@ __all__ = ["TASKS", "Split", "TaskData", "load_task", "bias_sst", "BIAS_PREFIX",
 
 TASKS = ("biased-sst", "colored-mnist", "adult", "synthetic")
 BIAS_PREFIX = "so , "
-BIAS_SEED = 8345364  # the seed of the authors' BiasedSST files, so the biased subsets are fixed
+# the seed of the authors' BiasedSST data code: the subsets are fixed for our files' row order
+BIAS_SEED = 8345364
 
 
 @dataclass
@@ -124,7 +129,11 @@ SST_GROUPS = ["no-prefix/neg", "no-prefix/pos", "prefix/neg", "prefix/pos"]
 
 
 def biased_sst_text(data_dir: str | os.PathLike | None = None) -> dict[str, tuple[list[str], np.ndarray, np.ndarray]]:
-    """The three BiasedSST splits as (sentences, labels, prefix flags), one fixed RNG for all."""
+    """The three BiasedSST splits as (sentences, labels, prefix flags), one fixed RNG for all.
+
+    The flags mark the sentences this procedure prefixed, so a sentence whose text already starts
+    with ``BIAS_PREFIX`` is in a no-prefix group unless it was drawn.
+    """
     from quintet.datasets import load_sst2
 
     rng = np.random.RandomState(BIAS_SEED)

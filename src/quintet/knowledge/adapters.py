@@ -86,7 +86,8 @@ class FFNAdapter:
     def hook_head(self, positions: "int | torch.Tensor"):
         """Make the LM head read only the target position(s): a forward pre-hook on the output
         embedding (the vocabulary projection, the costliest part of the head) that slices its input
-        ``(batch, seq, hidden)`` to ``(batch, 1, hidden)``. ``positions``: one int for all rows or
+        ``(batch, seq, hidden)`` to a contiguous ``(batch, 1, hidden)`` (a strided slice would make
+        ``linear`` run one matrix-vector product per row). ``positions``: one int for all rows or
         ``(batch,)``. Returns the handle, or ``None`` when the model exposes no output embedding
         (then logits cover every position)."""
         head = self.model.get_output_embeddings()
@@ -96,7 +97,7 @@ class FFNAdapter:
         def pre(_module, args):
             h = args[0]
             if isinstance(positions, int):
-                return (h[:, positions : positions + 1], *args[1:])
+                return (h[:, positions : positions + 1].contiguous(), *args[1:])
             return (h[torch.arange(h.shape[0], device=h.device), positions][:, None], *args[1:])
 
         return head.register_forward_pre_hook(pre)
@@ -104,6 +105,24 @@ class FFNAdapter:
     def hook_activations(self, layer: int, fn: Callable[[torch.Tensor], torch.Tensor | None]):
         """Register ``fn(activation) -> replacement | None`` on ``layer``; returns the handle."""
         return self.activations[layer].register_forward_hook(lambda _m, _i, out: fn(out))
+
+    def hook_block_input(self, layer: int, fn: Callable[[torch.Tensor], torch.Tensor]):
+        """Register ``fn(hidden_states) -> replacement`` on the input of block ``layer`` (a forward
+        pre-hook; the hidden states are the block's first argument in every supported model).
+
+        The replacement may have more rows than the input: every block receives the attention
+        mask the model built for its inputs — a 4-D ``(batch, 1, q, k)`` additive or boolean mask
+        or ``None`` (``create_bidirectional_mask``/``create_causal_mask`` in BERT, RoBERTa,
+        ELECTRA, DistilBERT and GPT-2) — and GPT-2 its ``(1, seq)`` position ids; built from a
+        batch-1 input, both broadcast over the grown batch in eager and SDPA attention.
+        Returns the handle."""
+
+        def pre(_module, args, kwargs):
+            if args:
+                return (fn(args[0]), *args[1:]), kwargs
+            return args, {**kwargs, "hidden_states": fn(kwargs["hidden_states"])}
+
+        return self.blocks[layer].register_forward_pre_hook(pre, with_kwargs=True)
 
 
 def get_adapter(model: nn.Module) -> FFNAdapter:

@@ -17,11 +17,14 @@ and every rule here approximates that integral by a weighted sum over nodes ``α
 
 Completeness: Σ_i Attr_i → P(w̄) − P(0) as the quadrature converges.
 
-Speed (exact, only fewer FLOPs): the prompt's prefix is computed once per layer with batch 1;
-the batch grows to the ``m`` nodes *at the hooked activation of layer l* (the residual stream
-broadcasts), so no node recomputes layers below ``l``; and the vocabulary projection reads only
-the target position. Rows are independent, so the gradient of the summed probabilities with
-respect to the scaled activations is exactly the per-node gradient the weighted sum needs.
+Speed (exact, only fewer FLOPs and calls): all layers in ONE forward and ONE backward, a
+"staircase" batch. Row 0 is the clean prompt; entering block ``l``, the ``m`` node rows of layer
+``l`` join the batch as copies of row 0 (so no node recomputes the layers below ``l``), and at
+layer ``l``'s activation they get ``α_k w̄^(l)`` at the target position. Block ``j`` thus carries
+``1 + m·(layers ≤ j)`` rows, the vocabulary projection reads only the target position, and rows
+are independent, so the gradient of the summed probabilities with respect to all the scaled
+activations is exactly the per-node gradient the weighted sum needs. ``max_rows`` splits the
+layers into several such passes when the top batch would grow too large.
 """
 
 from __future__ import annotations
@@ -108,56 +111,109 @@ def _gold_probs(adapter: FFNAdapter, batch: Batch, head) -> torch.Tensor:
     return at.to(torch.promote_types(at.dtype, torch.float32)).softmax(-1)[:, int(batch.targets[0])]
 
 
-def _real_pass(adapter: FFNAdapter, batch: Batch) -> tuple[float, list[torch.Tensor]]:
-    """P(gold) of the unmodified model and every layer's activation at the target, batch 1."""
-    pos = int(batch.positions[0])
-    acts: list[torch.Tensor | None] = [None] * adapter.n_layers
+def layer_groups(layers: list[int], rows_per_layer: int, max_rows: int | None) -> list[list[int]]:
+    """Split sorted ``layers`` into consecutive groups, one staircase pass each, so that no block
+    sees more than ``max_rows`` rows (1 clean row + ``rows_per_layer`` per layer of the group;
+    at least one layer per group). ``None``: one group."""
+    if max_rows is None:
+        return [layers]
+    if max_rows < 1:
+        raise QuintetError(f"max_rows must be >= 1 (or None for no limit), got {max_rows}")
+    size = max(1, (max_rows - 1) // rows_per_layer)
+    return [layers[i : i + size] for i in range(0, len(layers), size)]
 
-    def keep(layer):
-        def fn(out):
-            acts[layer] = out[0, pos].detach()
+
+@dataclass
+class _Staircase:
+    """One staircase pass over ``group``: per layer its IG sum and ``P(0)``, plus the clean row's
+    ``P(w̄)`` and activations of every layer at the target position."""
+
+    sums: dict[int, torch.Tensor]
+    baseline: dict[int, float]
+    prob: float
+    real: list[torch.Tensor]
+
+
+def _staircase(adapter: FFNAdapter, batch: Batch, group: list[int], alphas: torch.Tensor, weights: torch.Tensor,
+               with_baseline: bool) -> _Staircase:
+    """``w̄ Σ_k c_k ∂P(α_k w̄)/∂w`` for every layer of ``group`` in one forward and one backward.
+
+    Row 0 is the clean prompt. Entering block ``l`` of the group, ``k`` = m (+1 baseline) copies
+    of row 0's hidden state join the batch; at layer ``l``'s activation those rows get
+    ``α_k w̄^(l)`` (and 0) at the target position, while rows of earlier layers pass unchanged.
+    Rows are independent, so one gradient of the summed probabilities gives each row its own.
+    """
+    pos = int(batch.positions[0])
+    m = alphas.numel()
+    k = m + int(with_baseline)
+    first = {layer: 1 + j * k for j, layer in enumerate(group)}
+    real: list[torch.Tensor | None] = [None] * adapter.n_layers
+    leaves: dict[int, torch.Tensor] = {}
+
+    def enter(hidden: torch.Tensor) -> torch.Tensor:
+        return torch.cat([hidden, hidden[:1].expand(k, *hidden.shape[1:])])
+
+    def scale(layer: int):
+        def fn(out: torch.Tensor) -> torch.Tensor | None:
+            real[layer] = w = out[0, pos].detach()
+            if layer not in first:
+                return None
+            grid = alphas.to(w.dtype).to(w.device)
+            grid = torch.cat([grid, grid.new_zeros(1)]) if with_baseline else grid
+            leaves[layer] = leaf = (grid[:, None] * w[None, :]).requires_grad_(True)
+            rows = torch.arange(first[layer], first[layer] + k, device=out.device)
+            return out.index_put((rows, torch.full_like(rows, pos)), leaf)
 
         return fn
 
-    handles = [adapter.hook_activations(layer, keep(layer)) for layer in range(adapter.n_layers)]
+    handles = [adapter.hook_block_input(layer, enter) for layer in group]
+    handles += [adapter.hook_activations(layer, scale(layer)) for layer in range(adapter.n_layers)]
     head = adapter.hook_head(pos)
     try:
-        with torch.no_grad():
-            prob = float(_gold_probs(adapter, batch, head)[0])
+        with torch.enable_grad():
+            probs = _gold_probs(adapter, batch, head)
+            steps = torch.cat([torch.arange(first[layer], first[layer] + m) for layer in group])
+            grads = torch.autograd.grad(probs[steps.to(probs.device)].sum(), [leaves[layer] for layer in group])
     finally:
         for h in handles + [head]:
             if h is not None:
                 h.remove()
-    return prob, acts
+    probs = probs.detach()
+    c = weights.to(grads[0].dtype).to(grads[0].device)
+    sums = {layer: real[layer] * (c[:, None] * g[:m]).sum(0) for layer, g in zip(group, grads)}
+    baseline = {layer: float(probs[first[layer] + m]) for layer in group} if with_baseline else {}
+    return _Staircase(sums, baseline, float(probs[0]), real)
 
 
-def _layer_pass(adapter: FFNAdapter, batch: Batch, layer: int, real: torch.Tensor, alphas: torch.Tensor,
-                weights: torch.Tensor, with_baseline: bool) -> tuple[torch.Tensor, float]:
-    """``w̄ Σ_k c_k ∂P(α_k w̄)/∂w`` for one layer: one forward + backward with the nodes as a batch."""
-    pos = int(batch.positions[0])
-    grid = alphas.to(real.dtype).to(real.device)
-    if with_baseline:
-        grid = torch.cat([grid, grid.new_zeros(1)])
-    k = grid.numel()
-    leaf = (grid[:, None] * real[None, :]).requires_grad_(True)
+def _nodes(steps: int, rule: str, alphas, weights) -> tuple[torch.Tensor, torch.Tensor]:
+    """The nodes ``α_k`` and weights ``c_k`` (float64) from a rule or a custom grid."""
+    if alphas is None:
+        if weights is not None:
+            raise QuintetError("weights needs alphas: pass the nodes they weight, or use rule=")
+        return quadrature(steps, rule)
+    grid = torch.as_tensor(alphas, dtype=torch.float64).flatten()
+    if grid.numel() < 1:
+        raise QuintetError("alphas is empty; expected at least one scaling factor")
+    if weights is None:
+        return grid, torch.full_like(grid, 1.0 / grid.numel())
+    coef = torch.as_tensor(weights, dtype=torch.float64).flatten()
+    if coef.shape != grid.shape:
+        raise QuintetError(f"weights has {coef.numel()} entries but alphas has {grid.numel()}; "
+                           "expected one weight per node")
+    return grid, coef
 
-    def grow(out: torch.Tensor) -> torch.Tensor:
-        rows = torch.arange(k, device=out.device)
-        return out.expand(k, *out.shape[1:]).index_put((rows, torch.full_like(rows, pos)), leaf)
 
-    handles = [adapter.hook_activations(layer, grow), adapter.hook_head(pos)]
-    try:
-        with torch.enable_grad():
-            probs = _gold_probs(adapter, batch, handles[1])
-            m = alphas.numel()
-            (grad,) = torch.autograd.grad(probs[:m].sum(), leaf)
-    finally:
-        for h in handles:
-            if h is not None:
-                h.remove()
-    p0 = float(probs[m].detach()) if with_baseline else float("nan")
-    c = weights.to(grad.dtype).to(grad.device)
-    return real * (c[:, None] * grad[:m]).sum(0), p0
+def _checked_layers(adapter: FFNAdapter, layers: list[int] | None) -> list[int]:
+    """``layers`` sorted and deduplicated (default: all), each checked to exist."""
+    if layers is None:
+        return list(range(adapter.n_layers))
+    chosen = sorted({int(layer) for layer in layers})
+    if not chosen:
+        raise QuintetError("layers is empty; give at least one layer (or None for all)")
+    for layer in chosen:
+        if not 0 <= layer < adapter.n_layers:
+            raise QuintetError(f"layer {layer} does not exist; the model has layers 0..{adapter.n_layers - 1}")
+    return chosen
 
 
 def integrated_gradients(
@@ -171,6 +227,7 @@ def integrated_gradients(
     alphas: torch.Tensor | None = None,
     with_baseline: bool = False,
     weights: torch.Tensor | None = None,
+    max_rows: int | None = 256,
 ) -> Attribution:
     """Integrated-gradients attribution of every intermediate neuron (§3.1, Eq. 3-4).
 
@@ -188,40 +245,26 @@ def integrated_gradients(
         weights: with ``alphas``, the quadrature weight of each node (default ``1/len(alphas)``).
         with_baseline: also compute ``P(0)`` per layer (one extra row per layer) for the
             completeness check ``scores[l].sum() ≈ prob − baseline_probs[l]``.
+        max_rows: the most rows one staircase pass may carry (1 + m (+1) per layer; the top
+            block sees them all, and activation memory grows with rows × layers). Layers are
+            split into consecutive groups, one pass each, to stay within it; ``None``: one pass.
+            The default keeps BERT-base (12 layers, m = 20, with baseline) in one pass.
 
     Returns:
         :class:`Attribution` with ``scores`` of shape ``(n_layers, n_neurons)``.
     """
     adapter = model if isinstance(model, FFNAdapter) else get_adapter(model)
-    if alphas is None:
-        if weights is not None:
-            raise QuintetError("weights needs alphas: pass the nodes they weight, or use rule=")
-        grid, coef = quadrature(steps, rule)
-    else:
-        grid = torch.as_tensor(alphas, dtype=torch.float64).flatten()
-        if grid.numel() < 1:
-            raise QuintetError("alphas is empty; expected at least one scaling factor")
-        if weights is None:
-            coef = torch.full_like(grid, 1.0 / grid.numel())
-        else:
-            coef = torch.as_tensor(weights, dtype=torch.float64).flatten()
-            if coef.shape != grid.shape:
-                raise QuintetError(f"weights has {coef.numel()} entries but alphas has {grid.numel()}; "
-                                   "expected one weight per node")
-    all_layers = list(range(adapter.n_layers))
-    layers = all_layers if layers is None else [int(layer) for layer in layers]
-    for layer in layers:
-        if layer not in all_layers:
-            raise QuintetError(f"layer {layer} does not exist; the model has layers 0..{adapter.n_layers - 1}")
+    grid, coef = _nodes(steps, rule, alphas, weights)
+    layers = _checked_layers(adapter, layers)
     device = next(adapter.model.parameters()).device
     batch = encode(tokenizer, [prompt], [answer], adapter.causal, device=device)
     dtype = torch.promote_types(next(adapter.model.parameters()).dtype, torch.float32)
-    prob, real = _real_pass(adapter, batch)
-    n = adapter.n_neurons
-    scores = torch.zeros(adapter.n_layers, n, dtype=dtype)
-    acts = torch.stack([a.to(dtype).cpu() for a in real])
+    scores = torch.zeros(adapter.n_layers, adapter.n_neurons, dtype=dtype)
     p0 = torch.full((adapter.n_layers,), float("nan"), dtype=torch.float64)
-    for layer in layers:
-        sc, p0[layer] = _layer_pass(adapter, batch, layer, real[layer], grid, coef, with_baseline)
-        scores[layer] = sc.detach().cpu()
-    return Attribution(scores, acts, prob, p0, layers)
+    for group in layer_groups(layers, grid.numel() + int(with_baseline), max_rows):
+        run = _staircase(adapter, batch, group, grid, coef, with_baseline)
+        for layer in group:
+            scores[layer] = run.sums[layer].detach().to(dtype).cpu()
+            p0[layer] = run.baseline.get(layer, float("nan"))
+    acts = torch.stack([a.to(dtype).cpu() for a in run.real])
+    return Attribution(scores, acts, run.prob, p0, layers)

@@ -229,6 +229,10 @@ def train_factlm(
         "facts": [asdict(b) for b in bags],
     })
     log(f"[factlm] train accuracy {metrics['train_accuracy']:.3f}, held-out templates {metrics['heldout_accuracy']:.3f}")
+    if not metrics["train_accuracy"] >= config.target_accuracy:
+        log(f"[factlm] WARNING: train top-1 accuracy {100 * metrics['train_accuracy']:.1f} % is below the "
+            f"{100 * config.target_accuracy:.0f} % target after {len(history)} epochs: the model has not memorised "
+            "its training prompts, so knowledge neurons found in it are unreliable; train longer (--epochs)")
     return metrics
 
 

@@ -16,6 +16,7 @@ from quintet.segmentation.data import (
     check_images,
     check_labels,
 )
+from quintet.segmentation.diagnosis import forced_read, memory_read_diagnosis
 from quintet.segmentation.experiments import (
     METHODS,
     TrainConfig,
@@ -72,6 +73,7 @@ __all__ = [
     "confusion_matrix",
     "erm_step",
     "evaluate",
+    "forced_read",
     "feature_cohesion_loss",
     "initialise_memory",
     "inner_params",
@@ -81,6 +83,7 @@ __all__ = [
     "load_model",
     "mean_iou",
     "memory_divergence_loss",
+    "memory_read_diagnosis",
     "memory_scores",
     "meta_step",
     "momentum_update",

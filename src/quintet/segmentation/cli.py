@@ -152,7 +152,7 @@ def predict_cmd(
     from quintet.segmentation.data import check_images
     from quintet.segmentation.experiments import load_model, predict
     from quintet.segmentation.folders import read_image
-    from quintet.segmentation.plots import colorize
+    from quintet.segmentation.plots import colorize, palette_for
 
     _threads()
     h, w = _parse_size(size)
@@ -162,7 +162,7 @@ def predict_cmd(
     labels = predict(model, img[None])[0]
     out = out or image.with_suffix(".seg.png")
     with atomic_write(out, "wb") as fh:
-        Image.fromarray(colorize(labels)).save(fh, format="PNG")
+        Image.fromarray(colorize(labels, palette_for(model.num_classes))).save(fh, format="PNG")
     counts = np.bincount(labels.ravel(), minlength=model.num_classes)
     typer.echo(f"wrote {out}; pixels per class: {counts.tolist()}")
 

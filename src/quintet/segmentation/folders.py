@@ -4,9 +4,11 @@ Cityscapes training classes (255 = ignore), so users who have the data run the f
 
 Layouts (``root`` is each data set's folder; the authors' layouts):
 
-* GTAV: ``images/{split}/<folder>/*.png`` and ``labels/{split}/<folder>/*.png`` (Cityscapes label ids)
+* GTAV: ``images/{split}/<folder>/*.png`` and ``labels/{split}/<folder>/*.png`` (Cityscapes label ids;
+  split ``val`` also found as ``valid``, the authors' name)
 * SYNTHIA (RAND-CITYSCAPES): ``RGB/{split}/*.png`` and ``GT/LABELS/{split}/*.png`` (class id in the
-  first channel; 8-bit or single-channel 16-bit PNGs)
+  first channel; 8-bit or single-channel 16-bit PNGs; the 16-bit three-channel PNGs SYNTHIA ships
+  are refused, because Pillow keeps only their high byte: convert them to single channel first)
 * Cityscapes: ``leftImg8bit/{split}/<city>/*_leftImg8bit.png`` and
   ``gtFine/{split}/<city>/*_gtFine_labelIds.png`` (also under ``leftImg8bit_trainvaltest/`` and
   ``gtFine_trainvaltest/``)
@@ -83,6 +85,8 @@ def _match(images: list[Path], label_dir: Path, to_label: Callable[[Path], str],
 
 
 def gtav_pairs(root: Path, split: str) -> list[tuple[Path, Path]]:
+    if split == "val" and not (root / "images" / split).is_dir():
+        split = "valid"  # the authors' GTAV layout names its validation folder "valid"
     img_dir = _need_dir(root / "images" / split, "GTAV")
     lab_dir = _need_dir(root / "labels" / split, "GTAV")
     images = sorted(img_dir.rglob("*.png"))
@@ -148,12 +152,25 @@ def read_image(path: str | os.PathLike, size: tuple[int, int] | None = None) -> 
         raise QuintetError(f"{path} is not an image file PIL can read") from exc
 
 
+def _check_label_depth(path: str | os.PathLike) -> None:
+    """Refuse a 16-bit multi-channel PNG (PNG header: bit depth 16, colour type 2 or 6): Pillow
+    reduces it to 8 bits per channel (the high byte), so small class ids would all read as 0."""
+    with open(path, "rb") as fh:
+        head = fh.read(26)
+    if head[:8] == b"\x89PNG\r\n\x1a\n" and head[12:16] == b"IHDR" and head[24] == 16 and head[25] in (2, 6):
+        raise QuintetError(f"label file {path} is a 16-bit {'RGB' if head[25] == 2 else 'RGBA'} PNG, which Pillow "
+                           "reads as 8 bits per channel (dropping the class ids); convert it to a single-channel "
+                           "PNG holding the first channel (SYNTHIA's class id) first")
+
+
 def read_label(path: str | os.PathLike, table: np.ndarray, size: tuple[int, int] | None = None) -> np.ndarray:
     """A label map as ``uint8 (H, W)`` train ids via ``table``; first channel of RGB labels;
-    resized with nearest neighbour."""
+    resized with nearest neighbour.  16-bit multi-channel PNGs are refused (see
+    :func:`_check_label_depth`)."""
     from PIL import Image
 
     try:
+        _check_label_depth(path)
         with Image.open(path) as im:
             if size is not None and im.size != (size[1], size[0]):
                 im = im.resize((size[1], size[0]), Image.Resampling.NEAREST)

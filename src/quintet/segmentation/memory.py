@@ -119,6 +119,7 @@ class CategoricalMemory(nn.Module):
         super().__init__()
         self.num_slots, self.dim, self.momentum = num_slots, dim, momentum
         self.read_temperature, self.gumbel = read_temperature, gumbel
+        self.read_override: str | None = None  # "uniform" / "zero": read ablations for diagnosis only
         self.register_buffer("slots", l2_normalize(torch.rand(num_slots, dim), dim=1))
         self.fuse = nn.Sequential(nn.Conv2d(2 * dim, dim, 1, bias=False), nn.BatchNorm2d(dim), nn.ReLU(inplace=True))
         self.writer = WriteNet(dim)
@@ -129,11 +130,17 @@ class CategoricalMemory(nn.Module):
         """``feat: (B, D, h, w)`` -> ``(fused (B, D, h, w), attention, scores (B, h, w, K))``.
 
         Gumbel noise is used in training when configured; evaluation reads deterministically
-        unless ``gumbel=True`` is passed.
+        unless ``gumbel=True`` is passed.  ``read_override`` (diagnosis) replaces the attention by
+        the uniform ``1/K`` ("uniform") or the read-out by zeros ("zero").
         """
         slots = self.slots if slots is None else slots
         use_gumbel = (self.gumbel and self.training) if gumbel is None else gumbel
         readout, attention, scores = read_memory(feat, slots, self.read_temperature, use_gumbel)
+        if self.read_override == "uniform":
+            attention = torch.full_like(attention, 1.0 / self.num_slots)
+            readout = torch.einsum("bhwk,kd->bdhw", attention, slots)
+        elif self.read_override == "zero":
+            readout = torch.zeros_like(readout)
         fused = self.fuse(torch.cat([l2_normalize(feat, dim=1), readout], 1))
         return fused, attention, scores
 

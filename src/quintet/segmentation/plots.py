@@ -6,10 +6,29 @@ from typing import Sequence
 
 import numpy as np
 
+from quintet.core.errors import QuintetError
+
 # CamVid's SegNet palette (Sky ... Bicyclist), void black.
 CAMVID_PALETTE = np.array([[128, 128, 128], [128, 0, 0], [192, 192, 128], [128, 64, 128], [60, 40, 222],
                            [128, 128, 0], [192, 128, 128], [64, 64, 128], [64, 0, 128], [64, 64, 0],
                            [0, 128, 192]], dtype=np.uint8)
+
+
+# Cityscapes' 19 training classes (cityscapesScripts' labels.py), road ... bicycle.
+CITYSCAPES_PALETTE = np.array([[128, 64, 128], [244, 35, 232], [70, 70, 70], [102, 102, 156], [190, 153, 153],
+                               [153, 153, 153], [250, 170, 30], [220, 220, 0], [107, 142, 35], [152, 251, 152],
+                               [70, 130, 180], [220, 20, 60], [255, 0, 0], [0, 0, 142], [0, 0, 70], [0, 60, 100],
+                               [0, 80, 100], [0, 0, 230], [119, 11, 32]], dtype=np.uint8)
+
+
+def palette_for(num_classes: int) -> np.ndarray:
+    """The colours of a model's classes: Cityscapes' for the 19-class benchmarks, CamVid's (its first
+    ``num_classes`` colours) for up to 11 classes."""
+    if num_classes == len(CITYSCAPES_PALETTE):
+        return CITYSCAPES_PALETTE
+    if num_classes <= len(CAMVID_PALETTE):
+        return CAMVID_PALETTE[:num_classes]
+    raise QuintetError(f"no colour palette for {num_classes} classes (known: up to 11 CamVid classes, or 19 Cityscapes)")
 
 
 def colorize(labels: np.ndarray, palette: np.ndarray = CAMVID_PALETTE) -> np.ndarray:

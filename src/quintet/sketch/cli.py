@@ -59,15 +59,17 @@ def show(
 
     sketch = _load(file)
     out = out or file.with_suffix(".png")
-    if hand_drawn:
+    if hand_drawn:  # the model's input image: one 8-bit grey channel, black ink on white
         import io
 
+        import numpy as np
+        from PIL import Image
+
         from quintet.core.io import atomic_write_bytes
-        from quintet.core.plotting import plt
 
         img = render_hand_drawn(sketch, seed)
         buf = io.BytesIO()
-        plt.imsave(buf, 1 - img, cmap="gray", vmin=0, vmax=1, format="png")
+        Image.fromarray(np.round((1 - img) * 255).astype(np.uint8), mode="L").save(buf, format="png")
         atomic_write_bytes(out, buf.getvalue())
     else:
         save_figure_file(sketch, out, constraints=constraints)
@@ -80,7 +82,10 @@ def solve(
     out: Optional[Path] = typer.Option(None, help="Write the solved sketch here (JSON)."),
     timeout: float = typer.Option(20.0, help="Seconds before the solver is given up."),
 ) -> None:
-    """Solve a sketch with SolveSpace; print status and degrees of freedom."""
+    """Solve a sketch with SolveSpace; print status and degrees of freedom.
+
+    Exit status 0 when solved, 1 when the sketch is inconsistent, did not converge or has too
+    many unknowns, 2 on a solver error (crash, timeout) or bad input."""
     from quintet.sketch.constraints import save_sketch
     from quintet.sketch.geometry import max_residual
     from quintet.sketch.solve import solve as run_solve
@@ -96,6 +101,8 @@ def solve(
             typer.echo(f"wrote {out}")
     elif res.status == "error":
         raise QuintetError(f"{file}: solver error: {res.message}")
+    else:
+        raise typer.Exit(1)
 
 
 @app.command()

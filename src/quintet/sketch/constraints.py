@@ -192,6 +192,9 @@ class Sketch:
         label = name or (data.get("name") if isinstance(data, dict) else None) or "<sketch>"
         if not isinstance(data, dict) or "primitives" not in data:
             raise QuintetError(f"{label}: a sketch is a JSON object with 'primitives' (and 'constraints')")
+        for key in ("primitives", "constraints"):
+            if not isinstance(data.get(key, []), list):
+                raise QuintetError(f"{label}: {key!r} must be a list, got {type(data[key]).__name__}")
         prims = []
         for i, p in enumerate(data["primitives"]):
             try:

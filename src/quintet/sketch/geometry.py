@@ -244,6 +244,9 @@ def residual(sketch: Sketch, c: Constraint) -> float | None:
         ang = math.atan2(ax * by - ay * bx, ax * bx + ay * by)
         return min(abs(math.sin(ang - v)), abs(math.sin(ang + v)))
     if t == T.DISTANCE:
+        if isinstance(a, (Circle, Arc)) or isinstance(b, (Circle, Arc)):
+            # Onshape measures to a whole circle/arc's curve, on a side (half space) not kept
+            return None
         ca, cb = _center_of(a), _center_of(b)
         if ca is not None and cb is not None:
             return abs(math.hypot(ca[0] - cb[0], ca[1] - cb[1]) - v)

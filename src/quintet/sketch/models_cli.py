@@ -29,9 +29,16 @@ REPRODUCE_MODELS = Path("runs/sketch-models-reproduce")
 
 def train_model(which: str, out: Path, *, steps: int = 2000, n_train: int = 4000, batch_size: int = 32,
                 d_model: int = 128, n_layers: int = 4, n_heads: int = 4, lr: float = 1e-3, seed: int = 0,
-                cpu: bool = False, progress: bool = True) -> dict:
+                image_layers: int = 2, init_from: Optional[Path] = None, cpu: bool = False,
+                progress: bool = True) -> dict:
     """Train one model (``primitive``, ``constraint`` or ``image``) on the procedural corpus into
-    ``out`` (resuming from its latest checkpoint); returns the training summary."""
+    ``out`` (resuming from its latest checkpoint); returns the training summary.
+
+    ``image`` only: ``image_layers`` ViT encoder layers; ``init_from`` a trained primitive model's
+    checkpoint whose decoder the image model starts from (the two-stage schedule of
+    :func:`quintet.sketch.models.primitive.init_from_unconditional`; its sizes must equal
+    ``d_model``/``n_layers``/``n_heads``).
+    """
     import torch
 
     from quintet.sketch.models import (
@@ -45,6 +52,8 @@ def train_model(which: str, out: Path, *, steps: int = 2000, n_train: int = 4000
     from quintet.sketch.train import TrainConfig, constraint_batches, primitive_batches, train
 
     check_choice("model", which, MODEL_CHOICES)
+    if init_from is not None and which != "image":
+        raise QuintetError(f"--init-from starts an image model from a primitive model; not for --model {which}")
     import os
 
     torch.set_num_threads(int(os.environ.get("QUINTET_SKETCH_THREADS", "1")))  # see models_experiment
@@ -58,7 +67,9 @@ def train_model(which: str, out: Path, *, steps: int = 2000, n_train: int = 4000
         model = PrimitiveModel(PrimitiveModelConfig(**size))
         make = primitive_batches(g, pvals, batch_size, seed)
     elif which == "image":
-        model = PrimitiveModel(PrimitiveModelConfig(kind="image-primitive", **size))
+        model = PrimitiveModel(PrimitiveModelConfig(kind="image-primitive", image_layers=image_layers, **size))
+        if init_from is not None:
+            _init_image_model(model, init_from)
         make = primitive_batches(g, pvals, batch_size, seed,
                                  images=lambda idx, step: render_batch([pvals[i] for i in idx], seed * 7919 + step))
     else:
@@ -69,8 +80,21 @@ def train_model(which: str, out: Path, *, steps: int = 2000, n_train: int = 4000
     return result
 
 
+def _init_image_model(model, primitive_checkpoint: Path) -> None:
+    """Copy a trained primitive model's decoder into the image model ``model`` (stage two of the
+    image model's training); a checkpoint of another kind or other sizes is a clear error."""
+    from quintet.sketch.models import KIND_PRIMITIVE, init_from_unconditional, load_model
+
+    primitive = load_model(primitive_checkpoint, KIND_PRIMITIVE)
+    try:
+        init_from_unconditional(model, primitive)
+    except ValueError as exc:
+        raise QuintetError(f"--init-from {primitive_checkpoint}: {exc}; pass the same --d-model/--layers") from exc
+
+
 def _primer_tokens(path: Path) -> list[int]:
-    """Value tokens (without Stop) of the sketch in a primer file (quintet sketch JSON)."""
+    """Value tokens (without Stop) of the sketch in a primer file (quintet sketch JSON), normalised to
+    the primer's own bounding box (:func:`quintet.sketch.tokens.normalize_sketch`) and quantised."""
     from quintet.sketch.constraints import load_sketch
     from quintet.sketch.models.data import sketch_to_tokens
 
@@ -182,19 +206,26 @@ def register(app: typer.Typer) -> None:
         layers: int = typer.Option(4),
         lr: float = typer.Option(1e-3),
         seed: int = typer.Option(0),
+        image_layers: int = typer.Option(2, help="--model image: ViT encoder layers."),
+        init_from: Optional[Path] = typer.Option(
+            None, help="--model image: trained primitive checkpoint (e.g. runs/sketch-models/primitive) whose "
+                       "decoder the image model starts from (the two-stage schedule; same --d-model/--layers)."),
         cpu: bool = typer.Option(False, help="Stay on the CPU even where a GPU exists."),
     ) -> None:
         """Train a Vitruvion model on the procedural corpus (checkpoint + resume, accelerate)."""
         check_choice("model", model, MODEL_CHOICES)
         target = out or DEFAULT_MODELS / model
         r = train_model(model, target, steps=steps, n_train=n_train, batch_size=batch_size, d_model=d_model,
-                        n_layers=layers, lr=lr, seed=seed, cpu=cpu)
+                        n_layers=layers, lr=lr, seed=seed, image_layers=image_layers, init_from=init_from, cpu=cpu)
         typer.echo(f"{model} model in {target}: {json.dumps(r)}")
 
     @app.command("generate")
     def generate_cmd(
         out: Path = typer.Option(..., help="Folder that receives the sketches."),
-        primer: Optional[Path] = typer.Option(None, help="Sketch JSON to autocomplete."),
+        primer: Optional[Path] = typer.Option(
+            None, help="Sketch JSON to autocomplete. Like every training sketch it is normalised to its own "
+                       "bounding box (centred, long side scaled to 1, 64 bins), so the completion stays inside "
+                       "that square and is written in the normalised frame, not the file's units."),
         image: Optional[Path] = typer.Option(None, help="128×128 grayscale PNG of a hand drawing."),
         n: int = typer.Option(4, help="How many sketches."),
         models: Path = typer.Option(DEFAULT_MODELS, help="Folder with primitive/, constraint/, image/ checkpoints."),

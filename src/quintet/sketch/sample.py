@@ -41,20 +41,38 @@ def nucleus_filter(logits: torch.Tensor, top_p: float) -> torch.Tensor:
     return logits.masked_fill(drop, float("-inf"))
 
 
+def model_device(model: torch.nn.Module) -> torch.device:
+    """The device of ``model``'s parameters (where ``accelerate`` left it after training)."""
+    return next(model.parameters()).device
+
+
+def on_model_device(batch: dict[str, torch.Tensor], model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """``batch`` with every tensor moved to ``model``'s device (batches are built on the CPU)."""
+    dev = model_device(model)
+    return {k: v.to(dev) for k, v in batch.items()}
+
+
 def _pick(logits: torch.Tensor, top_p: float | None, temperature: float, generator: torch.Generator | None) -> torch.Tensor:
     if top_p is None:
         return logits.argmax(-1)
     logits = nucleus_filter(logits.float() / temperature, top_p)
     probs = logits.softmax(-1)
+    if generator is not None and generator.device != probs.device:  # e.g. a CPU generator, GPU model
+        return torch.multinomial(probs.cpu(), 1, generator=generator).squeeze(-1).to(probs.device)
     return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
 
 
-def check_primer(grammar: PrimitiveGrammar, primer: list[int], max_len: int) -> list[int]:
-    """Validate a primer (value tokens from Start through complete primitives, no Stop)."""
+def check_primer(grammar: PrimitiveGrammar, primer: list[int], max_len: int, max_primitives: int | None = None) -> list[int]:
+    """Validate a primer (value tokens from Start through complete primitives, no Stop) against the
+    model's token budget ``max_len`` and primitive capacity ``max_primitives``."""
     prims = grammar.decode(primer, require_stop=False)  # raises QuintetError on a bad prefix
     toks = grammar.encode(prims)[:-1]  # drop Stop
     if len(toks) != len([t for t in primer if t != PAD]):
         raise QuintetError("a primer must end after a complete primitive and must not contain Stop")
+    if max_primitives is not None and len(prims) > max_primitives:
+        raise QuintetError(
+            f"primer has {len(prims)} primitives, but the model supports at most {max_primitives} per sketch"
+        )
     if len(toks) >= max_len:
         raise QuintetError(f"primer of {len(toks)} tokens leaves no room in max_len {max_len}")
     return toks
@@ -77,17 +95,19 @@ def sample_primitives(
 
     ``primers``: ``n`` prefixes (or one, shared) to complete. ``image``: (n or 1, 1, 128, 128)
     for an image-conditioned model. ``top_p=None`` decodes greedily. Every returned sequence is
-    grammatical: the grammar mask leaves only valid tokens and forces Stop at ``max_len``.
+    grammatical: the grammar mask leaves only valid tokens and forces Stop at ``max_len`` tokens
+    or ``model.config.max_primitives`` primitives, whichever comes first.
     """
     model.eval()
     g = model.grammar
     max_len = max_len or model.config.max_len
-    dev = next(model.parameters()).device
+    n_max = model.config.max_primitives
+    dev = model_device(model)
     if primers is not None and len(primers) == 1 and n > 1:
         primers = primers * n
     if primers is not None and len(primers) != n:
         raise QuintetError(f"got {len(primers)} primers for {n} samples")
-    prim = [check_primer(g, p, max_len) for p in primers] if primers is not None else [[START]] * n
+    prim = [check_primer(g, p, max_len, n_max) for p in primers] if primers is not None else [[START]] * n
     lengths = torch.tensor([len(p) for p in prim], device=dev)
     forced = torch.full((n, max_len), PAD, dtype=torch.long, device=dev)
     for i, p in enumerate(prim):
@@ -107,7 +127,7 @@ def sample_primitives(
     coord = torch.zeros_like(val)
     pos = torch.zeros_like(val)
     val[:, 0], coord[:, 0], pos[:, 0] = START, NON_COORD, 1
-    state = PrimitiveDecodeState(g, n, max_len, dev)
+    state = PrimitiveDecodeState(g, n, max_len, dev, max_primitives=n_max)
     p0 = int(lengths.min())
     for t in range(1, p0):  # the common part of the primers is known: prefill it
         tok = forced[:, t]
@@ -183,9 +203,13 @@ def infer_constraints(
     """
     model.eval()
     for s in seqs:
-        model.grammar.decode(s)  # raises on ungrammatical primitives
-    dev = next(model.parameters()).device
-    batch = {k: v.to(dev) for k, v in primitive_batch(model.grammar, seqs).items()}
+        n_prims = len(model.grammar.decode(s))  # raises on ungrammatical primitives
+        if n_prims > model.config.max_primitives:
+            raise QuintetError(
+                f"a sketch of {n_prims} primitives exceeds the constraint model's {model.config.max_primitives}"
+            )
+    dev = model_device(model)
+    batch = on_model_device(primitive_batch(model.grammar, seqs), model)
     if batch["val"].shape[1] > model.config.max_len:
         raise QuintetError(f"primitive sequence of {batch['val'].shape[1]} tokens exceeds max_len {model.config.max_len}")
     cg = model.cgrammar

@@ -15,8 +15,13 @@ radius parameter; arcs are SolveSpace arcs (centre, start, end, counter-clockwis
 equidistant from the centre). Tangency between a line and a circle/arc, or two circles/arcs, uses
 a helper contact point ``T`` (on both curves, with the line perpendicular to centre–T, or T on the
 line of centres); quadrant = on the circle and horizontal or vertical to the centre (whichever is
-nearer in the initial sketch); offset = parallel (lines) or concentric (circles/arcs). Numeric
-constraints without a value keep the value measured on the input.
+nearer in the initial sketch); offset = parallel (lines) or concentric (circles/arcs). A point on a
+line is a zero point–line distance, never slvs' ``PT_ON_LINE`` (its hidden parameter starts
+uninitialised and drags consistent geometry away). An angle between lines is met in the
+orientation (v or π − v) nearer the input. Numeric constraints without a value keep the value
+measured on the input; a distance to a whole circle or arc (Onshape measures it to the curve, on
+a side we do not keep) is left untranslated. A sketch whose constraints already hold comes back
+unchanged.
 """
 
 from __future__ import annotations
@@ -132,6 +137,17 @@ class _System:
             kw["entityB"] = e2
         return s.add_constraint(self.g, ctype, self.wp, float(v), other=other, **kw)
 
+    def _on_line(self, pt, line) -> None:
+        """Point ``pt`` on (the infinite extension of) ``line``, as a zero point–line distance.
+
+        Not ``PT_ON_LINE``: slvs 3.x gives that constraint an extra parameter (the position
+        along the line) that its library never initialises (``Slvs_CanInitiallySatisfy`` is
+        false for it), so it starts at 0 — "the point is at the line's start" — and the solver
+        drags already-consistent geometry towards that, moving or collapsing it.
+        ``PT_LINE_DISTANCE`` is one equation with no hidden parameter and the same DOF count.
+        """
+        self._c(self.s.ConstraintType.PT_LINE_DISTANCE, p1=pt, e1=line)
+
     def _kind(self, ref) -> str:
         p = self.sketch.primitives[ref.index]
         if ref.part != "whole" or isinstance(p, Point):
@@ -148,13 +164,13 @@ class _System:
         t = self._pt(*guess)
         self._c(CT.PT_ON_CIRCLE, p1=t, e1=curve_b["whole"])
         if kind_a == "line":
-            self._c(CT.PT_ON_LINE, p1=t, e1=line_or_curve_a["whole"])
+            self._on_line(t, line_or_curve_a["whole"])
             helper = self.s.add_line_2d(self.g, curve_b["center"], t, self.wp)
             self._c(CT.PERPENDICULAR, e1=line_or_curve_a["whole"], e2=helper)
         else:
             self._c(CT.PT_ON_CIRCLE, p1=t, e1=line_or_curve_a["whole"])
             helper = self.s.add_line_2d(self.g, line_or_curve_a["center"], curve_b["center"], self.wp)
-            self._c(CT.PT_ON_LINE, p1=t, e1=helper)
+            self._on_line(t, helper)
 
     def add(self, c: Constraint) -> bool:
         """Translate one constraint; False when this combination is not supported."""
@@ -204,13 +220,13 @@ class _System:
             if a_k == "point" and b_k == "point":
                 self._c(CT.POINTS_COINCIDENT, p1=self.ent(ra), p2=self.ent(rb))
             elif a_k == "point" and b_k == "line":
-                self._c(CT.PT_ON_LINE, p1=self.ent(ra), e1=self.ent(rb))
+                self._on_line(self.ent(ra), self.ent(rb))
             elif a_k == "point" and b_k in curves:
                 self._c(CT.PT_ON_CIRCLE, p1=self.ent(ra), e1=self.ent(rb))
             elif a_k == "line" and b_k == "line":
                 eb = self.ents[rb.index]
-                self._c(CT.PT_ON_LINE, p1=eb["start"], e1=self.ent(ra))
-                self._c(CT.PT_ON_LINE, p1=eb["end"], e1=self.ent(ra))
+                self._on_line(eb["start"], self.ent(ra))
+                self._on_line(eb["end"], self.ent(ra))
             elif a_k in curves and b_k in curves:
                 self._c(CT.POINTS_COINCIDENT, p1=self.center(ra), p2=self.center(rb))
                 self._c(CT.EQUAL_RADIUS, e1=self.ent(ra), e2=self.ent(rb))
@@ -251,7 +267,7 @@ class _System:
             if a_k != "line":
                 ra, rb, a_k, b_k = rb, ra, b_k, a_k
             if a_k == "line" and b_k in curves:
-                self._c(CT.PT_ON_LINE, p1=self.center(rb), e1=self.ent(ra))
+                self._on_line(self.center(rb), self.ent(ra))
                 return True
             return False
         if t == T.QUADRANT:
@@ -272,8 +288,8 @@ class _System:
                 ra, rb, a_k, b_k = rb, ra, b_k, a_k
             if a_k == "line" and b_k == "line":
                 eb = self.ents[rb.index]
-                self._c(CT.PT_ON_LINE, p1=eb["start"], e1=self.ent(ra))
-                self._c(CT.PT_ON_LINE, p1=eb["end"], e1=self.ent(ra))
+                self._on_line(eb["start"], self.ent(ra))
+                self._on_line(eb["end"], self.ent(ra))
                 return True
             if b_k not in curves or a_k not in ("line", *curves):
                 return False
@@ -310,12 +326,18 @@ class _System:
             self.s.diameter(self.g, self.ent(refs[0]), float(d))
             return True
         if t == T.ANGLE and a_k == "line" and b_k == "line":
-            if v is None:
-                (ax, ay), (bx, by) = _line_dir(prims[0]), _line_dir(prims[1])
-                v = math.atan2(abs(ax * by - ay * bx), ax * bx + ay * by)
-            self.s.angle(self.g, self.ent(refs[0]), self.ent(refs[1]), math.degrees(v), self.wp)
+            # SolveSpace fixes the angle between the lines' directions; an angle between
+            # (unoriented) lines is met by v or pi - v, so flip one direction ("inverse") when
+            # the sketch is nearer pi - v — otherwise a consistent sketch gets mirrored
+            (ax, ay), (bx, by) = _line_dir(prims[0]), _line_dir(prims[1])
+            measured = math.atan2(abs(ax * by - ay * bx), ax * bx + ay * by)
+            v = measured if v is None else v
+            inverse = abs(measured - (math.pi - v)) < abs(measured - v)
+            self.s.angle(self.g, self.ent(refs[0]), self.ent(refs[1]), math.degrees(v), self.wp, inverse)
             return True
         if t == T.DISTANCE:
+            if any(k in curves for k in kinds):
+                return False  # to a whole circle/arc: see geometry.residual
             ca, cb = self.center(refs[0]), self.center(refs[1])
             if ca is not None and cb is not None:
                 if v is None:
@@ -361,11 +383,26 @@ class _System:
             elif isinstance(p, Circle):
                 prims.append(Circle(*pts[0], abs(get(ent["_radius"]["param"][0])), construction=p.construction))
             else:
-                (cx, cy), (sx, sy), (ex, ey) = pts
-                r = math.hypot(sx - cx, sy - cy)
-                a0, a1 = math.atan2(sy - cy, sx - cx), math.atan2(ey - cy, ex - cx)
-                prims.append(Arc.from_center(cx, cy, r, a0, a1, construction=p.construction))
+                prims.append(_solved_arc(*pts, construction=p.construction))
         return Sketch(prims, list(self.sketch.constraints), self.sketch.name)
+
+
+#: a solved arc's sweep is kept this far (radians) short of a full turn
+_FULL_TURN_MARGIN = 1e-6
+
+
+def _solved_arc(center, start, end, construction: bool) -> Arc:
+    """A SolveSpace arc read back: counter-clockwise from ``start`` to ``end`` about ``center``,
+    a full turn when they coincide (SolveSpace's ``ArcGetAngles``). A sweep within
+    :data:`_FULL_TURN_MARGIN` of a full turn is kept just short of it, so the stored start /
+    mid / end stay counter-clockwise instead of rounding into a clockwise (invalid) arc."""
+    (cx, cy), (sx, sy), (ex, ey) = center, start, end
+    a0, a1 = math.atan2(sy - cy, sx - cx), math.atan2(ey - cy, ex - cx)
+    sweep = (a1 - a0) % (2 * math.pi)
+    if sweep < _FULL_TURN_MARGIN:
+        sweep += 2 * math.pi
+    sweep = min(sweep, 2 * math.pi - _FULL_TURN_MARGIN)
+    return Arc.from_center(cx, cy, math.hypot(sx - cx, sy - cy), a0, a0 + sweep, construction)
 
 
 def _run(slvs, sketch: Sketch, skip: frozenset = frozenset()):

@@ -9,13 +9,15 @@ pairs of *columns*, ``P_l = P_{l-1} M_l``; for a comparator ``(a, b)`` with mixi
 One layer therefore costs ``O(n)`` per comparator, ``O(n^2)`` per layer, instead of the
 ``O(n^3)`` of ``P_{l-1} @ M_l``.  The backward pass is the same mixing applied to the incoming
 gradient ``G`` (``M_l`` is symmetric), and ``dL/du = -sum_rows (G_a - G_b) * (P_a - P_b)``,
-so only the column differences ``P_a - P_b`` are kept per layer (half a matrix, not the
-reference's two half matrices plus products).
+so it needs the column differences ``P_a - P_b`` of every layer.
 
 The bitonic path additionally uses that after block ``k`` every row of ``P`` is supported on
 its aligned group of ``2^(k+1)`` wires: ``P`` is kept block-diagonal, ``(B, N/g, g, g)``, and the
 layers of block ``k`` cost ``O(N 2^(k+1))``; all views, no gathers.  The total is
-``O(N^2 log N)`` rather than ``O(N^2 log^2 N)``.
+``O(N^2 log N)`` rather than ``O(N^2 log^2 N)``.  Rows of ``P`` are independent, so it is built
+in chunks of rows that stay in cache, and the backward recomputes one chunk's differences at a
+time instead of keeping all of them (``B N^2 (K + 1) / 2`` elements, 576 MiB at ``N = 1024``,
+batch 16): its memory is bounded by ``_CHUNK_BUDGET``.  The generic path keeps its differences.
 """
 
 from __future__ import annotations
@@ -27,76 +29,135 @@ import torch
 __all__ = ["bitonic_permutation", "pairs_permutation", "PairPlan"]
 
 
+# elements of per-layer differences one row chunk may hold in the backward (16 MiB in float32)
+_CHUNK_BUDGET = 2**22
+
+
+def _chunk_rows(batch: int, size: int) -> int:
+    """Rows of ``P`` per chunk: the largest power of two whose differences over all
+    ``K (K + 1) / 2`` layers, ``batch * rows * size * (K + 1) / 2`` elements, fit the budget."""
+    blocks = size.bit_length() - 1
+    rows = size
+    while rows > 1 and batch * rows * size * (blocks + 1) // 2 > _CHUNK_BUDGET:
+        rows //= 2
+    return rows
+
+
+def _expand(state: torch.Tensor, r0: int, g: int) -> torch.Tensor:
+    """Block start for rows ``r0 ..`` of a chunk: groups of ``h = g / 2`` columns become groups of
+    ``g``; a row keeps its values in the half of the new group its old group was."""
+    batch, groups, rows, h = state.shape
+    if groups * rows >= g:  # whole groups: two diagonal (h, h) blocks per new group
+        new = state.new_zeros(batch, groups // 2, g, g)
+        old = state.view(batch, groups // 2, 2, h, h)
+        new[:, :, :h, :h] = old[:, :, 0]
+        new[:, :, h:, h:] = old[:, :, 1]
+        return new
+    half = (r0 % g) // h
+    new = state.new_zeros(batch, 1, rows, g)
+    new[..., half * h:(half + 1) * h] = state
+    return new
+
+
+def _contract(g_state: torch.Tensor, r0: int, g: int) -> torch.Tensor:
+    """Adjoint of :func:`_expand`: keep the gradient of the entries the block start had."""
+    batch, groups, rows, _ = g_state.shape
+    h = g // 2
+    if groups * rows >= g:
+        blocks = torch.stack([g_state[:, :, :h, :h], g_state[:, :, h:, h:]], dim=2)
+        return blocks.reshape(batch, 2 * groups, h, h)
+    half = (r0 % g) // h
+    return g_state[..., half * h:(half + 1) * h]
+
+
+def _layer_views(state: torch.Tensor, u: torch.Tensor, r0: int, g: int, m: int):
+    """Column halves ``(pa, pb)`` of every comparator of stride ``m`` and the chunk's weights."""
+    batch, groups, rows, _ = state.shape
+    s = g // (2 * m)
+    view = state.view(batch, groups, rows, s, 2, m)
+    first = r0 // g
+    uu = u.view(batch, -1, 1, s, m)[:, first:first + groups]
+    return view[..., 0, :], view[..., 1, :], uu
+
+
+def _layers(blocks: int):
+    """``(layer index, group size g = 2^(block + 1), stride m)`` of the bitonic network, in order."""
+    li = 0
+    for block in range(blocks):
+        for step in range(block + 1):
+            yield li, 2 ** (block + 1), 2 ** (block - step)
+            li += 1
+
+
+def _chunk_forward(us, size: int, r0: int, rows: int, diffs: list | None) -> torch.Tensor:
+    """Rows ``r0 .. r0 + rows`` of ``P``, ``(B, groups, rows per group, g)`` per block; appends each
+    layer's ``P_a - P_b`` to ``diffs`` when given (recomputation for the backward)."""
+    state = us[0].new_ones(us[0].shape[0], rows, 1, 1)
+    for li, g, m in _layers(size.bit_length() - 1):
+        if m == g // 2:
+            state = _expand(state, r0, g)
+        pa, pb, u = _layer_views(state, us[li], r0, g, m)
+        d = pa - pb
+        pa.addcmul_(u, d, value=-1.0)
+        pb.addcmul_(u, d)
+        if diffs is not None:
+            diffs.append(d)
+    return state
+
+
 class _BitonicP(torch.autograd.Function):
-    """``P`` of a full bitonic network on ``N = 2^K`` wires from per-layer weights ``u_l (B, N/2)``."""
+    """``P`` of a full bitonic network on ``N = 2^K`` wires from per-layer weights ``u_l (B, N/2)``.
+
+    Rows of ``P`` evolve independently (``P_l[r] = P_{l-1}[r] M_l``), so ``P`` is built in chunks
+    of rows and nothing but the weights is saved: the backward recomputes one chunk's per-layer
+    differences at a time, which bounds its memory by ``_CHUNK_BUDGET`` instead of
+    ``B N^2 (K + 1) / 2`` elements, for one extra pass over the layers.
+    """
 
     @staticmethod
-    def forward(ctx, size: int, *us: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+    def forward(ctx, size: int, rows: int, *us: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
         batch = us[0].shape[0]
-        blocks = size.bit_length() - 1
-        state = us[0].new_ones(batch, size, 1, 1)
-        diffs: list[torch.Tensor] = []
-        li = 0
-        for block in range(blocks):
-            g, h = 2 ** (block + 1), 2**block
-            q = size // g
-            new = state.new_zeros(batch, q, g, g)
-            old = state.view(batch, q, 2, h, h)
-            new[:, :, :h, :h] = old[:, :, 0]
-            new[:, :, h:, h:] = old[:, :, 1]
-            state = new
-            for step in range(block + 1):
-                m = 2 ** (block - step)
-                s = g // (2 * m)
-                view = state.view(batch, q, g, s, 2, m)
-                pa, pb = view[..., 0, :], view[..., 1, :]
-                d = pa - pb
-                u = us[li].view(batch, q, 1, s, m)
-                pa.addcmul_(u, d, value=-1.0)
-                pb.addcmul_(u, d)
-                diffs.append(d)
-                li += 1
-        ctx.size = size
-        ctx.diffs = diffs
+        out = us[0].new_empty(batch, size, size)
+        for r0 in range(0, size, rows):
+            out[:, r0:r0 + rows] = _chunk_forward(us, size, r0, rows, None).view(batch, rows, size)
+        ctx.size, ctx.rows = size, rows
         ctx.save_for_backward(*us)
-        return state.view(batch, size, size)
+        return out
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor):  # type: ignore[override]
         us = ctx.saved_tensors
-        diffs = ctx.diffs
-        size = ctx.size
+        size, rows = ctx.size, ctx.rows
         batch = grad.shape[0]
-        blocks = size.bit_length() - 1
-        g_state = grad.reshape(batch, 1, size, size).clone()
-        grads: list[torch.Tensor | None] = [None] * len(us)
-        li = len(us) - 1
-        for block in reversed(range(blocks)):
-            g, h = 2 ** (block + 1), 2**block
-            q = size // g
-            for step in reversed(range(block + 1)):
-                m = 2 ** (block - step)
-                s = g // (2 * m)
-                view = g_state.view(batch, q, g, s, 2, m)
-                ga, gb = view[..., 0, :], view[..., 1, :]
+        layers = list(_layers(size.bit_length() - 1))
+        grads = [u.new_zeros(batch, size // 2) if ctx.needs_input_grad[li + 2] else None
+                 for li, u in enumerate(us)]
+        for r0 in range(0, size, rows):
+            diffs: list[torch.Tensor | None] = []
+            _chunk_forward(us, size, r0, rows, diffs)
+            g_state = grad[:, r0:r0 + rows].reshape(batch, 1, rows, size).clone(memory_format=torch.contiguous_format)
+            for li, g, m in reversed(layers):
+                ga, gb, u = _layer_views(g_state, us[li], r0, g, m)
                 e = ga - gb
-                u = us[li].view(batch, q, 1, s, m)
                 ga.addcmul_(u, e, value=-1.0)
                 gb.addcmul_(u, e)
-                if ctx.needs_input_grad[li + 1]:
-                    # -sum over rows of e * d, reusing e's memory
-                    grads[li] = e.mul_(diffs[li]).sum(2).neg_().reshape(batch, size // 2)
-                li -= 1
-            if block > 0:
-                g_state = torch.stack([g_state[:, :, :h, :h], g_state[:, :, h:, h:]], dim=2)
-                g_state = g_state.reshape(batch, 2 * q, h, h)
-        return (None, *grads)
+                if grads[li] is not None:
+                    # dL/du = -sum over rows of e * d, reusing e's memory
+                    first = r0 // g
+                    target = grads[li].view(batch, size // g, g // (2 * m), m)[:, first:first + e.shape[1]]
+                    target.sub_(e.mul_(diffs[li]).sum(2))
+                diffs[li] = None
+                if m == g // 2 and g > 2:  # the block's first layer: back to its start
+                    g_state = _contract(g_state, r0, g)
+        return (None, None, *grads)
 
 
-def bitonic_permutation(size: int, us: Sequence[torch.Tensor]) -> torch.Tensor:
+def bitonic_permutation(size: int, us: Sequence[torch.Tensor], rows: int | None = None) -> torch.Tensor:
     """``P (B, N, N)`` for the bitonic network on ``N = size`` wires; ``us[l]``: ``(B, N/2)``
-    mixing weights of layer ``l`` in the order of the comparators' lower wire."""
-    return _BitonicP.apply(size, *us)
+    mixing weights of layer ``l`` in the order of the comparators' lower wire; ``rows``: rows of
+    ``P`` per chunk (a power of two dividing ``N``; default from the memory budget)."""
+    rows = _chunk_rows(us[0].shape[0], size) if rows is None else rows
+    return _BitonicP.apply(size, rows, *us)
 
 
 class PairPlan:

@@ -32,7 +32,7 @@ SOFT, KEEP, SWAP = 0, 1, 2
 PADDINGS = ("sentinel", "reference")
 
 __all__ = ["NETWORKS", "PADDINGS", "SOFT", "KEEP", "SWAP", "Layer", "SortingNetwork", "bitonic_network", "odd_even_network", "get_network",
-           "network_names", "prune_to_outputs"]
+           "network_names", "prune_to_outputs", "resolve_network"]
 
 NETWORKS = ("odd_even", "bitonic")
 _ALIASES = {"odd-even": "odd_even", "oddeven": "odd_even"}
@@ -155,11 +155,17 @@ def network_names() -> list[str]:
     return list(NETWORKS)
 
 
-def get_network(kind: str, n: int, padding: str = "sentinel") -> SortingNetwork:
-    """The layout ``kind`` (``odd_even`` or ``bitonic``) for ``n`` inputs (cached)."""
+def resolve_network(kind: str) -> str:
+    """The canonical name (``odd_even`` or ``bitonic``) of ``kind`` or one of its aliases."""
     name = _ALIASES.get(kind, kind) if isinstance(kind, str) else kind
     if name not in NETWORKS:
         raise QuintetError(f"unknown sorting network {kind!r}; expected one of: {', '.join(NETWORKS)}")
+    return name
+
+
+def get_network(kind: str, n: int, padding: str = "sentinel") -> SortingNetwork:
+    """The layout ``kind`` (``odd_even`` or ``bitonic``) for ``n`` inputs (cached)."""
+    name = resolve_network(kind)
     if padding not in PADDINGS:
         raise QuintetError(f"unknown padding {padding!r}; expected one of: {', '.join(PADDINGS)}")
     key = (name, _check_n(n), padding if name == "bitonic" else "sentinel")

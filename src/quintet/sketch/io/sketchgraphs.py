@@ -12,9 +12,13 @@ Everything else (ellipses, splines, conics, text, images) is *unsupported*: coun
 :attr:`ParsedSketch.unsupported_entities`, never an error. Constraints are mapped by type name;
 those touching external geometry (Onshape's origin and projected edges: parameters named
 ``external*``) are dropped (:attr:`ParsedSketch.dropped_external`), as are unknown types and
-references to entities that were not kept. Numeric values come from the quantity expression
+references to entities that were not kept, and so are distances Onshape measures along x or y
+only (``direction`` HORIZONTAL / VERTICAL, counted as ``distance/horizontal`` / ``.../vertical``):
+our Distance is the Euclidean one. Numeric values come from the quantity expression
 (``"2 mm"``, ``"4.0*millimeter"``, ``"45 deg"``) in metres / radians, ``None`` when it is an
-expression we do not evaluate.
+expression we do not evaluate. A malformed field (a non-string type name or reference, a
+parameter that is not an object) raises :class:`QuintetError` naming the document, sketch,
+entity / constraint and field.
 
 :func:`vitruvion_filter` applies the paper's data filter as the authors' pipeline does (6–16
 entities, at most 64 constraints as stored, no unsupported entity, no mirror / pattern /
@@ -113,11 +117,23 @@ def _parse_quantity(expr) -> float | None:
     return float(m.group(1)) * _UNITS[unit]
 
 
+def _sub_id(m: dict, key: str, eid: str, where: str) -> str:
+    """Id of a sub-point (``startPointId`` -> ``start``...); ``<entityId>.<part>`` when absent."""
+    v = m.get(key)
+    if not v:
+        return f"{eid}.{key.removesuffix('PointId').removesuffix('Id')}"
+    if not isinstance(v, str):
+        raise QuintetError(f"{where}: entity field {key!r} is not a string ({v!r})")
+    return v
+
+
 def _parse_entity(ent: dict, where: str):
     """``(kind or None, primitive or None, {sub id: part})``; kind names an unsupported type."""
     if not isinstance(ent, dict) or not isinstance(ent.get("message"), dict):
         raise QuintetError(f"{where}: entity is not an object with a 'message'")
     tname = ent.get("typeName", str(ent.get("type")))
+    if not isinstance(tname, str):
+        raise QuintetError(f"{where}: entity 'typeName' is not a string ({tname!r})")
     m = ent["message"]
     cons = bool(m.get("isConstruction", False))
     eid = m.get("entityId")
@@ -127,31 +143,57 @@ def _parse_entity(ent: dict, where: str):
         return None, Point(_num(m, "x", where), _num(m, "y", where), cons), {}
     geom = m.get("geometry") if isinstance(m.get("geometry"), dict) else {}
     gname = geom.get("typeName", "")
+    if not isinstance(gname, str):
+        raise QuintetError(f"{where}: entity 'geometry.typeName' is not a string ({gname!r})")
     g = geom.get("message", {}) if isinstance(geom.get("message"), dict) else {}
     if tname == "BTMSketchCurveSegment" and gname == "BTCurveGeometryLine":
         px, py, dx, dy = (_num(g, k, where) for k in ("pntX", "pntY", "dirX", "dirY"))
         t0, t1 = _num(m, "startParam", where), _num(m, "endParam", where)
         line = Line(px + t0 * dx, py + t0 * dy, px + t1 * dx, py + t1 * dy, cons)
-        subs = {m.get("startPointId") or f"{eid}.start": "start", m.get("endPointId") or f"{eid}.end": "end"}
+        subs = {_sub_id(m, "startPointId", eid, where): "start", _sub_id(m, "endPointId", eid, where): "end"}
         return None, line, subs
     if gname == "BTCurveGeometryCircle" and tname in ("BTMSketchCurveSegment", "BTMSketchCurve"):
         cx, cy, r = _num(g, "xCenter", where), _num(g, "yCenter", where), _num(g, "radius", where)
         if tname == "BTMSketchCurve":
-            return None, Circle(cx, cy, abs(r), cons), {m.get("centerId") or f"{eid}.center": "center"}
+            return None, Circle(cx, cy, abs(r), cons), {_sub_id(m, "centerId", eid, where): "center"}
         base = math.atan2(_num(g, "yDir", where), _num(g, "xDir", where))
         t0, t1 = _num(m, "startParam", where), _num(m, "endParam", where)
         clockwise = bool(g.get("clockwise", False))
         a0, a1 = (base - t0, base - t1) if clockwise else (base + t0, base + t1)
-        start_id = m.get("startPointId") or f"{eid}.start"
-        end_id = m.get("endPointId") or f"{eid}.end"
+        start_id = _sub_id(m, "startPointId", eid, where)
+        end_id = _sub_id(m, "endPointId", eid, where)
         if clockwise:  # the counter-clockwise arc runs from Onshape's end to its start
             a0, a1 = a1, a0
             start_id, end_id = end_id, start_id
         arc = Arc.from_center(cx, cy, abs(r), a0, a1, cons)
-        subs = {start_id: "start", end_id: "end", m.get("centerId") or f"{eid}.center": "center"}
+        subs = {start_id: "start", end_id: "end", _sub_id(m, "centerId", eid, where): "center"}
         return None, arc, subs
     label = gname.replace("BTCurveGeometry", "").lower() if gname else tname.replace("BTMSketch", "").lower()
     return label or "unknown", None, {}
+
+
+def _constraint_params(raw: list, where: str) -> dict[str, dict]:
+    """``parameterId -> message`` of one constraint's parameters."""
+    params = {}
+    for k, p in enumerate(raw):
+        pm = p.get("message") if isinstance(p, dict) else None
+        if not isinstance(pm, dict):
+            raise QuintetError(f"{where}, parameter {k}: 'message' is not an object")
+        pid = pm.get("parameterId")
+        if pid is None:
+            continue
+        if not isinstance(pid, str):
+            raise QuintetError(f"{where}, parameter {k}: 'parameterId' is not a string ({pid!r})")
+        params[pid] = pm
+    return params
+
+
+def _ref_id(params: dict[str, dict], key: str, where: str) -> str:
+    """The entity id a reference parameter names (its ``value``)."""
+    v = params[key].get("value")
+    if not isinstance(v, str):
+        raise QuintetError(f"{where}: reference parameter {key!r} has a non-string 'value' ({v!r})")
+    return v
 
 
 def _is_zero_size(p) -> bool:
@@ -191,11 +233,7 @@ def parse_sketch(feature: dict, document: str = "", index: int = 0) -> ParsedSke
         name = str(m.get("constraintType"))
         if name.lower() in REJECTED_CONSTRAINT_TYPES:
             rejected[name.lower()] += 1
-        params = {}
-        for p in m["parameters"]:
-            pm = p.get("message", {}) if isinstance(p, dict) else {}
-            if "parameterId" in pm:
-                params[pm["parameterId"]] = pm
+        params = _constraint_params(m["parameters"], f"{where}, constraint {j}")
         if any(k.startswith("external") for k in params):
             external += 1
             continue
@@ -203,11 +241,11 @@ def parse_sketch(feature: dict, document: str = "", index: int = 0) -> ParsedSke
         if ctype is None:
             bad_types[name.lower()] += 1
             continue
-        ids = [params[k].get("value") for k in _REF_PARAMS if k in params]
+        ids = [_ref_id(params, k, f"{where}, constraint {j}") for k in _REF_PARAMS if k in params]
         if ctype == ConstraintType.MIDPOINT and "localMidpoint" in params:
             # midpoint between two endpoints of one line -> Midpoint(point, line)
             ends = [lookup.get(v) for v in ids[:2]]
-            point = lookup.get(params["localMidpoint"].get("value"))
+            point = lookup.get(_ref_id(params, "localMidpoint", f"{where}, constraint {j}"))
             if point is not None and all(ends) and ends[0].index == ends[1].index and {ends[0].part, ends[1].part} == {"start", "end"}:
                 cons.append(Constraint(ctype, (point, Ref(ends[0].index, "whole"))))
             else:
@@ -220,6 +258,11 @@ def parse_sketch(feature: dict, document: str = "", index: int = 0) -> ParsedSke
         lo, hi = ARITY[ctype]
         if not lo <= len(refs) <= hi:
             bad_types[f"{name.lower()}/{len(refs)}"] += 1
+            continue
+        direction = params.get("direction", {}).get("value")
+        if ctype == ConstraintType.DISTANCE and direction in ("HORIZONTAL", "VERTICAL"):
+            # an x- or y-only distance: our Distance is the minimum (Euclidean) one
+            bad_types[f"distance/{direction.lower()}"] += 1
             continue
         value = None
         if ctype in (ConstraintType.DISTANCE, ConstraintType.LENGTH, ConstraintType.RADIUS, ConstraintType.DIAMETER):

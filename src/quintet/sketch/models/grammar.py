@@ -192,11 +192,15 @@ class PrimitiveDecodeState:
 
     Tracks, per sequence, the current primitive type (-1 when a type or Stop comes next), the number
     of its parameters emitted so far, the primitive count and whether Stop was emitted.
+    ``max_primitives`` (None: unbounded) caps the primitive count: once it is reached only Stop
+    may follow, since the model has no position embedding for a further primitive.
     """
 
-    def __init__(self, grammar: PrimitiveGrammar, batch: int, max_len: int, device: torch.device | str = "cpu"):
+    def __init__(self, grammar: PrimitiveGrammar, batch: int, max_len: int, device: torch.device | str = "cpu",
+                 max_primitives: int | None = None):
         self.g = grammar
         self.max_len = max_len
+        self.max_primitives = max_primitives
         self.length = 1  # Start is in place
         self.cur_type = torch.full((batch,), -1, dtype=torch.long, device=device)
         self.n_done = torch.zeros(batch, dtype=torch.long, device=device)
@@ -210,15 +214,17 @@ class PrimitiveDecodeState:
     def allowed(self) -> torch.Tensor:
         """(batch, vocab) boolean mask of the tokens the grammar permits next.
 
-        A type is allowed only if the primitive and a Stop still fit in ``max_len``; at the end
-        of the budget only Stop remains, so every sampled sequence is complete.
+        A type is allowed only if the primitive and a Stop still fit in ``max_len`` and fewer than
+        ``max_primitives`` primitives were emitted; at the end of either budget only Stop
+        remains, so every sampled sequence is complete.
         """
         g, B = self.g, self.cur_type.shape[0]
         mask = torch.zeros(B, g.vocab_size, dtype=torch.bool, device=self.cur_type.device)
         expect_type = (self.cur_type < 0) & ~self.finished
         remaining = self.max_len - self.length  # tokens that may still be appended
         fits = (self._n_params + 3)[None, :] <= remaining  # type + params + flag + Stop
-        mask[:, g.type_offset : g.bin_offset] = expect_type[:, None] & fits.expand(B, -1)
+        new_type = expect_type if self.max_primitives is None else expect_type & (self.n_prims < self.max_primitives)
+        mask[:, g.type_offset : g.bin_offset] = new_type[:, None] & fits.expand(B, -1)
         mask[:, STOP] = expect_type
         in_params = (self.cur_type >= 0) & (self.n_done < self._n_params[self.cur_type.clamp(min=0)])
         mask[:, g.bin_offset : g.flag_offset] = in_params[:, None]

@@ -12,6 +12,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from quintet.core.errors import QuintetError
+
 
 @dataclass
 class LayerCache:
@@ -145,8 +147,17 @@ class TokenEmbedding(nn.Module):
         self.n_pos = n_pos
 
     def forward(self, val: torch.Tensor, coord: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
-        """``val, coord, pos: (B, T)`` integer streams -> (B, T, d)."""
-        return self.val(val) + self.coord(coord) + self.pos(pos.clamp(max=self.n_pos - 1))
+        """``val, coord, pos: (B, T)`` integer streams -> (B, T, d).
+
+        A position id beyond the table (a sketch with more primitives than the model was built
+        for) is an error, not silently clamped onto the last position.
+        """
+        if pos.numel() and int(pos.max()) >= self.n_pos:
+            raise QuintetError(
+                f"position id {int(pos.max())} outside the model's 0..{self.n_pos - 1}: the sequence has more "
+                "primitives (or constraints) than the model supports"
+            )
+        return self.val(val) + self.coord(coord) + self.pos(pos)
 
 
 def init_weights(module: nn.Module) -> None:

@@ -23,15 +23,16 @@ def model_bits(model, seqs: list[list[int]], batch_size: int = 64, images: torch
     ``images``: (N, 1, 128, 128) conditioning images for an image-conditioned model.
     Returns ``{"bits_per_sketch", "bits_per_primitive", "bits_per_token"}``.
     """
-    from quintet.sketch.sample import primitive_batch
+    from quintet.sketch.sample import on_model_device, primitive_batch
 
     model.eval()
     total, tokens = 0.0, 0
-    dev = next(model.parameters()).device
     for i in range(0, len(seqs), batch_size):
         b = primitive_batch(model.grammar, seqs[i : i + batch_size])
-        img = images[i : i + batch_size].to(dev) if images is not None else None
-        nll = model.token_nll(b["val"].to(dev), b["coord"].to(dev), b["pos"].to(dev), img)
+        if images is not None:
+            b["image"] = images[i : i + batch_size]
+        b = on_model_device(b, model)
+        nll = model.token_nll(b["val"], b["coord"], b["pos"], b.get("image"))
         total += float(nll.sum())
         tokens += int((b["val"][:, 1:] != 0).sum())
     n_prims = count_primitives(seqs, model.grammar)
@@ -85,3 +86,26 @@ def match_primitives(pred: list[tuple[int, list[int], bool]], true: list[tuple[i
                 hits += 1
                 break
     return hits
+
+
+@torch.no_grad()
+def constraint_accuracy(model, grammar: PrimitiveGrammar, pvals: list[list[int]], cvals: list[list[int]], *,
+                        noise_std: float = 0.0, generator: torch.Generator | None = None,
+                        batch_size: int = 64) -> dict[str, float]:
+    """Teacher-forced accuracy of a constraint model (§4.2) over ``pvals``/``cvals``, the primitives
+    perturbed with truncated-normal noise of ``noise_std`` (0: exact). Batches are built on the CPU
+    (the noise follows the CPU ``generator``) and moved to the model's device.
+
+    Returns ``{"accuracy", "pointer_accuracy", "tokens", "references"}``.
+    """
+    from quintet.sketch.sample import on_model_device
+    from quintet.sketch.train import constraint_batch
+
+    correct = total = ref_correct = ref_total = 0
+    for i in range(0, len(pvals), batch_size):
+        b = constraint_batch(grammar, pvals[i : i + batch_size], cvals[i : i + batch_size], noise_std=noise_std,
+                             generator=generator)
+        a = model.accuracy(on_model_device(b, model))
+        correct, total, ref_correct, ref_total = correct + a[0], total + a[1], ref_correct + a[2], ref_total + a[3]
+    return {"accuracy": correct / max(total, 1), "pointer_accuracy": ref_correct / max(ref_total, 1),
+            "tokens": total, "references": ref_total}
