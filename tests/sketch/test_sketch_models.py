@@ -21,6 +21,7 @@ from quintet.sketch.models import (
     save_model,
 )
 from quintet.sketch.sample import (
+    dedupe_constraints,
     infer_constraints,
     nucleus_filter,
     primitive_batch,
@@ -218,6 +219,48 @@ def test_inferred_constraints_are_in_range():
             lo, hi = CG.arity[k]
             assert lo <= len(refs) <= hi
             assert all(0 <= r < len(s) and ref[r] for r in refs)
+
+
+def _typed(*cons: tuple[str, list[int]]) -> list[tuple[int, list[int]]]:
+    return [(CG.type_names.index(name), refs) for name, refs in cons]
+
+
+def test_dedupe_removes_repeats_in_either_order_only_for_symmetric_types():
+    from quintet.sketch.constraints import Constraint, ConstraintType, Ref
+    from quintet.sketch.models.data import constraint_tokens, tokens_to_sketch
+
+    # positions in G.encode(SKETCH): line0 1 (start 2, end 4), line1 7 (start 8), circle 13, point 18
+    toks = constraint_tokens(_typed(
+        ("coincident", [4, 8]), ("coincident", [8, 4]),
+        ("midpoint", [18, 1]), ("midpoint", [1, 18]), ("midpoint", [18, 1]),
+        ("horizontal", [1]), ("horizontal", [1]), ("horizontal", [2, 18]), ("horizontal", [18, 2]),
+        ("tangent", [7, 13]), ("tangent", [13, 7]), ("perpendicular", [1, 7]),
+    ))
+    kept, removed = dedupe_constraints(CG.decode(toks), CG)
+    assert removed == 5
+    assert kept == _typed(("coincident", [4, 8]), ("midpoint", [18, 1]), ("midpoint", [1, 18]), ("horizontal", [1]),
+                          ("horizontal", [2, 18]), ("tangent", [7, 13]), ("perpendicular", [1, 7]))
+    T = ConstraintType
+    line0, line0_start, line0_end, line1 = Ref(0), Ref(0, "start"), Ref(0, "end"), Ref(1)
+    assert tokens_to_sketch(G.encode(SKETCH), constraint_tokens(kept)).constraints == [
+        Constraint(T.COINCIDENT, (line0_end, Ref(1, "start"))),
+        Constraint(T.MIDPOINT, (Ref(3), line0)),
+        Constraint(T.MIDPOINT, (line0, Ref(3))),
+        Constraint(T.HORIZONTAL, (line0,)),
+        Constraint(T.HORIZONTAL, (line0_start, Ref(3))),
+        Constraint(T.TANGENT, (line1, Ref(2))),
+        Constraint(T.PERPENDICULAR, (line0, line1)),
+    ]
+    assert dedupe_constraints([], CG) == ([], 0)
+
+
+def test_inferred_constraints_are_deduplicated_after_decoding():
+    seqs = sample_primitives(tiny_primitive(), 6, generator=torch.Generator().manual_seed(5))
+    raw = infer_constraints(tiny_constraint(), seqs, dedupe=False, max_len=60)  # greedy
+    out = infer_constraints(tiny_constraint(), seqs, max_len=60)
+    assert sum(dedupe_constraints(c, CG)[1] for c in raw) == 61  # the untrained greedy decoder repeats itself
+    assert out == [dedupe_constraints(c, CG)[0] for c in raw]
+    assert all(dedupe_constraints(c, CG)[1] == 0 for c in out)
 
 
 def test_losses_decrease_on_tiny_overfit_set():

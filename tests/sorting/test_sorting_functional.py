@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from quintet.sorting import (
     MONOTONIC,
     RELAXATIONS,
+    _engine,
     diff_topk,
     diffsort,
     get_network,
@@ -70,16 +71,45 @@ def test_row_chunks_give_the_same_p_and_gradients(size):
     us = [torch.rand(3, size // 2, generator=gen, dtype=torch.float64, requires_grad=True)
           for _ in range(blocks * (blocks + 1) // 2)]
     weights = torch.randn(3, size, size, generator=gen, dtype=torch.float64)
-    whole = bitonic_permutation(size, us, rows=size)
+    whole = bitonic_permutation(size, us, rows=size, keep=False)
     whole_grads = torch.autograd.grad((whole * weights).sum(), us)
     for rows in (1, 2, size // 4):
-        chunked = bitonic_permutation(size, us, rows=max(rows, 1))
+        chunked = bitonic_permutation(size, us, rows=max(rows, 1), keep=False)
         torch.testing.assert_close(chunked, whole, atol=0, rtol=0)
         grads = torch.autograd.grad((chunked * weights).sum(), us)
         for got, want in zip(grads, whole_grads):
             torch.testing.assert_close(got, want, atol=1e-12, rtol=0)
     if size <= 8:
-        assert torch.autograd.gradcheck(lambda *u: bitonic_permutation(size, u, rows=1), tuple(us))
+        assert torch.autograd.gradcheck(lambda *u: bitonic_permutation(size, u, rows=1, keep=False), tuple(us))
+
+
+@pytest.mark.parametrize("size", [4, 32])
+def test_kept_and_recomputed_differences_agree(size):
+    """Keeping the per-layer differences from the forward and recomputing them in the backward
+    give the same P exactly and the same gradients; the kept path passes gradcheck."""
+    blocks = size.bit_length() - 1
+    gen = torch.Generator().manual_seed(size + 1)
+    us = [torch.rand(2, size // 2, generator=gen, dtype=torch.float64, requires_grad=True)
+          for _ in range(blocks * (blocks + 1) // 2)]
+    weights = torch.randn(2, size, size, generator=gen, dtype=torch.float64)
+    outs = {keep: bitonic_permutation(size, us, rows=max(size // 4, 1), keep=keep) for keep in (True, False)}
+    torch.testing.assert_close(outs[True], outs[False], atol=0, rtol=0)
+    grads = {keep: torch.autograd.grad((p * weights).sum(), us) for keep, p in outs.items()}
+    for kept, recomputed in zip(grads[True], grads[False]):
+        torch.testing.assert_close(kept, recomputed, atol=1e-12, rtol=0)
+    assert any(g.abs().max() > 1e-3 for g in grads[True])
+    if size <= 8:
+        assert torch.autograd.gradcheck(lambda *u: bitonic_permutation(size, u, rows=1, keep=True), tuple(us))
+
+
+def test_differences_kept_only_within_the_budget(monkeypatch):
+    """Default: keep the differences when all of them fit ``_KEEP_BUDGET`` bytes, else recompute."""
+    us = [torch.rand(2, 2, dtype=torch.float64, requires_grad=True) for _ in range(3)]
+    assert _engine._diff_bytes(us, 4) == 2 * 4 * (1 + 2 + 2) * 8
+    for budget, kept in ((320, True), (319, False)):
+        monkeypatch.setattr(_engine, "_KEEP_BUDGET", budget)
+        p = bitonic_permutation(4, us)
+        assert (p.grad_fn.chunk_diffs[0] is not None) == kept
 
 
 @pytest.mark.parametrize("relaxation", ["cauchy", "logistic_phi"])

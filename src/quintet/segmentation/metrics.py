@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import math
+from typing import Sequence
+
 import numpy as np
 import torch
 
+from quintet.core.errors import QuintetError
 from quintet.segmentation.losses import IGNORE_INDEX
 
 
@@ -32,4 +36,28 @@ def mean_iou(conf: torch.Tensor | np.ndarray) -> float:
     return float(np.nanmean(iou)) if np.isfinite(iou).any() else float("nan")
 
 
-__all__ = ["confusion_matrix", "iou_from_confusion", "mean_iou"]
+def paired_statistics(a: Sequence[float], b: Sequence[float]) -> dict[str, float | int]:
+    """Paired comparison of two methods run with the same seeds: differences ``d = a − b``, their
+    mean, sample standard deviation (ddof 1), the paired t statistic ``mean / (std / √n)`` with
+    ``n − 1`` degrees of freedom, its two-sided p-value, and the number of seeds where ``a > b``.
+    A zero standard deviation gives ``t = ±inf`` (or NaN when the mean is zero too)."""
+    from scipy.stats import t as student_t
+
+    x, y = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    if x.ndim != 1 or x.shape != y.shape:
+        raise QuintetError(f"paired statistics need two 1-D sequences of equal length, got shapes {x.shape} and {y.shape}")
+    if len(x) < 2:
+        raise QuintetError(f"paired statistics need at least 2 pairs (seeds), got {len(x)}")
+    if not (np.isfinite(x).all() and np.isfinite(y).all()):
+        raise QuintetError("paired statistics need finite values")
+    d = x - y
+    mean, std, n = float(d.mean()), float(d.std(ddof=1)), len(d)
+    if std > 0:
+        t = mean / (std / math.sqrt(n))
+    else:
+        t = math.copysign(math.inf, mean) if mean != 0 else math.nan
+    p = float(2 * student_t.sf(abs(t), n - 1)) if not math.isnan(t) else math.nan
+    return {"n": n, "mean": mean, "std": std, "t": t, "df": n - 1, "p": p, "wins": int((d > 0).sum())}
+
+
+__all__ = ["confusion_matrix", "iou_from_confusion", "mean_iou", "paired_statistics"]

@@ -2,10 +2,11 @@
 
 Sources 0006R0 + 0016E5 (all frames), unseen targets 0001TP (dusk) and Seq05VD.  ERM, MLDG,
 memory without meta-learning, Pin the Memory, and Pin the Memory without each memory loss, over
-3 seeds; a memory-read diagnosis of the seed-0 models (attention entropy and sharpness, mIoU with
+5 seeds, compared paired by seed (mean, standard deviation and paired t statistic of the
+differences); a memory-read diagnosis of the seed-0 models (attention entropy and sharpness, mIoU with
 the read forced uniform or zeroed) and seed-0 variants that try to sharpen the read (Gumbel-trained,
 read temperature 0.1).  ``--quick``: 300 steps of 2×4 frames on the tiny network (≈ 40–70 s per run on one
-shared core); the full run uses 2000 steps and 5 seeds.
+shared core); the full run uses 2000 steps.
 """
 
 from __future__ import annotations
@@ -18,7 +19,9 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from quintet.core.errors import QuintetError
 from quintet.core.io import atomic_write_json
+from quintet.segmentation.metrics import paired_statistics
 
 # label -> (method, loss-weight overrides)
 CONFIGS: dict[str, tuple[str, dict[str, float]]] = {
@@ -30,6 +33,15 @@ CONFIGS: dict[str, tuple[str, dict[str, float]]] = {
     "PinMem − divergence": ("pinmem", {"divergence": 0.0}),
     "PinMem − slot cls": ("pinmem", {"classification": 0.0}),
 }
+
+MAIN = ("ERM", "MLDG", "Memory (no meta)", "Pin the Memory")
+
+# (a, b) compared as a − b paired by seed: each method against ERM, and Pin the Memory against the
+# runs that lack one of its two ingredients (the memory, the meta-learning episode).
+COMPARISONS: tuple[tuple[str, str], ...] = (
+    ("Pin the Memory", "ERM"), ("MLDG", "ERM"), ("Memory (no meta)", "ERM"),
+    ("Pin the Memory", "MLDG"), ("Pin the Memory", "Memory (no meta)"),
+)
 
 # The paper's GTAV + SYNTHIA -> Cityscapes / BDD100K / Mapillary table (Kim et al. 2022, Table 1)
 # could not be retrieved on this machine, so no value of it is quoted: only its direction.
@@ -83,11 +95,43 @@ def _train_and_evaluate(cfg: Any, sources: list, targets: list, diagnose: bool) 
 
 def _paired(a: list[dict], b: list[dict], targets: Sequence[str]) -> list[dict[str, float]]:
     """Per seed, ``a − b`` in mIoU on each target and on their mean (runs paired by seed)."""
+    if [r["seed"] for r in a] != [r["seed"] for r in b]:
+        raise QuintetError(f"cannot pair runs with seeds {[r['seed'] for r in a]} and {[r['seed'] for r in b]}")
     out = []
     for ra, rb in zip(a, b):
         diff = {t: ra[t] - rb[t] for t in targets}
         out.append({"seed": ra["seed"], **diff, "mean": float(np.mean(list(diff.values())))})
     return out
+
+
+def _comparison(a: list[dict], b: list[dict], targets: Sequence[str]) -> dict[str, Any]:
+    """Per-seed differences ``a − b`` and their :func:`paired_statistics` on each target and on the
+    mean of the targets (mIoU as a fraction; ``t`` does not depend on the unit)."""
+    def values(runs: list[dict], key: str) -> list[float]:
+        return [float(np.mean([r[t] for t in targets])) if key == "mean" else r[key] for r in runs]
+
+    stats = {k: paired_statistics(values(a, k), values(b, k)) for k in (*targets, "mean")}
+    return {"per_seed": _paired(a, b, targets), "stats": stats}
+
+
+def _comparison_tables(comparisons: dict[str, dict[str, Any]], targets: Sequence[str]) -> tuple[str, str]:
+    """Markdown: the per-seed differences (mean of targets) of every comparison, and a summary row
+    per comparison (mean difference per target, then mean, std, t, p and wins on their mean)."""
+    from quintet.core.runs import markdown_table
+
+    seeds = [d["seed"] for d in next(iter(comparisons.values()))["per_seed"]]
+    per_seed = markdown_table([{"seed": s, **{label: _signed(100 * c["per_seed"][i]["mean"])
+                                              for label, c in comparisons.items()}}
+                               for i, s in enumerate(seeds)])
+    rows = []
+    for label, c in comparisons.items():
+        st, m = c["stats"], c["stats"]["mean"]
+        rows.append({"comparison": label,
+                     **{t: f"{_signed(100 * st[t]['mean'])} (t {_signed_t(st[t]['t'])})" for t in targets},
+                     "mean of targets": _signed(100 * m["mean"]), "std": f"{100 * m['std']:.1f}",
+                     f"t (df {m['df']})": _signed_t(m['t']), "p (two-sided)": f"{m['p']:.3f}",
+                     "ahead in": f"{m['wins']} of {m['n']}"})
+    return per_seed, markdown_table(rows)
 
 
 def _read_table(diagnosed: dict[str, dict[str, Any]], targets: Sequence[str]) -> str:
@@ -110,6 +154,11 @@ def _signed(points: float) -> str:
     """``+1.2`` / ``−0.3`` with one decimal; no negative zero."""
     text = f"{points:+.1f}"
     return "0.0" if text in ("+0.0", "-0.0") else text.replace("-", "−")
+
+
+def _signed_t(t: float) -> str:
+    """A t statistic with two decimals and a typographic minus."""
+    return f"{t:.2f}".replace("-", "−")
 
 
 def _uniform_effect(diag: dict[str, Any], targets: Sequence[str]) -> float:
@@ -161,7 +210,7 @@ def run_reproduce(out: Path, quick: bool, seed: int) -> dict[str, Any]:
 
     torch.set_num_threads(1)
     steps = 300 if quick else 2000
-    seeds = [seed + i for i in range(3 if quick else 5)]
+    seeds = [seed + i for i in range(5)]
     config = {"quick": quick, "steps": steps, "seeds": seeds, "batch_per_domain": 4, "sources": CAMVID_SOURCES,
               "targets": CAMVID_TARGETS, "image_size": "120x90", "net": "tiny DeepLabV3+ (widths 16-32-48-64)",
               "read_variants": list(READ_VARIANTS)}
@@ -179,7 +228,7 @@ def run_reproduce(out: Path, quick: bool, seed: int) -> dict[str, Any]:
             cfg = TrainConfig(method=method, seed=s, steps=steps, losses=LossWeights(**overrides).to_dict(),
                               checkpoint_every=10**9)
             record = cache / f"{_slug(label)}-seed{s}.json"
-            need_model = s == seeds[0] and label in ("ERM", "MLDG", "Memory (no meta)", "Pin the Memory")
+            need_model = s == seeds[0] and label in MAIN
             total_runs += 1
             result = None if need_model else _cached(record, cfg)
             if result is not None:
@@ -213,7 +262,7 @@ def run_reproduce(out: Path, quick: bool, seed: int) -> dict[str, Any]:
 
     rows = []
     for label, results in per_run.items():
-        row: dict[str, Any] = {"method": label}
+        row: dict[str, Any] = {"method": label, "seeds": [r["seed"] for r in results]}
         means = []
         for t in CAMVID_TARGETS:
             vals = np.array([r[t] for r in results])
@@ -227,11 +276,11 @@ def run_reproduce(out: Path, quick: bool, seed: int) -> dict[str, Any]:
             row["avg_gumbel_mean"] = float(g.mean())
         row["seconds_per_step"] = float(np.mean([r["seconds_per_step"] for r in results]))
         rows.append(row)
-    by = {r["method"]: r for r in rows}
-    erm, pin = np.array(by["ERM"]["per_seed_avg"]), np.array(by["Pin the Memory"]["per_seed_avg"])
-    verdict = {"pinmem_minus_erm_avg": float((pin - erm).mean()),
-               "pinmem_beats_erm_seeds": int((pin > erm).sum()), "n_seeds": len(seeds),
-               "paired_diff_per_seed": _paired(per_run["Pin the Memory"], per_run["ERM"], CAMVID_TARGETS)}
+    comparisons = {f"{a} − {b}": _comparison(per_run[a], per_run[b], CAMVID_TARGETS) for a, b in COMPARISONS}
+    main = comparisons["Pin the Memory − ERM"]
+    verdict = {"pinmem_minus_erm_avg": main["stats"]["mean"]["mean"],
+               "pinmem_beats_erm_seeds": main["stats"]["mean"]["wins"], "n_seeds": len(seeds),
+               "paired_diff_per_seed": main["per_seed"], "comparisons": comparisons}
     diagnosis = {label: per_run[label][0]["read_diagnosis"] for label in ("Pin the Memory", "Memory (no meta)")}
 
     # per-class IoU on each target, mean over seeds: where does the difference come from?
@@ -270,11 +319,14 @@ def run_reproduce(out: Path, quick: bool, seed: int) -> dict[str, Any]:
           **{t: f"{100 * r[f'{t}_mean']:.1f} ± {100 * r[f'{t}_std']:.1f}" for t in CAMVID_TARGETS},
           "mean of targets": f"{100 * r['avg_mean']:.1f} ± {100 * r['avg_std']:.1f}",
           "Gumbel read (mean)": f"{100 * r['avg_gumbel_mean']:.1f}" if "avg_gumbel_mean" in r else "–",
+          "seeds": len(r["seeds"]),
           "s / step": f"{r['seconds_per_step']:.3f}"} for r in rows])
     class_table = markdown_table([{k: (f"{v:.1f}" if isinstance(v, float) else v) for k, v in r.items()}
                                   for r in per_class])
     paired_table = markdown_table([{"seed": d["seed"], **{k: _signed(100 * d[k]) for k in (*CAMVID_TARGETS, "mean")}}
                                    for d in verdict["paired_diff_per_seed"]])
+    comparison_seeds, comparison_summary = _comparison_tables(comparisons, CAMVID_TARGETS)
+    pm = main["stats"]["mean"]
     diagnosed = {f"{label} (seed {seeds[0]})": diag for label, diag in diagnosis.items()}
     diagnosed |= {f"PinMem, {label} (seed {seeds[0]})": r["read_diagnosis"] for label, r in variants.items()}
     read_table = _read_table(diagnosed, CAMVID_TARGETS)
@@ -290,12 +342,24 @@ domain, seeds {seeds}; mIoU in %, mean ± std over seeds (softmax read at test t
 {'Quick scale: each run is about one minute on one shared CPU core.' if quick else ''}
 
 {table}
-Pin the Memory − ERM, mean over both targets: **{100 * verdict['pinmem_minus_erm_avg']:+.1f} points**;
-Pin the Memory ahead of ERM in {verdict['pinmem_beats_erm_seeds']} of {verdict['n_seeds']} seeds.
+Pin the Memory − ERM, mean over both targets: **{_signed(100 * pm['mean'])} points** (std of the
+per-seed differences {100 * pm['std']:.1f}, paired t = {_signed_t(pm['t'])} with {pm['df']} degrees of freedom,
+two-sided p = {pm['p']:.3f}); Pin the Memory ahead of ERM in {pm['wins']} of {pm['n']} seeds.
 
 Pin the Memory − ERM per seed (mIoU points, runs paired by seed):
 
 {paired_table}
+Paired differences per seed (mIoU points, mean of both targets) for each comparison: every
+method against ERM, and Pin the Memory against the runs that lack the memory (MLDG) or the
+meta-learning episode (Memory (no meta)):
+
+{comparison_seeds}
+Summary of each comparison: mean difference per target (with its paired t), then on the mean of
+both targets the mean difference, the standard deviation of the per-seed differences, the paired
+t statistic mean / (std / √n), its two-sided p-value (Student t, n − 1 degrees of freedom) and
+the number of seeds where the first method is ahead:
+
+{comparison_summary}
 ## Does the memory read guide the prediction?
 
 For each seed-{seeds[0]} model with memory: mean entropy of the slot attention over all target

@@ -284,7 +284,7 @@ def run_experiment(out: Path, quick: bool, seed: int, log=print) -> tuple[dict, 
         model_bits,
         uniform_bits,
     )
-    from quintet.sketch.sample import infer_constraints, sample_primitives
+    from quintet.sketch.sample import dedupe_constraints, infer_constraints, sample_primitives
     from quintet.sketch.train import TrainConfig, constraint_batches, primitive_batches, train
 
     cfg = ModelsExperimentConfig.for_scale(quick, seed)
@@ -410,7 +410,9 @@ def run_experiment(out: Path, quick: bool, seed: int, log=print) -> tuple[dict, 
                                 generator=torch.Generator().manual_seed(seed + 5))
     parsed = [(s, _safe_sketch(s)) for s in samples]
     ok_seqs = [s for s, sk in parsed if sk is not None and len(sk.primitives) > 0]
-    cons_pred = infer_constraints(cons, ok_seqs) if ok_seqs else []
+    raw = infer_constraints(cons, ok_seqs, dedupe=False) if ok_seqs else []
+    deduped = [dedupe_constraints(c, cons.cgrammar) for c in raw]  # repeats counted, then dropped
+    cons_pred = [c for c, _ in deduped]
     solved = full = 0
     dof_left, dof_free = [], []
     sample_sketches = []
@@ -431,6 +433,8 @@ def run_experiment(out: Path, quick: bool, seed: int, log=print) -> tuple[dict, 
         "parse_fraction": len(ok_seqs) / n_s,
         "solve_fraction": solved / n_s,
         "fully_constrained_fraction": full / n_s,
+        "duplicate_constraints_removed_mean": (float(np.mean([r for _, r in deduped])) if deduped
+                                               else float("nan")),
         "mean_dof_left": float(np.mean(dof_left)) if dof_left else float("nan"),
         "dof_removed_fraction": float(1 - np.sum(dof_left) / max(np.sum(dof_free), 1)) if dof_free else float("nan"),
         "mean_primitives": float(np.mean([len(g.decode(s)) for s in samples])),
@@ -546,6 +550,7 @@ def _markdown(m: dict, rows: list) -> str:
         markdown_table([
             ["samples", s["n"]],
             ["parse (grammatical, no degenerate primitive)", s["parse_fraction"]],
+            ["duplicate constraints removed (mean per parsed sample)", s["duplicate_constraints_removed_mean"]],
             ["solve with SolveSpace after constraint inference", s["solve_fraction"]],
             ["fully constrained after constraint inference", s["fully_constrained_fraction"]],
             ["mean degrees of freedom left (solved samples)", s["mean_dof_left"]],

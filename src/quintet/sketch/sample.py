@@ -4,7 +4,8 @@ from a primer or an image) with a key/value cache, and constraint inference with
 * :func:`nucleus_filter` — top-p filtering (Holtzman et al. 2020), the paper's sampler (p = 0.9).
 * :func:`sample_primitives` — batched, grammar-constrained (§3.1); primers (§4.2, autocomplete)
   are forced token by token, so primers of different lengths share one batch.
-* :func:`infer_constraints` — constraints for given primitives (§3.2); greedy by default.
+* :func:`infer_constraints` — constraints for given primitives (§3.2); greedy by default, with
+  exact repeats removed (:func:`dedupe_constraints`).
 """
 
 from __future__ import annotations
@@ -12,12 +13,14 @@ from __future__ import annotations
 import torch
 
 from quintet.core.errors import QuintetError
+from quintet.sketch.constraints import ConstraintType
 from quintet.sketch.models.constraint import ConstraintModel
 from quintet.sketch.models.grammar import (
     NON_COORD,
     PAD,
     START,
     ConstraintDecodeState,
+    ConstraintGrammar,
     PrimitiveDecodeState,
     PrimitiveGrammar,
 )
@@ -195,11 +198,14 @@ def infer_constraints(
     use_cache: bool = True,
     max_len: int | None = None,
     generator: torch.Generator | None = None,
+    dedupe: bool = True,
 ) -> list[list[tuple[int, list[int]]]]:
     """Constraints ``[(type_index, [token positions…]), …]`` for each primitive sequence in ``seqs``.
 
     Greedy by default (``top_p=None``); decoding follows :class:`ConstraintGrammar`, and pointers
-    only reach referenceable positions of the given sketch.
+    only reach referenceable positions of the given sketch. ``dedupe`` drops exact repeats
+    (:func:`dedupe_constraints`) after decoding; pass ``False`` and call
+    :func:`dedupe_constraints` yourself to count them.
     """
     model.eval()
     for s in seqs:
@@ -245,7 +251,45 @@ def infer_constraints(
             out.append(cg.decode(row))
         except QuintetError:
             out.append(cg.decode(_trim_incomplete(row, cg)))
-    return out
+    return [dedupe_constraints(c, cg)[0] for c in out] if dedupe else out
+
+
+#: Types whose references play the same role, so ``(a, b)`` and ``(b, a)`` are one constraint
+#: (horizontal/vertical in their two-point form). Midpoint (point, curve), quadrant (point,
+#: circle/arc), normal (line, curve) and offset (a curve and its offset copy) give their references
+#: different roles and stay ordered (conservative: the solver tells those roles apart by the kind
+#: of reference, so a reversed pair would be a repeat there too; none occurred in measurements).
+SYMMETRIC_TYPES: frozenset[ConstraintType] = frozenset({
+    ConstraintType.COINCIDENT, ConstraintType.CONCENTRIC, ConstraintType.EQUAL, ConstraintType.PARALLEL,
+    ConstraintType.PERPENDICULAR, ConstraintType.TANGENT, ConstraintType.HORIZONTAL, ConstraintType.VERTICAL,
+})
+
+
+def dedupe_constraints(
+    constraints: list[tuple[int, list[int]]], grammar: ConstraintGrammar
+) -> tuple[list[tuple[int, list[int]]], int]:
+    """``(constraints without exact repeats, number removed)``; the first occurrence is kept.
+
+    Two constraints repeat when they have the same type and the same references — in any order
+    for :data:`SYMMETRIC_TYPES`, in the same order otherwise (token positions name references one
+    to one, so this compares the :class:`~quintet.sketch.constraints.Constraint` objects they
+    decode to). The decoder (§3.2) has no memory of a set: it may point at the same references
+    twice; a repeat adds no information but makes the solver's system redundant (SolveSpace then
+    under-reports the degrees of freedom left). Repeats are removed after decoding rather than masked during
+    it: masking would renormalise the model's distribution over the remaining tokens (changing
+    what the model predicts next, not only dropping a repeat), whereas this keeps the decoded
+    sequence the model chose and only filters the resulting set.
+    """
+    names = {t.value for t in SYMMETRIC_TYPES}
+    symmetric = {k for k, name in enumerate(grammar.type_names) if name in names}
+    seen: set[tuple[int, tuple[int, ...]]] = set()
+    kept = []
+    for k, refs in constraints:
+        key = (k, tuple(sorted(refs)) if k in symmetric else tuple(refs))
+        if key not in seen:
+            seen.add(key)
+            kept.append((k, refs))
+    return kept, len(constraints) - len(kept)
 
 
 def _trim_incomplete(row: list[int], cg) -> list[int]:

@@ -15,9 +15,11 @@ The bitonic path additionally uses that after block ``k`` every row of ``P`` is 
 its aligned group of ``2^(k+1)`` wires: ``P`` is kept block-diagonal, ``(B, N/g, g, g)``, and the
 layers of block ``k`` cost ``O(N 2^(k+1))``; all views, no gathers.  The total is
 ``O(N^2 log N)`` rather than ``O(N^2 log^2 N)``.  Rows of ``P`` are independent, so it is built
-in chunks of rows that stay in cache, and the backward recomputes one chunk's differences at a
-time instead of keeping all of them (``B N^2 (K + 1) / 2`` elements, 576 MiB at ``N = 1024``,
-batch 16): its memory is bounded by ``_CHUNK_BUDGET``.  The generic path keeps its differences.
+in chunks of rows that stay in cache.  Its differences, ``B N ((K - 1) N + 1)`` elements in all
+(112 MiB at ``N = 256``, batch 64; 576 MiB at ``N = 1024``, batch 16), are kept from the forward
+when they fit ``_KEEP_BUDGET`` bytes; otherwise the backward recomputes one chunk's differences at
+a time, which bounds its memory by ``_CHUNK_BUDGET`` for one extra pass over the layers.  Both
+give the same ``P`` exactly.  The generic path keeps its differences.
 """
 
 from __future__ import annotations
@@ -31,6 +33,14 @@ __all__ = ["bitonic_permutation", "pairs_permutation", "PairPlan"]
 
 # elements of per-layer differences one row chunk may hold in the backward (16 MiB in float32)
 _CHUNK_BUDGET = 2**22
+# bytes of per-layer differences (all rows) the forward may keep for the backward
+_KEEP_BUDGET = 2**27
+
+
+def _diff_bytes(us: Sequence[torch.Tensor], size: int) -> int:
+    """Bytes of all layers' differences ``P_a - P_b``: ``B N g / 2`` elements per layer of group ``g``."""
+    per_row = sum(g // 2 for _, g, _ in _layers(size.bit_length() - 1))
+    return us[0].shape[0] * size * per_row * us[0].element_size()
 
 
 def _chunk_rows(batch: int, size: int) -> int:
@@ -109,17 +119,21 @@ class _BitonicP(torch.autograd.Function):
     """``P`` of a full bitonic network on ``N = 2^K`` wires from per-layer weights ``u_l (B, N/2)``.
 
     Rows of ``P`` evolve independently (``P_l[r] = P_{l-1}[r] M_l``), so ``P`` is built in chunks
-    of rows and nothing but the weights is saved: the backward recomputes one chunk's per-layer
-    differences at a time, which bounds its memory by ``_CHUNK_BUDGET`` instead of
-    ``B N^2 (K + 1) / 2`` elements, for one extra pass over the layers.
+    of rows.  With ``keep`` each chunk's per-layer differences are saved for the backward;
+    without, only the weights are, and the backward recomputes one chunk's differences at a time
+    (memory bounded by ``_CHUNK_BUDGET``, one extra pass over the layers).
     """
 
     @staticmethod
-    def forward(ctx, size: int, rows: int, *us: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+    def forward(ctx, size: int, rows: int, keep: bool, *us: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
         batch = us[0].shape[0]
         out = us[0].new_empty(batch, size, size)
+        keep = keep and any(ctx.needs_input_grad[3:])
+        ctx.chunk_diffs = []
         for r0 in range(0, size, rows):
-            out[:, r0:r0 + rows] = _chunk_forward(us, size, r0, rows, None).view(batch, rows, size)
+            diffs: list[torch.Tensor] | None = [] if keep else None
+            out[:, r0:r0 + rows] = _chunk_forward(us, size, r0, rows, diffs).view(batch, rows, size)
+            ctx.chunk_diffs.append(diffs)
         ctx.size, ctx.rows = size, rows
         ctx.save_for_backward(*us)
         return out
@@ -130,11 +144,12 @@ class _BitonicP(torch.autograd.Function):
         size, rows = ctx.size, ctx.rows
         batch = grad.shape[0]
         layers = list(_layers(size.bit_length() - 1))
-        grads = [u.new_zeros(batch, size // 2) if ctx.needs_input_grad[li + 2] else None
+        grads = [u.new_zeros(batch, size // 2) if ctx.needs_input_grad[li + 3] else None
                  for li, u in enumerate(us)]
-        for r0 in range(0, size, rows):
-            diffs: list[torch.Tensor | None] = []
-            _chunk_forward(us, size, r0, rows, diffs)
+        for r0, kept in zip(range(0, size, rows), ctx.chunk_diffs):
+            diffs: list[torch.Tensor | None] = [] if kept is None else list(kept)
+            if kept is None:
+                _chunk_forward(us, size, r0, rows, diffs)
             g_state = grad[:, r0:r0 + rows].reshape(batch, 1, rows, size).clone(memory_format=torch.contiguous_format)
             for li, g, m in reversed(layers):
                 ga, gb, u = _layer_views(g_state, us[li], r0, g, m)
@@ -149,15 +164,19 @@ class _BitonicP(torch.autograd.Function):
                 diffs[li] = None
                 if m == g // 2 and g > 2:  # the block's first layer: back to its start
                     g_state = _contract(g_state, r0, g)
-        return (None, None, *grads)
+        return (None, None, None, *grads)
 
 
-def bitonic_permutation(size: int, us: Sequence[torch.Tensor], rows: int | None = None) -> torch.Tensor:
+def bitonic_permutation(size: int, us: Sequence[torch.Tensor], rows: int | None = None,
+                        keep: bool | None = None) -> torch.Tensor:
     """``P (B, N, N)`` for the bitonic network on ``N = size`` wires; ``us[l]``: ``(B, N/2)``
     mixing weights of layer ``l`` in the order of the comparators' lower wire; ``rows``: rows of
-    ``P`` per chunk (a power of two dividing ``N``; default from the memory budget)."""
+    ``P`` per chunk (a power of two dividing ``N``; default from the memory budget); ``keep``:
+    save the per-layer differences for the backward instead of recomputing them (default: when
+    they fit ``_KEEP_BUDGET``)."""
     rows = _chunk_rows(us[0].shape[0], size) if rows is None else rows
-    return _BitonicP.apply(size, rows, *us)
+    keep = _diff_bytes(us, size) <= _KEEP_BUDGET if keep is None else keep
+    return _BitonicP.apply(size, rows, keep, *us)
 
 
 class PairPlan:

@@ -1,0 +1,57 @@
+"""Paired seed-by-seed comparison used by ``quintet reproduce segmentation``."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from scipy.stats import ttest_rel
+
+from quintet.core.errors import QuintetError
+from quintet.segmentation.metrics import paired_statistics
+from quintet.segmentation.reproduce import _comparison, _comparison_tables
+
+
+def test_paired_statistics_values():
+    # d = [2, 3, 2, 3, 1]: mean 2.2, var (0.04+0.64+0.04+0.64+1.44)/4 = 0.7, t = 2.2 / sqrt(0.7/5)
+    s = paired_statistics([3, 5, 4, 6, 2], [1, 2, 2, 3, 1])
+    assert s["n"] == 5 and s["df"] == 4 and s["wins"] == 5
+    assert s["mean"] == pytest.approx(2.2)
+    assert s["std"] == pytest.approx(math.sqrt(0.7))
+    assert s["t"] == pytest.approx(2.2 / math.sqrt(0.7 / 5))
+    ref = ttest_rel([3, 5, 4, 6, 2], [1, 2, 2, 3, 1])
+    assert s["t"] == pytest.approx(ref.statistic) and s["p"] == pytest.approx(ref.pvalue)
+
+
+def test_paired_statistics_signs_wins_and_ties():
+    s = paired_statistics([1.0, 0.0, 2.0, 2.0], [0.0, 1.0, 2.0, 5.0])  # d = [1, -1, 0, -3]
+    assert s["wins"] == 1 and s["mean"] == pytest.approx(-0.75) and s["t"] < 0
+    const = paired_statistics([2.0, 3.0], [1.0, 2.0])  # zero spread, positive mean
+    assert const["t"] == math.inf and const["p"] == 0.0
+    assert math.isnan(paired_statistics([1.0, 2.0], [1.0, 2.0])["t"])
+
+
+@pytest.mark.parametrize("a, b, match", [
+    ([1.0, 2.0], [1.0], "equal length"),
+    ([1.0], [2.0], "at least 2"),
+    ([1.0, float("nan")], [1.0, 2.0], "finite"),
+])
+def test_paired_statistics_rejects_bad_input(a, b, match):
+    with pytest.raises(QuintetError, match=match):
+        paired_statistics(a, b)
+
+
+def test_comparison_pairs_by_seed_and_averages_targets():
+    a = [{"seed": s, "A": 0.2 + 0.01 * s, "B": 0.3} for s in range(3)]
+    b = [{"seed": s, "A": 0.2, "B": 0.31 - 0.01 * s} for s in range(3)]
+    c = _comparison(a, b, ["A", "B"])
+    assert [d["mean"] for d in c["per_seed"]] == pytest.approx([-0.005, 0.005, 0.015])
+    assert c["stats"]["A"]["mean"] == pytest.approx(0.01)
+    assert c["stats"]["mean"]["t"] == pytest.approx(ttest_rel(np.mean([[r["A"], r["B"]] for r in a], 1),
+                                                              np.mean([[r["A"], r["B"]] for r in b], 1)).statistic)
+    assert c["stats"]["mean"]["wins"] == 2
+    per_seed, summary = _comparison_tables({"X − Y": c}, ["A", "B"])
+    assert "| 1 | +0.5 |" in per_seed and "2 of 3" in summary
+    with pytest.raises(QuintetError, match="pair"):
+        _comparison(a, b[::-1], ["A", "B"])
