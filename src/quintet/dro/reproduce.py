@@ -54,11 +54,10 @@ def run_reproduce(out: Path, quick: bool = True, seed: int = 0, tasks: tuple[str
 
     torch.set_num_threads(1)
     base = QUICK if quick else FULL
-    methods = METHODS
     tasks = tuple(tasks or base)
     scale = {t: base.get(t, (None, 20)) if epochs is None else (base.get(t, (None, 0))[0], epochs) for t in tasks}
     seeds = [seed + i for i in range(n_seeds)]
-    config = {"quick": quick, "seeds": seeds, "methods": list(methods), "scale": {t: scale[t] for t in tasks},
+    config = {"quick": quick, "seeds": seeds, "methods": list(METHODS), "scale": {t: scale[t] for t in tasks},
               "defaults": asdict(TrainConfig())}
     run = Run(out, config)
     ckpt_root = Path(out) / ".checkpoints"
@@ -72,10 +71,10 @@ def run_reproduce(out: Path, quick: bool = True, seed: int = 0, tasks: tuple[str
         data = load_task(task, n_train=n_train)
         data_notes[task] = {"groups": data.group_names, **data.notes,
                             **{f"{s}_group_counts": getattr(data, s).group_counts(data.n_groups) for s in ("train", "valid", "test")}}
-        per_seed[task] = {m: [] for m in methods}
+        per_seed[task] = {m: [] for m in METHODS}
         for s in seeds:
             pool = None
-            for method in methods:
+            for method in METHODS:
                 cfg = TrainConfig(task=task, method=method, seed=s, epochs=epochs, n_train=n_train)
                 t0 = time.perf_counter()
                 result = train_on(data, cfg, ckpt_root / task / f"{method}-seed{s}")

@@ -73,9 +73,11 @@ def _cached(record: Path, cfg: Any) -> dict[str, Any] | None:
     return saved["result"] if saved.get("config") == json.loads(json.dumps(cfg.to_dict())) else None
 
 
-def _train_and_evaluate(cfg: Any, sources: list, targets: list, diagnose: bool) -> tuple[Any, dict[str, Any]]:
+def _train_and_evaluate(cfg: Any, sources: list, targets: list, diagnose: bool, record: Path,
+                        name: str) -> tuple[Any, dict[str, Any]]:
     """Train one run; mIoU (softmax and Gumbel read) per target, and with ``diagnose`` the
-    memory-read diagnosis (:mod:`quintet.segmentation.diagnosis`)."""
+    memory-read diagnosis (:mod:`quintet.segmentation.diagnosis`). The result is stored in
+    ``record`` with its configuration (see :func:`_cached`) and printed under ``name``."""
     from quintet.segmentation.diagnosis import memory_read_diagnosis
     from quintet.segmentation.experiments import evaluate, train
 
@@ -90,6 +92,9 @@ def _train_and_evaluate(cfg: Any, sources: list, targets: list, diagnose: bool) 
             result[f"{d.name}_gumbel"] = evaluate(model, d, gumbel=True, seed=cfg.seed)["miou"]
     if diagnose:
         result["read_diagnosis"] = memory_read_diagnosis(model, targets)
+    atomic_write_json(record, {"config": cfg.to_dict(), "result": result})
+    print(f"[segmentation] {name}: " + ", ".join(f"{d.name} {result[d.name]:.3f}" for d in targets)
+          + f" ({result['seconds']:.0f} s)", flush=True)
     return model, result
 
 
@@ -236,11 +241,8 @@ def run_reproduce(out: Path, quick: bool, seed: int) -> dict[str, Any]:
                 reused += 1
                 continue
             diagnose = need_model and method in ("memory", "pinmem")
-            model, result = _train_and_evaluate(cfg, sources, targets, diagnose)
+            model, result = _train_and_evaluate(cfg, sources, targets, diagnose, record, f"{label} seed {s}")
             per_run[label].append(result)
-            atomic_write_json(record, {"config": cfg.to_dict(), "result": result})
-            print(f"[segmentation] {label} seed {s}: " + ", ".join(f"{t} {result[t]:.3f}" for t in CAMVID_TARGETS)
-                  + f" ({result['seconds']:.0f} s)", flush=True)
             if need_model:
                 keep[label] = model
 
@@ -252,10 +254,7 @@ def run_reproduce(out: Path, quick: bool, seed: int) -> dict[str, Any]:
         total_runs += 1
         result = _cached(record, cfg)
         if result is None:
-            _, result = _train_and_evaluate(cfg, sources, targets, diagnose=True)
-            atomic_write_json(record, {"config": cfg.to_dict(), "result": result})
-            print(f"[segmentation] variant {label}: " + ", ".join(f"{t} {result[t]:.3f}" for t in CAMVID_TARGETS),
-                  flush=True)
+            _, result = _train_and_evaluate(cfg, sources, targets, True, record, f"variant {label}")
         else:
             reused += 1
         variants[label] = result

@@ -31,24 +31,28 @@ import torch
 __all__ = ["bitonic_permutation", "pairs_permutation", "PairPlan"]
 
 
-# elements of per-layer differences one row chunk may hold in the backward (16 MiB in float32)
-_CHUNK_BUDGET = 2**22
+# elements of per-layer differences one row chunk may hold in the backward (20 MiB in float32)
+_CHUNK_BUDGET = 5 * 2**20
 # bytes of per-layer differences (all rows) the forward may keep for the backward
 _KEEP_BUDGET = 2**27
 
 
+def _diffs_per_row(size: int) -> int:
+    """Elements of all layers' differences ``P_a - P_b`` per row of ``P`` and batch entry: ``g / 2``
+    per layer of group ``g``, ``(K - 1) N + 1`` in all."""
+    return sum(g // 2 for _, g, _ in _layers(size.bit_length() - 1))
+
+
 def _diff_bytes(us: Sequence[torch.Tensor], size: int) -> int:
-    """Bytes of all layers' differences ``P_a - P_b``: ``B N g / 2`` elements per layer of group ``g``."""
-    per_row = sum(g // 2 for _, g, _ in _layers(size.bit_length() - 1))
-    return us[0].shape[0] * size * per_row * us[0].element_size()
+    """Bytes of all layers' differences for every row of ``P``."""
+    return us[0].shape[0] * size * _diffs_per_row(size) * us[0].element_size()
 
 
 def _chunk_rows(batch: int, size: int) -> int:
-    """Rows of ``P`` per chunk: the largest power of two whose differences over all
-    ``K (K + 1) / 2`` layers, ``batch * rows * size * (K + 1) / 2`` elements, fit the budget."""
-    blocks = size.bit_length() - 1
+    """Rows of ``P`` per chunk: the largest power of two whose differences fit ``_CHUNK_BUDGET``."""
+    per_row = batch * _diffs_per_row(size)
     rows = size
-    while rows > 1 and batch * rows * size * (blocks + 1) // 2 > _CHUNK_BUDGET:
+    while rows > 1 and rows * per_row > _CHUNK_BUDGET:
         rows //= 2
     return rows
 

@@ -22,9 +22,6 @@ __all__ = ["run_benchmark", "batch_for", "check_settings"]
 # oracle test holds strictly (measured worst case over the benchmark sizes: 2.5e-6 at n = 1024)
 EQUAL_ATOL = 1e-5
 
-# quintet's canonical network names -> the spelling diffsort 0.2.0's get_sorting_network accepts
-_REFERENCE_NAMES = {"odd_even": "odd_even", "bitonic": "bitonic"}
-
 
 def check_settings(sizes, network: str, repeats: int) -> str:
     """Validate the benchmark settings before any implementation runs; return the canonical network."""
@@ -58,7 +55,8 @@ def _step_fn(impl: str, n: int, network: str, steepness: float) -> Callable:
     if impl == "diffsort":
         import diffsort as reference
 
-        net = reference.DiffSortNet(_REFERENCE_NAMES[resolve_network(network)], n, steepness=steepness)
+        # quintet's canonical names are the spellings diffsort 0.2.0 accepts
+        net = reference.DiffSortNet(resolve_network(network), n, steepness=steepness)
         return net
     if impl == "torchsort":
         import torchsort
