@@ -32,6 +32,9 @@ from quintet.core.errors import QuintetError
 # (command, module, title) of every method, in the order the demo visits them.
 METHODS: list[tuple[str, str, str]] = [
     ("sort", "quintet.sorting.cli", "sorting"),
+    ("logic", "quintet.logic.cli", "logic"),
+    ("render", "quintet.render.cli", "render"),
+    ("algovision", "quintet.algovision.cli", "algovision"),
     ("knowledge", "quintet.knowledge.cli", "knowledge"),
     ("sketch", "quintet.sketch.cli", "sketch"),
     ("segment", "quintet.segmentation.cli", "segmentation"),
@@ -113,7 +116,7 @@ def demo(
 
 @app.command()
 def reproduce(
-    method: str = typer.Argument(..., help="sorting, knowledge, sketch, segmentation, dro or all"),
+    method: str = typer.Argument(..., help="sorting, logic, render, algovision, knowledge, sketch, segmentation, dro or all"),
     quick: bool = typer.Option(False, "--quick", help="The scale this machine bears in minutes."),
     out: Path = typer.Option(Path("runs/reproduce"), help="Each method writes into OUT/<method>."),
     seed: int = typer.Option(0, help="Base random seed."),
