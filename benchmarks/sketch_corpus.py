@@ -44,7 +44,7 @@ def main() -> None:
     t_tok = time.perf_counter() - t
     out["one_process_breakdown_us_per_sketch"] = {"generate": round(1e6 * t_gen / 3000, 1), "tokenise": round(1e6 * t_tok / 3000, 1)}
     out["note"] = ("no SolveSpace call in the corpus hot path (solving is measured below and in the tests); "
-                   "before this revision: 864 sketches/s (2 workers, n=20000, loaded machine)")
+                   "the previous implementation: 864 sketches/s (2 workers, n=20000, other processes running)")
     sketches = generate_sketches(500, seed=1)
     t = time.perf_counter()
     results = solve_many(sketches, timeout=600)

@@ -46,8 +46,10 @@ def test_data_check_reports_every_file(data_dir, capsys):
 
 
 def test_data_check_on_empty_root(tmp_path, capsys):
-    assert main(["--data-dir", str(tmp_path), "data", "check", "--no-verify"]) == 0
-    assert "missing" in capsys.readouterr().out
+    assert main(["--data-dir", str(tmp_path), "data", "check", "--no-verify"]) == 2
+    captured = capsys.readouterr()
+    assert "missing" in captured.out
+    assert captured.err.startswith("quintet: error: no data set found under the data root") and captured.err.count("\n") == 1
 
 
 def test_data_check_on_a_root_that_does_not_exist(tmp_path, capsys):

@@ -4,7 +4,8 @@ Each method's ``quintet.<package>.cli`` module provides
 
 * ``app`` — a :class:`typer.Typer` mounted as ``quintet <command>``;
 * ``reproduce(out: Path, quick: bool, seed: int) -> dict`` — the paper's key experiment, writing
-  results.json, results.md and PNGs into ``out`` and returning the metrics;
+  results.json, results.md and PNGs into ``out`` and returning the metrics (knowledge alone also
+  takes ``model: str``, from ``quintet reproduce --model``);
 * ``demo(run: quintet.core.Run) -> str`` — a short tour on built-in data, saving PNGs into
   ``run.path`` and returning a Markdown section.
 """
@@ -27,7 +28,8 @@ except ImportError:  # pragma: no cover - older typer uses click itself
     from click import exceptions as click_exceptions
 
 from quintet import __version__
-from quintet.core.errors import QuintetError
+from quintet.core import options
+from quintet.core.errors import QuintetError, check_choice
 
 # (command, module, title) of every method, in the order the demo visits them.
 METHODS: list[tuple[str, str, str]] = [
@@ -69,6 +71,18 @@ def _available() -> dict[str, ModuleType]:
     return found
 
 
+def _method_title(name: str, option: str, extra: tuple[str, ...] = ()) -> str:
+    """The method's title (``sorting``) from its title or its command (``sort``); else a clear error."""
+    titles = {command: title for command, _module, title in METHODS} | {title: title for *_, title in METHODS}
+    available = _available()
+    if name in extra:
+        return name
+    if titles.get(name) not in available:
+        names = sorted({n for n, t in titles.items() if t in available})
+        raise QuintetError(f"unknown method {name!r} for {option}; expected one of: {', '.join([*names, *extra])}")
+    return titles[name]
+
+
 def _version(value: bool) -> None:
     if value:
         typer.echo(f"quintet {__version__}")
@@ -79,7 +93,8 @@ def _version(value: bool) -> None:
 def _root(
     version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version."),
     data_dir: Optional[Path] = typer.Option(
-        None, "--data-dir", help="Data root (else $QUINTET_DATA, else ~/.cache/quintet)."
+        None, "--data-dir", file_okay=False,
+        help="Data root (else $QUINTET_DATA, else ../shared/data beside the clone when it exists, else ~/.cache/quintet).",
     ),
 ) -> None:
     """Five machine-learning papers as tested, fast PyTorch tools."""
@@ -89,17 +104,16 @@ def _root(
 
 @app.command()
 def demo(
-    out: Path = typer.Option(Path("runs"), help="Folder that receives the report."),
-    only: Optional[str] = typer.Option(None, help="Run one method only (e.g. sorting)."),
+    out: Path = options.output_folder(Path("runs"), "Folder that receives the report."),
+    only: Optional[str] = typer.Option(None, help="Run one method only (e.g. sorting or sort)."),
 ) -> None:
     """A short tour of every method on built-in data; writes a Markdown + PNG report under runs/."""
     from quintet.core.runs import Run
 
     methods = _available()
     if only is not None:
-        if only not in methods:
-            raise QuintetError(f"unknown method {only!r}; expected one of: {', '.join(methods)}")
-        methods = {only: methods[only]}
+        title = _method_title(only, "--only")
+        methods = {title: methods[title]}
     run = Run.create(out, "demo")
     sections = [f"# quintet demo\n\nquintet {__version__}. Each section ran on built-in data.\n"]
     timings = {}
@@ -116,19 +130,26 @@ def demo(
 
 @app.command()
 def reproduce(
-    method: str = typer.Argument(..., help="sorting, logic, render, algovision, knowledge, sketch, segmentation, dro or all"),
+    method: str = typer.Argument(..., help="sorting (sort), logic, render, algovision, knowledge, sketch, "
+                                 "segmentation (segment), dro or all"),
     quick: bool = typer.Option(False, "--quick", help="The scale this machine bears in minutes."),
-    out: Path = typer.Option(Path("runs/reproduce"), help="Each method writes into OUT/<method>."),
-    seed: int = typer.Option(0, help="Base random seed."),
+    out: Path = options.output_folder(Path("runs/reproduce"), "Each method writes into OUT/<method>."),
+    seed: int = options.seed(0, "Base random seed."),
+    model: Optional[str] = typer.Option(None, "--model", help="knowledge only: factlm (default, the library's "
+                                        "fact LM) or smollm2 (pretrained SmolLM2-135M, into OUT/knowledge/smollm2)."),
 ) -> None:
     """Run a paper's key experiment; writes results.json, results.md and PNG plots."""
     methods = _available()
-    if method != "all" and method not in methods:
-        raise QuintetError(f"unknown method {method!r}; expected one of: {', '.join([*methods, 'all'])}")
+    method = _method_title(method, "reproduce", extra=("all",))
+    if model is not None and method not in ("all", "knowledge"):
+        raise QuintetError(f"--model {model!r} applies to knowledge only, not to {method!r}")
+    if model is not None and "knowledge" in methods:  # refuse a bad name before any method runs
+        check_choice("knowledge model", model, methods["knowledge"].REPRODUCE_MODELS)
     for title, mod in methods.items():
         if method in ("all", title):
             typer.echo(f"[reproduce] {title} -> {out / title}")
-            mod.reproduce(out / title, quick=quick, seed=seed)
+            extra = {"model": model} if model is not None and title == "knowledge" else {}
+            mod.reproduce(out / title, quick=quick, seed=seed, **extra)
 
 
 data_app = typer.Typer(help="The real data sets under the data root.", no_args_is_help=True)
@@ -153,6 +174,8 @@ def data_check(verify: bool = typer.Option(True, help="Compare sha256 sums with 
     for row in rows:
         table.add_row(row.dataset, row.relpath, row.size_text, row.status)
     Console().print(table)
+    if all(row.status == "missing" for row in rows):
+        raise QuintetError(f"no data set found under the data root {root} (set --data-dir or QUINTET_DATA)")
     bad = [row.relpath for row in rows if row.status == "CHECKSUM MISMATCH"]
     if bad:
         typer.echo(f"quintet: {len(bad)} file(s) do not match their recorded sha256: {', '.join(bad)}", err=True)
@@ -160,10 +183,13 @@ def data_check(verify: bool = typer.Option(True, help="Compare sha256 sums with 
 
 
 def _mount_methods() -> None:
-    for command, module, _title in METHODS:
+    """Each sub-app under its command (``sort``) and, hidden, under its method name (``sorting``)."""
+    for command, module, title in METHODS:
         mod = _method_module(module)
         if mod is not None:
             app.add_typer(mod.app, name=command)
+            if title != command:
+                app.add_typer(mod.app, name=title, hidden=True)
 
 
 _mount_methods()
@@ -182,10 +208,10 @@ def main(argv: list[str] | None = None) -> int:
     except click_exceptions.NoArgsIsHelpError:  # the help text has been printed already
         return 0
     except click_exceptions.UsageError as exc:
-        typer.echo(f"quintet: error: {exc.format_message()}", err=True)
+        typer.echo(f"quintet: error: {' '.join(exc.format_message().split())}", err=True)
         return 2
     except (QuintetError, OSError) as exc:  # bad input, or a path that is missing / not writable
-        typer.echo(f"quintet: error: {exc}", err=True)
+        typer.echo(f"quintet: error: {' '.join(str(exc).split())}", err=True)
         return 2
     return result if isinstance(result, int) else 0
 

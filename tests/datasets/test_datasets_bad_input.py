@@ -85,4 +85,5 @@ def test_data_root_precedence(monkeypatch, tmp_path):
     assert registry.data_root() == tmp_path / "env"
     assert registry.data_root(tmp_path / "arg") == tmp_path / "arg"
     monkeypatch.delenv("QUINTET_DATA")
+    monkeypatch.setattr(registry, "BESIDE_CLONE", tmp_path / "no-shared-data")
     assert registry.data_root().name == "quintet"

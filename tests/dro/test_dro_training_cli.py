@@ -90,13 +90,14 @@ def test_cli_train_and_resume(tmp_path, capsys):
 @pytest.mark.parametrize(
     ("extra", "message"),
     [
-        (["--task", "mnist-c"], "unknown task 'mnist-c'"),
-        (["--method", "dro"], "unknown method 'dro'"),
-        (["--method", "cvar", "--alpha", "0"], "alpha must lie in (0, 1]"),
-        (["--method", "cvar", "--alpha", "1.01"], "alpha must lie in (0, 1]"),
-        (["--tau", "0"], "tau must be a positive"),
-        (["--tau", "-0.5"], "tau must be a positive"),
-        (["--epochs", "0"], "epochs must be >= 1"),
+        (["--task", "mnist-c"], "Invalid value for '--task': Value error, 'mnist-c' is not one of"),
+        (["--method", "dro"], "Invalid value for '--method': Value error, 'dro' is not one of"),
+        (["--method", "cvar", "--alpha", "0"], "Invalid value for '--alpha': 0.0 is not in (0, 1]"),
+        (["--method", "cvar", "--alpha", "1.01"], "Invalid value for '--alpha'"),
+        (["--tau", "0"], "Invalid value for '--tau': 0.0 is not in (0, 10000]"),
+        (["--tau", "-0.5"], "Invalid value for '--tau'"),
+        (["--epochs", "0"], "Invalid value for '--epochs': Input should be greater than or equal to 1"),
+        (["--batch-size", "1"], "Invalid value for '--batch-size'"),
     ],
 )
 def test_cli_bad_input(tmp_path, capsys, extra, message):

@@ -26,6 +26,12 @@ def word_tokenizer():
     return PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="[UNK]", pad_token="[PAD]")
 
 
+GATED = {"llama": ("LlamaConfig", "LlamaForCausalLM"), "mistral": ("MistralConfig", "MistralForCausalLM"),
+         "qwen2": ("Qwen2Config", "Qwen2ForCausalLM"), "qwen3": ("Qwen3Config", "Qwen3ForCausalLM")}
+CAUSAL = ("gpt2", *GATED)
+KINDS = ["bert", "roberta", "distilbert", "electra", *CAUSAL]
+
+
 def tiny_model(kind: str, dtype=torch.float64, init: float = 0.3, seed: int = 0):
     import transformers as tf
 
@@ -49,17 +55,19 @@ def tiny_model(kind: str, dtype=torch.float64, init: float = 0.3, seed: int = 0)
     elif kind == "gpt2":
         model = tf.GPT2LMHeadModel(tf.GPT2Config(n_embd=16, n_layer=2, n_head=2, n_positions=40, vocab_size=n,
                                                  initializer_range=init))
+    elif kind in GATED:  # SwiGLU FFN, rotary positions, grouped-query attention (2 query heads, 1 KV head)
+        config_cls, model_cls = GATED[kind]
+        model = getattr(tf, model_cls)(getattr(tf, config_cls)(
+            hidden_size=16, intermediate_size=24, num_hidden_layers=2, num_attention_heads=2, num_key_value_heads=1,
+            head_dim=8, tie_word_embeddings=kind == "llama", **common))
     else:
         raise ValueError(kind)
     return model.to(dtype).eval()
 
 
 def tokenizer_for(kind: str, tmp_path):
-    return word_tokenizer() if kind == "gpt2" else bert_tokenizer(tmp_path)
-
-
-PROMPT = {"gpt2": "the capital of france is", "default": "the capital of france is [MASK] ."}
+    return word_tokenizer() if kind in CAUSAL else bert_tokenizer(tmp_path)
 
 
 def prompt_for(kind: str) -> str:
-    return PROMPT.get(kind, PROMPT["default"])
+    return "the capital of france is" if kind in CAUSAL else "the capital of france is [MASK] ."

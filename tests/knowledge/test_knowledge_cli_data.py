@@ -47,8 +47,8 @@ def test_attribute_gauss_rule_prints_the_api_top_neurons(saved_model, tmp_path, 
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["--model", "/no/such/model"], "model path '/no/such/model' does not exist"),
-        (["--rule", "simpson"], "unknown integration rule 'simpson'; expected one of: right, left, gauss"),
+        (["--model", "/no/such/model"], "'--model': dir '/no/such/model' does not exist"),
+        (["--rule", "simpson"], "'simpson' is not one of 'right', 'left', 'gauss'"),
         (["--prompt", "no mask here"], "has 0 [MASK] tokens"),
         (["--answer", "paris rome"], "is 2 tokens"),
     ],

@@ -8,7 +8,7 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from knowledge_models import prompt_for, tiny_model, tokenizer_for
+from knowledge_models import KINDS, prompt_for, tiny_model, tokenizer_for
 
 from quintet.core.errors import QuintetError
 from quintet.knowledge import (
@@ -26,8 +26,6 @@ from quintet.knowledge import (
     relative_change,
     update_fact,
 )
-
-KINDS = ["bert", "roberta", "distilbert", "electra", "gpt2"]
 
 
 def test_coarse_threshold_values():

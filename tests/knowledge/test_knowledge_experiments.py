@@ -113,3 +113,33 @@ def test_update_and_erase_report_measured_values_and_restore_weights(setup):
         assert row["ppl_before"] == pytest.approx(perplexity(scores.logprob), rel=1e-12)
         assert row["acc_before"] == pytest.approx(float(scores.correct.float().mean()))
         assert row["ppl_after"] != row["ppl_before"]       # zeroed value slots change the output
+
+
+def test_find_neurons_cache_resumes_and_excluded_layers_are_not_searched(setup, tmp_path):
+    from quintet.knowledge.experiments import searched
+
+    model, tok, facts, sharing, _ = setup
+    first, _, seconds = find_neurons(model, tok, BAGS, steps=4, log=lambda _: None, cache=tmp_path,
+                                     with_baseline=True, exclude_layers=(0,))
+    assert seconds > 0 and len(list(tmp_path.glob("*.safetensors"))) == len(BAGS)
+    again, again_sharing, cached_seconds = find_neurons(model, tok, BAGS, steps=4, log=lambda _: None,
+                                                        cache=tmp_path, with_baseline=True, exclude_layers=(0,))
+    assert cached_seconds != cached_seconds                           # NaN: nothing was attributed
+    for a, b, plain in zip(first, again, facts):
+        torch.testing.assert_close(a.scores, b.scores, rtol=0, atol=0)
+        torch.testing.assert_close(a.scores, plain.scores, rtol=1e-9, atol=1e-15)   # every layer attributed
+        assert a.neurons == b.neurons and a.baseline_probs.shape == (len(a.bag.prompts), 3)
+        t = again_sharing[a.bag.relation]["t"]
+        assert a.coarse == [coarse_neurons(searched(s, (0,)), t) for s in a.scores]
+        assert all(layer != 0 for prompt in a.coarse for layer, _ in prompt)
+    masked = searched(facts[0].scores[0], (0,))
+    assert bool(torch.isinf(masked[0]).all()) and torch.equal(masked[1:], facts[0].scores[0][1:])
+
+
+def test_update_facts_draws_new_objects_from_the_given_pool(setup):
+    model, tok, facts, _, _ = setup
+    pool = {"P36": ["italy"], "P37": ["piano"]}
+    upd = update_facts(model, tok, facts, per_relation=2, others=3, objects=pool, scales=("slot",))
+    assert upd["slot"]["mean"]["facts"] >= 1
+    allowed = {"P36": {"paris", "rome", "italy"}, "P37": {"french", "italian", "piano"}}
+    assert all(r["relation"] in allowed for r in upd["slot"]["rows"])

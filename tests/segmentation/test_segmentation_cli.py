@@ -25,7 +25,7 @@ def test_segment_train_evaluate_predict(data_dir, monkeypatch, tmp_path, capsys)
     monkeypatch.setenv("QUINTET_DATA", str(data_dir))
     out = tmp_path / "run"
     args = ["segment", "train", "--method", "pinmem", "--steps", "2", "--batch", "2", "--width", "4",
-            "--targets", "0006R0", "--out", str(out), "--checkpoint-every", "1"]
+            "--targets", "Seq05VD", "--out", str(out), "--checkpoint-every", "1"]
     assert main(args) == 0
     assert (out / "checkpoints" / "latest").is_file() and (out / "results.json").is_file()
     assert main(args) == 0  # resumes at step 2: nothing left to train
@@ -48,8 +48,8 @@ def test_segment_train_evaluate_predict(data_dir, monkeypatch, tmp_path, capsys)
     assert main(["segment", "predict", str(grey), "-c", str(out / "checkpoints")]) == 2
     assert "expected an RGB image" in capsys.readouterr().err
     assert main(["segment", "train", "--method", "dann", "--out", str(tmp_path / "x")]) == 2
-    assert "unknown method 'dann'" in capsys.readouterr().err
+    assert "Invalid value for '--method': Value error, 'dann' is not one of" in capsys.readouterr().err
     assert main(["segment", "train", "--sources", "0006R0,nope", "--out", str(tmp_path / "y")]) == 2
     assert "unknown CamVid sequence 'nope'" in capsys.readouterr().err
     assert main(["segment", "train", "--batch", "1", "--out", str(tmp_path / "z")]) == 2
-    assert "batch must be >= 2" in capsys.readouterr().err
+    assert "Invalid value for '--batch': Input should be greater than or equal to 2" in capsys.readouterr().err

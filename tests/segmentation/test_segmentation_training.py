@@ -43,7 +43,7 @@ def test_resume_equals_uninterrupted(tmp_path, sources):
     assert torch.allclose(model.memory.slots, full.memory.slots, atol=1e-5)
     with pytest.raises(QuintetError, match="4 classes but the data has 11"):
         load_model(tmp_path / "ck", num_classes=11)
-    with pytest.raises(QuintetError, match="different configuration"):
+    with pytest.raises(QuintetError, match=r"another configuration \(train\.lr: 0\.05 -> 0\.01\)"):
         train(_cfg(lr=0.01), sources, checkpoint_dir=tmp_path / "ck")
 
 

@@ -27,19 +27,70 @@ def test_plot_writes_pngs(tmp_path):
 @pytest.mark.parametrize("args, needle", [
     (["sort", "plot", "--network", "quick"], "unknown sorting network 'quick'; expected one of: odd_even, bitonic"),
     (["sort", "plot", "--relaxation", "softmax"], "unknown relaxation 'softmax'; expected one of: art, cauchy"),
-    (["sort", "plot", "--n", "1"], "n >= 2"),
-    (["sort", "train-ranking", "--source", "svhn"], "unknown source 'svhn'"),
+    (["sort", "plot", "--n", "1"], "Invalid value for '--n'"),
+    (["sort", "plot", "--n", "-3"], "Invalid value for '--n'"),
+    (["sort", "plot", "--steepness", "0"], "Invalid value for '--steepness'"),
+    (["sort", "plot", "--steepness", "nan"], "Invalid value for '--steepness'"),
+    (["sort", "plot", "--out", "{file}/sub"], "cannot create the folder"),
+    (["sort", "train-ranking", "--source", "svhn"], "unknown --source 'svhn'"),
+    (["sort", "train-ranking", "--relaxation", ""], "unknown relaxation ''"),
+    (["sort", "train-ranking", "--out", "{file}/sub"], "cannot create the folder"),
+    (["sort", "train-ranking", "--batch-size", "0"], "Invalid value for '--batch-size'"),
+    (["sort", "train-ranking", "--batch-size", "-3"], "Invalid value for '--batch-size'"),
+    (["sort", "train-ranking", "--steps", "0"], "Invalid value for '--steps'"),
+    (["sort", "train-ranking", "--steps", "-5"], "Invalid value for '--steps'"),
+    (["sort", "train-ranking", "--steepness", "-1"], "Invalid value for '--steepness'"),
+    (["sort", "train-ranking", "--n", "100000"], "a training step at n = 100000, batch 32 needs about"),
+    (["sort", "train-ranking", "--max-memory", "0.01"], "GiB allowed by --max-memory; lower --n or --batch-size"),
+    (["sort", "train-ranking", "--max-memory", "0"], "Invalid value for '--max-memory'"),
+    (["sort", "train-ranking", "--max-memory", "0.001"], "GiB allowed by --max-memory"),
+    (["sort", "train-ranking", "--max-memory", "nan"], "Invalid value for '--max-memory'"),
+    (["sort", "protocol", "--sizes", "1,3"], "--sizes must list sizes >= 2, got '1,3'"),
+    (["sort", "protocol", "--networks", "merge"], "unknown sorting network 'merge'"),
+    (["sort", "protocol", "--networks", ""], "--networks must list odd_even and/or bitonic"),
+    (["sort", "protocol", "--device", "no-such-device"], "--device 'no-such-device' is not available here"),
+    (["sort", "protocol", "--budget-minutes", "nan"], "Invalid value for '--budget-minutes'"),
+    (["sort", "bench", "--out", "{tmp}/no-such-folder/x.json"], "the folder"),
     (["sort", "bench", "--sizes", "a,b"], "--sizes must be comma-separated integers"),
     (["sort", "bench", "--network", "foo"], "unknown sorting network 'foo'; expected one of: odd_even, bitonic"),
-    (["sort", "bench", "--repeats", "0"], "repeats must be an integer >= 1"),
-    (["sort", "bench", "--sizes", "1,4"], "every size must be an integer n >= 2, got [1]"),
+    (["sort", "bench", "--repeats", "0"], "Invalid value for '--repeats'"),
+    (["sort", "bench", "--sizes", "1,4"], "--sizes must list sizes >= 2, got '1,4'"),
 ])
 def test_cli_errors_are_one_line(args, needle, capsys, tmp_path):
-    if args[1] == "plot":
-        args = [*args, "--out", str(tmp_path)]
+    (tmp_path / "file").write_text("not a folder")
+    args = [a.replace("{file}", str(tmp_path / "file")).replace("{tmp}", str(tmp_path)) for a in args]
+    if args[1] in ("plot", "train-ranking", "protocol") and "--out" not in args:
+        args = [*args, "--out", str(tmp_path / "out")]
     assert main(args) == 2
     err = capsys.readouterr().err
-    assert needle in err and err.count("\n") == 1 and "Traceback" not in err
+    assert needle in err and err.count("\n") == 1 and err.startswith("quintet: error: ") and "Traceback" not in err
+    assert not (tmp_path / "out" / "results.json").exists()  # nothing written for a refused run
+    assert not (tmp_path / "no-such-folder").exists()
+
+
+def test_bench_keeps_an_existing_output(tmp_path, capsys):
+    """An existing JSON (such as the committed benchmarks/results/sorting.json) is replaced only
+    with --overwrite."""
+    out = tmp_path / "sorting.json"
+    out.write_text('{"kept": true}')
+    assert main(["sort", "bench", "--sizes", "4", "--repeats", "1", "--out", str(out)]) == 2
+    assert "exists; pass --overwrite" in capsys.readouterr().err
+    assert json.loads(out.read_text()) == {"kept": True}
+
+
+@pytest.mark.slow
+def test_resume_refuses_another_configuration(tmp_path, capsys):
+    """A checkpoint written at n = 5 is not loaded under --n 7: the configuration is compared
+    before any weights are."""
+    out = tmp_path / "run"
+    common = ["sort", "train-ranking", "--source", "digits", "--batch-size", "4", "--out", str(out)]
+    assert main([*common, "--steps", "2"]) == 0
+    capsys.readouterr()
+    assert main([*common, "--steps", "3", "--n", "7"]) == 2
+    err = capsys.readouterr().err
+    assert "holds a checkpoint of another configuration (n: 5 -> 7)" in err and err.count("\n") == 1
+    assert main([*common, "--steps", "3"]) == 0  # same settings, more steps: resumes
+    assert json.loads((out / "results.json").read_text())["metrics"]["steps"] == 3
 
 
 def test_bench_accepts_network_alias(tmp_path, capsys):
@@ -50,6 +101,8 @@ def test_bench_accepts_network_alias(tmp_path, capsys):
                  "--out", str(out)]) == 0
     (row,) = json.loads(out.read_text())["rows"]
     assert row["network"] == "odd_even" and row["n"] == 5 and row["max_abs_diff_P"] < 1e-6
+    assert row["quintet_runs"] == row["diffsort_runs"] >= 1  # interleaved rounds
+    assert row["speedup_cpu_vs_diffsort"] == row["diffsort_cpu_s"] / row["quintet_cpu_s"]
 
 
 @pytest.mark.parametrize("bad, needle", [

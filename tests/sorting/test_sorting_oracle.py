@@ -22,7 +22,7 @@ def _reference(x, network, relaxation, steepness=10.0):
 @pytest.mark.parametrize("network", ["odd_even", "bitonic"])
 @pytest.mark.parametrize("relaxation", SHARED)
 def test_matches_reference_float32(network, relaxation):
-    """Sorted values and P agree to 1e-5 in float32 (the issue's bound), strictly: no case is
+    """Sorted values and P agree to 1e-5 in float32 (the drop-in bound), strictly: no case is
     exempt.  Measured worst deviation over these cases: 3.1e-6 (bitonic, optimal, n = 33)."""
     gen = torch.Generator().manual_seed(zlib.crc32(f"{network}-{relaxation}".encode()))
     for n in SIZES:

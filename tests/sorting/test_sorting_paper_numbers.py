@@ -3,7 +3,6 @@ columns and names what is missing instead of inventing it."""
 
 from __future__ import annotations
 
-from quintet.sorting.cli import _paper_columns, _results_markdown
 from quintet.sorting.paper_numbers import (
     INTERPOLATED_STEEPNESS,
     NEURALSORT_GROVER2019,
@@ -12,6 +11,7 @@ from quintet.sorting.paper_numbers import (
     steepness_for,
 )
 from quintet.sorting.ranking import RankingConfig
+from quintet.sorting.report import paper_columns, protocol_markdown
 
 
 def test_steepness_sources():
@@ -32,13 +32,16 @@ def test_neuralsort_reference_values():
 
 
 def test_results_markdown_has_paper_columns():
-    row = {"network": "odd_even", "n": 5, "relaxation": "cauchy", "steepness": 10.0,
-           "steepness_source": "README", "steps": 7, "exact_match": 0.25, "element_wise": 0.5,
-           "seconds": 1.0, **_paper_columns("odd_even", "cauchy", 5)}
-    md = _results_markdown([row], quick=True)
-    assert "paper exact match %" in md and "arXiv 2203.09630" in md
+    row = {"network": "odd_even", "n": 5, "relaxation": "cauchy", "steepness": 10.0, "batch_size": 100,
+           "steepness_source": "README", "steps": 700, "fraction_of_paper_steps": 0.007, "best_step": 600,
+           "exact_match": 0.25, "element_wise": 0.5, "train_seconds": 1.0, "valid_exact_match": 0.3,
+           "test_sets": 500, "valid_sets": 1000, "eval_every": 100, **paper_columns("odd_even", "cauchy", 5)}
+    md = protocol_markdown([row], scale="test scale")
+    assert "700 (0.70 %)" in md and "70,000" in md  # steps and sets seen, against 100 000 steps
+    assert "test: 500 sets" in md and "| 600 |" in md
+    assert "not shown (arXiv 2203.09630)" in md
     assert "83.7 / 92.7" in md and "10 (README)" in md
     for item in NOT_FOUND:
         assert item in md
-    assert _paper_columns("bitonic", "logistic", 32)["paper"] == "arXiv 2105.04019"
-    assert _paper_columns("bitonic", "logistic", 32)["neuralsort_exact_match"] is None
+    assert paper_columns("bitonic", "logistic", 32)["paper"] == "arXiv 2105.04019"
+    assert paper_columns("bitonic", "logistic", 32)["neuralsort_exact_match"] is None

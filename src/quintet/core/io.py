@@ -88,7 +88,37 @@ def load_tensors(path: str | os.PathLike, device: str | torch.device = "cpu") ->
     try:
         return load_file(str(path), device=str(device))
     except Exception as exc:  # safetensors raises its own error types
-        raise QuintetError(f"{path} is not a valid safetensors file: {exc}") from exc
+        reason = " ".join(str(exc).split())
+        raise QuintetError(f"{path} is not a valid safetensors file ({reason}); the file is damaged") from exc
+
+
+def read_json(path: str | os.PathLike, what: str = "file") -> Any:
+    """Parse a JSON file; a missing, truncated or garbage file is a :class:`QuintetError` naming it."""
+    path = Path(path)
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise QuintetError(f"{what} {path} does not exist") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        reason = exc.msg if isinstance(exc, json.JSONDecodeError) else "not UTF-8 text"
+        raise QuintetError(f"{what} {path} is not valid JSON ({reason}); the file is damaged") from None
+
+
+def config_differences(saved: Any, wanted: dict[str, Any], ignore: tuple[str, ...] = (), prefix: str = "") -> list[str]:
+    """``"name: saved -> wanted"`` for every entry of ``wanted`` (nested dicts as ``a.b``) that
+    ``saved`` holds otherwise; names in ``ignore`` are skipped."""
+    plain = json.loads(json.dumps(wanted, default=_json_default))
+    saved = saved if isinstance(saved, dict) else {}
+    out = []
+    for key, value in plain.items():
+        old = saved.get(key)
+        if key in ignore or old == value:
+            continue
+        if isinstance(value, dict) and isinstance(old, dict):
+            out += config_differences(old, value, ignore, f"{prefix}{key}.")
+        else:
+            out.append(f"{prefix}{key}: {old!r} -> {value!r}")
+    return out
 
 
 def _split_optimizer_state(state: dict) -> tuple[dict[str, torch.Tensor], dict]:
@@ -167,16 +197,17 @@ def latest_checkpoint(directory: str | os.PathLike) -> Path | None:
     return target if (target / "trainer_state.json").is_file() else None
 
 
-def load_checkpoint(
+def check_checkpoint(
     path: str | os.PathLike,
-    model: torch.nn.Module,
-    optimizer: torch.optim.Optimizer | None = None,
-    *,
-    strict: bool = True,
-) -> dict[str, Any]:
-    """Load a checkpoint directory (or a run directory holding ``latest``) into model/optimizer.
+    expected_config: dict[str, Any] | None = None,
+    ignore: tuple[str, ...] = (),
+) -> tuple[Path, dict[str, Any], dict[str, Any]]:
+    """Read a checkpoint's JSON files and the headers of its safetensors files, and compare
+    ``expected_config`` (its keys, except ``ignore``) with the saved configuration, without loading
+    any weights: a damaged file or a changed configuration is a one-line :class:`QuintetError`.
 
-    Returns the trainer state: ``{"step": int, "extra": dict, "config": dict}``.
+    ``path`` is a checkpoint directory or a folder holding ``latest``. Returns ``(checkpoint
+    directory, trainer state, saved configuration)``.
     """
     path = Path(path)
     if not path.exists():
@@ -187,15 +218,78 @@ def load_checkpoint(
             raise QuintetError(f"{path / LATEST} points at a missing or incomplete checkpoint")
         path = resolved
     state_file = path / "trainer_state.json"
-    weights = path / "model.safetensors"
-    if not weights.is_file():
+    if not (path / "model.safetensors").is_file():
         raise QuintetError(f"{path} holds no model.safetensors")
-    model.load_state_dict(load_tensors(weights), strict=strict)
-    state = json.loads(state_file.read_text()) if state_file.is_file() else {"step": 0, "extra": {}}
+    state = read_json(state_file, "trainer state") if state_file.is_file() else {"step": 0, "extra": {}}
+    if not isinstance(state, dict) or not isinstance(state.get("step", 0), int):
+        raise QuintetError(f"trainer state {state_file} has no integer 'step'; the file is damaged")
+    state.setdefault("step", 0)
+    state.setdefault("extra", {})
+    config_file = path / "config.json"
+    config = read_json(config_file, "checkpoint configuration") if config_file.is_file() else {}
+    if not isinstance(config, dict):
+        raise QuintetError(f"checkpoint configuration {config_file} is not a JSON object; the file is damaged")
+    if expected_config is not None:
+        diff = config_differences(config, expected_config, ignore)
+        if diff:
+            raise QuintetError(f"{path} was written with another configuration ({'; '.join(diff)}); "
+                               "use another folder or --no-resume")
+    for tensors in sorted(path.glob("*.safetensors")):
+        _check_safetensors_header(tensors)
+    return path, state, config
+
+
+def _check_safetensors_header(path: Path) -> None:
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            handle.keys()
+    except Exception as exc:  # safetensors raises its own error types
+        reason = " ".join(str(exc).split())
+        raise QuintetError(f"{path} is not a valid safetensors file ({reason}); the file is damaged") from exc
+
+
+def load_checkpoint(
+    path: str | os.PathLike,
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer | None = None,
+    *,
+    strict: bool = True,
+    expected_config: dict[str, Any] | None = None,
+    ignore: tuple[str, ...] = (),
+) -> dict[str, Any]:
+    """Load a checkpoint directory (or a run directory holding ``latest``) into model/optimizer.
+
+    :func:`check_checkpoint` runs first, so a damaged file or a changed configuration is refused
+    before any weights are loaded and the model stays untouched.
+    Returns the trainer state: ``{"step": int, "extra": dict, "config": dict}``.
+    """
+    path, state, config = check_checkpoint(path, expected_config, ignore)
+    weights = path / "model.safetensors"
+    load_weights(model, load_tensors(weights), str(weights), strict=strict)
     if optimizer is not None and "optimizer" in state:
         tensors = load_tensors(path / "optimizer.safetensors")
-        optimizer.load_state_dict(_join_optimizer_state(tensors, state["optimizer"]))
-    config_file = path / "config.json"
-    state["config"] = json.loads(config_file.read_text()) if config_file.is_file() else {}
+        try:
+            optimizer.load_state_dict(_join_optimizer_state(tensors, state["optimizer"]))
+        except (KeyError, ValueError, TypeError, AttributeError) as exc:
+            raise QuintetError(f"the optimizer state in {path} does not fit the model ({exc})") from exc
+    state["config"] = config
     state.pop("optimizer", None)
     return state
+
+
+def load_weights(model: torch.nn.Module, tensors: dict[str, torch.Tensor], source: str, strict: bool = True) -> None:
+    """``model.load_state_dict`` whose mismatch is one line counting missing, unexpected and
+    differently shaped tensors (instead of listing every one of them)."""
+    own = model.state_dict()
+    missing = [k for k in own if k not in tensors]
+    unexpected = [k for k in tensors if k not in own]
+    shapes = [k for k in own if k in tensors and tuple(own[k].shape) != tuple(tensors[k].shape)]
+    if shapes or (strict and (missing or unexpected)):
+        first = shapes[0] if shapes else (missing or unexpected)[0]
+        detail = (f"{first}: saved {tuple(tensors[first].shape)}, model {tuple(own[first].shape)}"
+                  if shapes else f"first: {first}")
+        raise QuintetError(f"{source} does not fit the model: {len(missing)} missing, {len(unexpected)} unexpected, "
+                           f"{len(shapes)} differently shaped tensors ({detail}); it was saved with other sizes")
+    model.load_state_dict(tensors, strict=strict)

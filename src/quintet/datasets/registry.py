@@ -1,7 +1,7 @@
 """The data root, the known files under it and their recorded sha256 sums.
 
 The root is ``--data-dir`` (the CLI sets ``$QUINTET_DATA``), else ``$QUINTET_DATA``, else
-``~/.cache/quintet``. A known file whose sum differs from the recorded one is an error naming it.
+``../shared/data`` beside the clone when that folder exists, else ``~/.cache/quintet``. A known file whose sum differs from the recorded one is an error naming it.
 """
 
 from __future__ import annotations
@@ -16,6 +16,8 @@ from pathlib import Path
 from quintet.core.errors import QuintetError
 
 DEFAULT_ROOT = Path("~/.cache/quintet")
+#: ``<clone>/../shared/data``: the data root beside a source checkout (``src/quintet/datasets/`` -> clone)
+BESIDE_CLONE = Path(__file__).resolve().parents[3].parent / "shared" / "data"
 
 # data set -> folder under the root
 DATASETS: dict[str, str] = {
@@ -32,11 +34,14 @@ DATASETS: dict[str, str] = {
 
 
 def data_root(data_dir: str | os.PathLike | None = None) -> Path:
-    """Resolve the data root from the argument, ``$QUINTET_DATA`` or the default cache folder."""
+    """The data root: the argument, else ``$QUINTET_DATA``, else ``../shared/data`` beside the clone
+    when it exists, else ``~/.cache/quintet``."""
     if data_dir is not None:
         return Path(data_dir).expanduser()
     env = os.environ.get("QUINTET_DATA")
-    return Path(env).expanduser() if env else DEFAULT_ROOT.expanduser()
+    if env:
+        return Path(env).expanduser()
+    return BESIDE_CLONE if BESIDE_CLONE.is_dir() else DEFAULT_ROOT.expanduser()
 
 
 @lru_cache(maxsize=1)

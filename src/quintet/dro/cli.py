@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Literal, Optional
 
 import typer
 
+from quintet.core import options
 from quintet.core.errors import QuintetError
 
 app = typer.Typer(help="Robust models with parametric likelihood ratios (ratio DRO) and baselines.",
@@ -14,44 +15,62 @@ app = typer.Typer(help="Robust models with parametric likelihood ratios (ratio D
 
 TASK_NAMES = ("biased-sst", "colored-mnist", "adult", "synthetic")
 METHOD_NAMES = ("erm", "cvar", "group-dro", "group-uniform", "ratio", "ratio-selfnorm")
+Task = Literal["biased-sst", "colored-mnist", "adult", "synthetic"]
+Method = Literal["erm", "cvar", "group-dro", "group-uniform", "ratio", "ratio-selfnorm"]
+MAX_N_TRAIN = 10_000_000
+
+
+def _n_train(help: str) -> Any:
+    return typer.Option(None, min=10, max=MAX_N_TRAIN, help=help)
 
 
 @app.command("train")
 def train_cmd(
-    task: str = typer.Option("biased-sst", help=f"One of: {', '.join(TASK_NAMES)}."),
-    method: str = typer.Option("ratio", help=f"One of: {', '.join(METHOD_NAMES)}."),
-    epochs: int = typer.Option(5, help="Training epochs (one checkpoint per epoch)."),
-    seed: int = typer.Option(0, help="Random seed of the model (the task splits are fixed)."),
-    batch_size: int = typer.Option(64, help="Mini-batch size B (ratio weights are normalised per batch)."),
-    lr: float = typer.Option(1e-3, help="Adam learning rate of the model."),
-    adv_lr: float = typer.Option(1e-4, help="Adam learning rate of the ratio adversary."),
-    tau: float = typer.Option(0.01, help="KL penalty temperature of the adversary (> 0)."),
-    beta: float = typer.Option(1.0, help="Self-normalisation penalty (ratio-selfnorm)."),
-    alpha: float = typer.Option(0.2, help="CVaR level in (0, 1]."),
-    eta_q: float = typer.Option(0.01, help="Group DRO step size."),
-    n_train: Optional[int] = typer.Option(None, help="Sub-sample the training split to this many examples."),
-    text_model: str = typer.Option("bilstm", help="biased-sst model: bilstm or boe (bag of embeddings)."),
-    out: Optional[Path] = typer.Option(None, help="Run folder (default runs/dro/<task>-<method>-seed<seed>)."),
+    task: Task = typer.Option("biased-sst", help=f"One of: {', '.join(TASK_NAMES)}."),
+    method: Method = typer.Option("ratio", help=f"One of: {', '.join(METHOD_NAMES)}."),
+    epochs: int = options.steps(5, "Training epochs (one checkpoint per epoch)."),
+    seed: int = options.seed(0, "Random seed of the model (the task splits are fixed)."),
+    batch_size: int = typer.Option(64, min=2, max=1_000_000,
+                                   help="Mini-batch size B >= 2 (ratio weights are normalised per batch)."),
+    lr: float = options.positive(1e-3, "Adam learning rate of the model.", maximum=10.0),
+    adv_lr: float = options.positive(1e-4, "Adam learning rate of the ratio adversary.", maximum=10.0),
+    tau: float = options.positive(0.01, "KL penalty temperature of the adversary (> 0).", maximum=1e4),
+    beta: float = typer.Option(1.0, min=0.0, max=1e4, callback=options.finite,
+                               help="Self-normalisation penalty (ratio-selfnorm)."),
+    alpha: float = options.positive(0.2, "CVaR level in (0, 1].", maximum=1.0),
+    eta_q: float = options.positive(0.01, "Group DRO step size.", maximum=1e4),
+    n_train: Optional[int] = _n_train("Sub-sample the training split to this many examples (synthetic: generate them)."),
+    text_model: Literal["bilstm", "boe"] = typer.Option("bilstm", help="biased-sst model: bilstm or boe (bag of embeddings)."),
+    out: Optional[Path] = options.output_folder(None, "Run folder (default runs/dro/<task>-<method>-seed<seed>)."),
+    max_memory: Optional[float] = typer.Option(None, min=0.01, max=1e6, callback=options.finite,
+                                               help="GiB the run may use (default: what the machine has free)."),
     resume: bool = typer.Option(True, help="Continue from the last checkpoint in OUT/checkpoints if any."),
 ) -> None:
     """Train one model; checkpoints every epoch into OUT/checkpoints and resumes from them."""
     import shutil
+    from dataclasses import asdict
 
     import torch
 
+    from quintet.core.io import check_checkpoint, latest_checkpoint
     from quintet.core.runs import Run, markdown_table
     from quintet.dro.experiments import TrainConfig, train
 
     config = TrainConfig(task=task, method=method, seed=seed, epochs=epochs, batch_size=batch_size, lr=lr,
                          adv_lr=adv_lr, tau=tau, beta=beta, alpha=alpha, eta_q=eta_q, n_train=n_train,
                          text_model=text_model).validate()
+    from quintet.dro.tasks import check_task_memory
+
+    check_task_memory(task, n_train, max_memory)
     torch.set_num_threads(max(1, min(torch.get_num_threads(), 2)))
     out = out or Path("runs/dro") / f"{task}-{method}-seed{seed}"
     ckpt = out / "checkpoints"
     if not resume and ckpt.exists():
         shutil.rmtree(ckpt)
+    if latest_checkpoint(ckpt) is not None:  # a damaged or other-configuration checkpoint: before the data
+        check_checkpoint(ckpt, expected_config=asdict(config), ignore=("epochs",))
     run = Run(out, config)
-    result = train(config, checkpoint_dir=ckpt, log=typer.echo)
+    result = train(config, checkpoint_dir=ckpt, log=typer.echo, progress=True)
     rows = [{"selection": rule, "epoch": s["epoch"], "test acc": s["test_acc"], "test worst-group": s["test_worst"]}
             for rule, s in result["selection"].items()]
     run.log_metrics({"selection": result["selection"], "history": result["history"],
@@ -63,7 +82,7 @@ def train_cmd(
 
 
 @app.command("tasks")
-def tasks_cmd(n_train: Optional[int] = typer.Option(None, help="Sub-sample the training split.")) -> None:
+def tasks_cmd(n_train: Optional[int] = _n_train("Sub-sample the training split.")) -> None:
     """Group sizes of every task's splits (needs the data root)."""
     from quintet.dro.tasks import load_task
 

@@ -10,7 +10,6 @@ simultaneously on the same batch (paper Section 3.4).
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from dataclasses import asdict, dataclass
@@ -22,6 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from quintet.core.errors import QuintetError, check_choice
+from quintet.core.progress import progress_bar
 from quintet.dro.models import Adversary, build_model
 from quintet.dro.objectives import (
     GroupDRO,
@@ -68,6 +68,9 @@ class TrainConfig:
         for name in ("epochs", "batch_size"):
             if getattr(self, name) < 1:
                 raise QuintetError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.method in RATIO_METHODS and self.batch_size < 2:
+            raise QuintetError(f"batch_size must be >= 2 for {self.method}: ratio weights are normalised within a "
+                               f"batch, so a batch of {self.batch_size} weighs every example 1")
         if not self.lr > 0 or (self.adv_lr is not None and not self.adv_lr > 0):
             raise QuintetError(f"learning rates must be > 0, got lr={self.lr}, adv_lr={self.adv_lr}")
         if not self.eta_q > 0:
@@ -113,8 +116,11 @@ def _summary(correct: torch.Tensor, split: Split, n_groups: int) -> dict[str, An
 
 
 def train_on(data: TaskData, config: TrainConfig, checkpoint_dir: str | Path | None = None,
-             log: Callable[[str], None] | None = None) -> dict[str, Any]:
+             log: Callable[[str], None] | None = None, progress: bool = False) -> dict[str, Any]:
     """Train ``config.method`` on ``data``; resume from ``checkpoint_dir`` when it holds one.
+
+    For ``ratio`` the model and the adversary play the game of paper Section 3 (Eq. 7), both
+    updated on every batch; after training each selection rule of Section 4.3 picks a checkpoint.
 
     Returns ``{"config", "history": [per-epoch dict], "selection": {rule: {...}},
     "weights": [[mean adversary weight per group] per logged interval], "group_names",
@@ -153,13 +159,8 @@ def train_on(data: TaskData, config: TrainConfig, checkpoint_dir: str | Path | N
     cfg_dict = asdict(config)
     if checkpoint_dir is not None and latest_checkpoint(checkpoint_dir) is not None:
         path = latest_checkpoint(checkpoint_dir)
-        saved = json.loads((Path(path) / "config.json").read_text())  # compare before loading weights
-        diff = {k: (saved.get(k), v) for k, v in cfg_dict.items()
-                if k != "epochs" and saved.get(k) != v}  # more epochs may be asked for
-        if diff:
-            raise QuintetError(f"checkpoint in {checkpoint_dir} was made with another configuration "
-                               f"(name: (saved, asked)): {diff}; use another folder or --no-resume")
-        state = load_checkpoint(path, players, optimizer)
+        # the configuration is compared before any weights are loaded; more epochs may be asked for
+        state = load_checkpoint(path, players, optimizer, expected_config=cfg_dict, ignore=("epochs",))
         extra = state["extra"]
         start_epoch = int(state["step"])
         if start_epoch > config.epochs:
@@ -181,9 +182,10 @@ def train_on(data: TaskData, config: TrainConfig, checkpoint_dir: str | Path | N
             log(f"resumed from {path} at epoch {start_epoch}")
 
     train = data.train
+    n_batches = math.ceil(len(train) / config.batch_size)
+    bar = progress_bar(config.epochs * n_batches, f"{config.task}/{config.method}", start_epoch * n_batches, progress)
     for epoch in range(start_epoch, config.epochs):
         order = torch.randperm(len(train), generator=torch.Generator().manual_seed(config.seed * 100003 + epoch))
-        n_batches = math.ceil(len(train) / config.batch_size)
         log_every = max(1, n_batches // 4)
         for b in range(n_batches):
             idx = order[b * config.batch_size : (b + 1) * config.batch_size]
@@ -214,6 +216,8 @@ def train_on(data: TaskData, config: TrainConfig, checkpoint_dir: str | Path | N
             loss.backward()
             optimizer.step()
             step_times.append(time.perf_counter() - t0)
+            bar.update(1)
+            bar.set_postfix(epoch=epoch + 1, loss=f"{float(loss.detach()):.4f}", refresh=False)
             if weights is not None:
                 w_sum += torch.zeros(n_groups, dtype=torch.float64).index_add(0, g, weights.double())
                 w_cnt += torch.bincount(g, minlength=n_groups).double()
@@ -248,6 +252,7 @@ def train_on(data: TaskData, config: TrainConfig, checkpoint_dir: str | Path | N
                 extra["group_q"] = group_dro.q.tolist()
             save_checkpoint(checkpoint_dir, players, step=epoch + 1, config=cfg_dict, optimizer=optimizer, extra=extra)
 
+    bar.close()
     selection = select_all(history, torch.stack(valid_errors),
                            torch.stack(valid_ratios) if valid_ratios else None)
     return {"config": cfg_dict, "history": history, "selection": selection, "weights": weights_log,
@@ -272,9 +277,11 @@ def select_all(history: list[dict], valid_errors: torch.Tensor, valid_ratios: to
 
 
 def train(config: TrainConfig, checkpoint_dir: str | Path | None = None, data_dir: str | Path | None = None,
-          log: Callable[[str], None] | None = None, data: TaskData | None = None) -> dict[str, Any]:
-    """Load the task named in ``config`` (unless ``data`` is given) and train on it."""
+          log: Callable[[str], None] | None = None, data: TaskData | None = None,
+          progress: bool = False) -> dict[str, Any]:
+    """Load the task named in ``config`` (unless ``data`` is given) and train on it (with a progress
+    bar on stderr when ``progress``)."""
     config = config.validate()
     if data is None:
         data = load_task(config.task, data_dir, n_train=config.n_train, text_model=config.text_model)
-    return train_on(data, config, checkpoint_dir, log)
+    return train_on(data, config, checkpoint_dir, log, progress=progress)

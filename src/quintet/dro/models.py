@@ -19,7 +19,11 @@ __all__ = ["ModelSpec", "BiLSTMClassifier", "BagOfEmbeddings", "SmallCNN", "MLP"
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """What ``build_model`` needs: ``kind`` in {bilstm, boe, cnn, mlp} and its sizes."""
+    """What ``build_model`` needs: ``kind`` in {bilstm, boe, cnn, mlp} and its sizes.
+
+    Every model maps a batch to logits ``float (B, n_out)``; the adversary (paper Section 3.3)
+    is the same architecture with its own weights.
+    """
 
     kind: str
     n_out: int

@@ -119,7 +119,10 @@ def self_normalized_objectives(
 
 
 def cvar_loss(losses: torch.Tensor, alpha: float) -> torch.Tensor:
-    """CVaR_alpha of the batch: the mean of the worst ``alpha`` fraction of losses.
+    """CVaR_alpha of the batch: the mean of the worst ``alpha`` fraction of losses (the
+    non-parametric DRO baseline the paper compares against).
+
+    ``losses: float (B,)`` -> scalar.
 
     The uncertainty set is every distribution with ratio ``w <= 1/alpha`` (Rockafellar & Uryasev);
     the maximiser puts weight ``1/(alpha B)`` on the top ``floor(alpha B)`` losses and the remainder
@@ -138,14 +141,22 @@ def cvar_loss(losses: torch.Tensor, alpha: float) -> torch.Tensor:
 
 
 def group_mean_losses(losses: torch.Tensor, groups: torch.Tensor, n_groups: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-group mean losses ``(n_groups,)`` and counts ``(n_groups,)``; empty groups give 0."""
+    """Per-group mean losses ``(n_groups,)`` and counts ``(n_groups,)``; empty groups give 0.
+
+    ``losses: float (B,)``, ``groups: int64 (B,)`` in ``0..n_groups-1``. Used by the oracle-group
+    baselines (Group DRO, uniform group weighting), not by ratio DRO.
+    """
     counts = torch.bincount(groups, minlength=n_groups).to(losses.dtype)
     sums = torch.zeros(n_groups, dtype=losses.dtype, device=losses.device).index_add(0, groups, losses)
     return sums / counts.clamp_min(1), counts
 
 
 def uniform_group_loss(losses: torch.Tensor, groups: torch.Tensor, n_groups: int) -> torch.Tensor:
-    """Uniform group weighting: the mean over the groups present of each group's mean loss."""
+    """Uniform group weighting: the mean over the groups present of each group's mean loss.
+
+    ``losses: float (B,)``, ``groups: int64 (B,)`` -> scalar. An oracle-group reference (it needs
+    the group labels that ratio DRO does without).
+    """
     means, counts = group_mean_losses(losses, groups, n_groups)
     present = counts > 0
     return means[present].mean()

@@ -32,12 +32,17 @@ def group_accuracies(correct: torch.Tensor, groups: torch.Tensor, n_groups: int)
 
 
 def worst_group_accuracy(correct: torch.Tensor, groups: torch.Tensor, n_groups: int) -> float:
+    """The lowest accuracy over the non-empty groups (the paper's robust accuracy, Section 4).
+
+    ``correct: bool (N,)``, ``groups: int64 (N,)`` in ``0..n_groups-1``.
+    """
     accs = group_accuracies(correct, groups, n_groups)
     return float(accs[~accs.isnan()].min())
 
 
 def adversary_pool(log_ratios: torch.Tensor, kl_threshold: float = KL_THRESHOLD) -> tuple[torch.Tensor, torch.Tensor]:
-    """Normalised validation weights of the accepted adversaries, uniform first.
+    """Normalised validation weights of the accepted adversaries, uniform first (paper
+    Section 4.3: adversaries with ``KL(q || p_hat) > log 10`` are rejected).
 
     ``log_ratios: (A, N)`` (one row per saved adversary) -> ``(weights (1 + A', N), kls (A,))`` where
     each weight row sums to 1 and ``A'`` counts the adversaries with ``KL <= kl_threshold``.
@@ -53,7 +58,8 @@ def adversary_pool(log_ratios: torch.Tensor, kl_threshold: float = KL_THRESHOLD)
 
 
 def minmax_select(errors: torch.Tensor, log_ratios: torch.Tensor | None, kl_threshold: float = KL_THRESHOLD) -> tuple[int, torch.Tensor]:
-    """Index of the checkpoint with the smallest worst weighted validation error.
+    """Index of the checkpoint with the smallest worst weighted validation error (the paper's
+    minmax rule, Section 4.3).
 
     ``errors: (C, N)`` 0/1 (or per-example losses) of each checkpoint on the validation set;
     ``log_ratios: (A, N)`` of the saved adversaries (or ``None``: the pool is just uniform, which

@@ -60,6 +60,11 @@ class Split:
 
 @dataclass
 class TaskData:
+    """One task: the train / valid / test splits (:class:`Split`), the names of the groups
+    (``g`` indexes them), the number of classes and the :class:`ModelSpec` of its model.
+    BiasedSST is a task of the paper's experiments; Colored MNIST, Adult and the synthetic task
+    are additions."""
+
     name: str
     train: Split
     valid: Split
@@ -263,6 +268,20 @@ def _synthetic(n_train: int | None, label_noise: float = 0.0) -> TaskData:
     spec = ModelSpec(kind="mlp", n_out=2, in_features=train.x.shape[1], hidden=32)
     return TaskData("synthetic", train, valid, test, SYNTHETIC_GROUPS, 2, spec,
                     notes={"validation": "2000 draws, 95 %", "label_noise": label_noise})
+
+
+#: peak bytes per generated synthetic example: float64 draws before the float32 features, labels,
+#: groups, and the per-epoch permutation and losses of training
+SYNTHETIC_BYTES_PER_EXAMPLE = 256
+
+
+def check_task_memory(name: str, n_train: int | None, max_memory_gb: float | None = None) -> None:
+    """Refuse, before generating it, a synthetic training split larger than the memory allows (the
+    other tasks only sub-sample data already on disk)."""
+    from quintet.core.memory import check_memory
+
+    if name == "synthetic" and n_train is not None:
+        check_memory(n_train * SYNTHETIC_BYTES_PER_EXAMPLE, f"--n-train {n_train} synthetic examples", max_memory_gb)
 
 
 def load_task(name: str, data_dir: str | os.PathLike | None = None, n_train: int | None = None,

@@ -1,4 +1,6 @@
-"""Knowledge neurons (Dai et al., ACL 2022, arXiv 2104.08696) on Hugging Face masked LMs.
+"""Knowledge neurons (Dai et al., ACL 2022, arXiv 2104.08696) on Hugging Face masked LMs and
+causal LMs (GPT-2, gated Llama / Mistral / Qwen2 / Qwen3 FFNs; :func:`load_pretrained` gives
+SmolLM2-135M).
 
 Functional API: :func:`integrated_gradients` (§3.1) -> :func:`coarse_neurons` /
 :func:`refine_neurons` / :func:`adapt_sharing_ratio` / :func:`adapt_refinement` (§3.2) -> :func:`answer_probs` with
@@ -34,6 +36,7 @@ from quintet.knowledge.neurons import (
     layer_histogram,
     refine_neurons,
 )
+from quintet.knowledge.pretrained import load_gguf, load_pretrained
 from quintet.knowledge.probe import KnowledgeProbe
 
 __all__ = [
@@ -55,6 +58,8 @@ __all__ = [
     "get_adapter",
     "integrated_gradients",
     "layer_histogram",
+    "load_gguf",
+    "load_pretrained",
     "most_common",
     "perplexity",
     "quadrature",

@@ -24,7 +24,9 @@ layer ``l``'s activation they get ``α_k w̄^(l)`` at the target position. Block
 ``1 + m·(layers ≤ j)`` rows, the vocabulary projection reads only the target position, and rows
 are independent, so the gradient of the summed probabilities with respect to all the scaled
 activations is exactly the per-node gradient the weighted sum needs. ``max_rows`` splits the
-layers into several such passes when the top batch would grow too large.
+layers into several such passes when the top batch would grow too large. In a causal LM the
+target is the last token and nothing before it depends on its activations, so the prompt's other
+tokens run once into a key/value cache and the staircase rows carry the last token alone.
 """
 
 from __future__ import annotations
@@ -57,6 +59,12 @@ class Attribution:
     prob: float
     baseline_probs: torch.Tensor
     layers: list[int]
+
+    def completeness_gap(self) -> torch.Tensor:
+        """Per layer ``Σ_i Attr_i − (P(w̄) − P(0))`` (float64, ``(n_layers,)``): zero for the exact
+        integral (Eq. 3), so it measures the quadrature error; NaN where ``P(0)`` was not computed
+        (``with_baseline=False``) or the layer was not attributed."""
+        return self.scores.double().sum(1) - (self.prob - self.baseline_probs)
 
     def top(self, k: int = 10) -> list[tuple[int, int, float]]:
         """The ``k`` highest-scoring neurons as ``(layer, neuron, score)``."""
@@ -104,11 +112,42 @@ def step_grid(steps: int, rule: str = "right") -> torch.Tensor:
     return quadrature(steps, rule)[0]
 
 
-def _gold_probs(adapter: FFNAdapter, batch: Batch, head) -> torch.Tensor:
-    kwargs = {"use_cache": False} if adapter.causal else {}
-    logits = adapter.model(**batch.inputs, **kwargs).logits
-    at = logits[:, 0] if head is not None else logits[:, int(batch.positions[0])]
-    return at.to(torch.promote_types(at.dtype, torch.float32)).softmax(-1)[:, int(batch.targets[0])]
+def _gold_probs(adapter: FFNAdapter, inputs: dict, pos: int, target: int, head, **kwargs) -> torch.Tensor:
+    logits = adapter.model(**inputs, **kwargs).logits
+    at = logits[:, 0] if head is not None else logits[:, pos]
+    return at.to(torch.promote_types(at.dtype, torch.float32)).softmax(-1)[:, target]
+
+
+def _prefix_cache(adapter: FFNAdapter, batch: Batch, rows_per_block: list[int]):
+    """For a causal LM: ``(inputs, kwargs)`` that run only the last token over a key/value cache of
+    the prompt's other tokens, each block's cache already widened to the rows that block will see.
+
+    Scaling the activation at the last position cannot change earlier positions (causal
+    attention), so every staircase row shares row 0's keys and values there: the rows need not
+    recompute them. ``None`` when the model takes no ``DynamicCache`` with per-layer ``keys`` and
+    ``values`` (then the full prompt runs in every row), or when the prompt is one token."""
+    import inspect
+
+    from transformers import DynamicCache
+
+    ids, mask = batch.inputs["input_ids"], batch.inputs.get("attention_mask")
+    if not adapter.causal or ids.shape[1] < 2:
+        return None
+    name = next((n for n in ("cache", "past_key_values") if n in inspect.signature(adapter.model.forward).parameters), None)
+    if name is None:
+        return None
+    cache = DynamicCache(config=adapter.model.config)
+    with torch.no_grad():
+        adapter.model(input_ids=ids[:, :-1], attention_mask=None if mask is None else mask[:, :-1],
+                      use_cache=True, **{name: cache})
+    layers = getattr(cache, "layers", None)
+    if layers is None or len(layers) != len(rows_per_block) or getattr(layers[0], "keys", None) is None:
+        return None
+    for layer, rows in zip(layers, rows_per_block):
+        layer.keys = layer.keys.expand(rows, *layer.keys.shape[1:])
+        layer.values = layer.values.expand(rows, *layer.values.shape[1:])
+    inputs = {"input_ids": ids[:, -1:]} | ({} if mask is None else {"attention_mask": mask})
+    return inputs, {name: cache, "use_cache": True}
 
 
 def layer_groups(layers: list[int], rows_per_layer: int, max_rows: int | None) -> list[list[int]]:
@@ -143,10 +182,16 @@ def _staircase(adapter: FFNAdapter, batch: Batch, group: list[int], alphas: torc
     ``α_k w̄^(l)`` (and 0) at the target position, while rows of earlier layers pass unchanged.
     Rows are independent, so one gradient of the summed probabilities gives each row its own.
     """
-    pos = int(batch.positions[0])
     m = alphas.numel()
     k = m + int(with_baseline)
     first = {layer: 1 + j * k for j, layer in enumerate(group)}
+    rows_per_block = [1 + k * sum(g <= block for g in group) for block in range(adapter.n_layers)]
+    cached = _prefix_cache(adapter, batch, rows_per_block)
+    if cached is not None:  # only the last token runs; the target is its only position
+        inputs, kwargs, pos = *cached, 0
+    else:
+        inputs, pos = batch.inputs, int(batch.positions[0])
+        kwargs = {"use_cache": False} if adapter.causal else {}
     real: list[torch.Tensor | None] = [None] * adapter.n_layers
     leaves: dict[int, torch.Tensor] = {}
 
@@ -171,7 +216,7 @@ def _staircase(adapter: FFNAdapter, batch: Batch, group: list[int], alphas: torc
     head = adapter.hook_head(pos)
     try:
         with torch.enable_grad():
-            probs = _gold_probs(adapter, batch, head)
+            probs = _gold_probs(adapter, inputs, pos, int(batch.targets[0]), head, **kwargs)
             steps = torch.cat([torch.arange(first[layer], first[layer] + m) for layer in group])
             grads = torch.autograd.grad(probs[steps.to(probs.device)].sum(), [leaves[layer] for layer in group])
     finally:

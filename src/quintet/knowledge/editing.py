@@ -15,6 +15,7 @@
 
 from __future__ import annotations
 
+import operator
 from collections import Counter
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -173,12 +174,26 @@ def edit_value_slots(model) -> Iterator[SlotEditor]:
 UPDATE_SCALES = ("embedding", "slot")
 
 
+def _token_id(name: str, token, vocab: int) -> int:
+    """``token`` as a Python int in ``0..vocab-1`` (ints, NumPy and 0-d tensor integers), else
+    :class:`QuintetError` naming ``name``."""
+    try:
+        value = operator.index(token) if not isinstance(token, bool) else None
+    except TypeError:
+        value = None
+    if value is None or not 0 <= value < vocab:
+        raise QuintetError(f"{name} {token!r} is not a token id; expected an integer in 0..{vocab - 1}")
+    return value
+
+
 @contextmanager
 def update_fact(model, neurons: Sequence[Neuron], old_id: int, new_id: int,
                 lambda1: float = 1.0, lambda2: float = 8.0, scale: str = "embedding") -> Iterator[SlotEditor]:
     """§5.1: ``v_i ← v_i − λ1 e(old) + λ2 e(new)`` for each knowledge neuron, undone on exit.
 
     ``scale="slot"`` rescales both embeddings to ``‖v_i‖`` first (the authors' released code).
+    A neuron listed more than once is edited once; token ids outside the vocabulary raise
+    :class:`QuintetError`.
     """
     from quintet.core.errors import check_choice
 
@@ -190,11 +205,12 @@ def update_fact(model, neurons: Sequence[Neuron], old_id: int, new_id: int,
             f"word embeddings have size {emb.shape[1]} but value slots {adapter.value_slots(0).shape[1]}; "
             "updating needs them equal (ELECTRA generators with embedding_size != hidden_size cannot be updated)"
         )
+    old_id, new_id = (_token_id(name, token, emb.shape[0]) for name, token in (("old_id", old_id), ("new_id", new_id)))
     old, new = emb[old_id].detach(), emb[new_id].detach()
     if scale == "slot":
         old, new = old / old.norm().clamp_min(1e-12), new / new.norm().clamp_min(1e-12)
     with edit_value_slots(adapter) as editor:
-        for layer, index in neurons:
+        for layer, index in dict.fromkeys((int(n[0]), int(n[1])) for n in neurons):
             size = adapter.value_slots(layer)[index].detach().norm() if scale == "slot" else 1.0
             editor.add(layer, index, size * (-lambda1 * old + lambda2 * new))
         yield editor

@@ -10,14 +10,19 @@ refines (§3.2); it also keeps the activation baseline (same count per fact, top
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
 import random
 import time
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Callable, Sequence
 
 import torch
 
+from quintet.core.io import load_tensors, save_tensors
 from quintet.knowledge.adapters import get_adapter
 from quintet.knowledge.attribution import integrated_gradients
 from quintet.knowledge.editing import (
@@ -55,55 +60,115 @@ class FactNeurons:
     probs: torch.Tensor  # (n_prompts,) gold probability of the unmodified model
     neurons: list[Neuron] = field(default_factory=list)
     baseline: list[Neuron] = field(default_factory=list)
+    baseline_probs: torch.Tensor | None = None  # (n_prompts, n_layers) P(0) per layer, if computed
 
 
-def memorised(model, tokenizer, bags: Sequence[FactBag], min_fraction: float = 1.0) -> list[FactBag]:
-    """Facts whose prompts the model answers correctly (at least ``min_fraction`` of them)."""
+def memorised(model, tokenizer, bags: Sequence[FactBag], min_fraction: float = 1.0,
+              min_prob: float | None = None) -> list[FactBag]:
+    """Facts whose prompts the model answers (at least ``min_fraction`` of them): the gold object
+    is the top-1 prediction or, with ``min_prob``, has at least that probability."""
     prompts = [p for b in bags for p in b.prompts]
     answers = [b.object for b in bags for _ in b.prompts]
-    correct = answer_probs(model, tokenizer, prompts, answers, batch_size=256).correct.tolist()
+    if not prompts:
+        return []
+    scores = answer_probs(model, tokenizer, prompts, answers, batch_size=256)
+    hits = scores.correct if min_prob is None else scores.correct | (scores.prob >= min_prob)
     keep, i = [], 0
     for b in bags:
         n = len(b.prompts)
-        if n and sum(correct[i : i + n]) >= min_fraction * n:
+        if n and int(hits[i : i + n].sum()) >= min_fraction * n:
             keep.append(b)
         i += n
     return keep
 
 
+def known_facts(model, tokenizer, bags: Sequence[FactBag], min_fraction: float = 0.5,
+                min_prob: float | None = None) -> list[FactBag]:
+    """:func:`memorised` in two passes: a screen on each fact's first prompt (a fact that fails it
+    can still pass on its other prompts only when ``min_fraction`` allows a miss, so the screen
+    is exact for ``min_fraction = 1`` and a cheap approximation below), then all prompts of the
+    facts that passed it."""
+    firsts = [replace(b, prompts=b.prompts[:1]) for b in bags]
+    passed = {id(f) for f in memorised(model, tokenizer, firsts, 1.0, min_prob)}
+    screened = [b for b, f in zip(bags, firsts) if id(f) in passed]
+    return memorised(model, tokenizer, screened, min_fraction, min_prob)
+
+
+def _attribute_bag(adapter, tokenizer, bag: FactBag, cache: Path | None, **kwargs) -> tuple[dict[str, torch.Tensor], bool]:
+    """Scores, activations, gold probabilities (and ``P(0)`` per layer) of every prompt of ``bag``;
+    read from / written to ``cache`` (one safetensors file per fact and setting) when given. The
+    flag says whether they were computed (``False``: read from the cache)."""
+    key = hashlib.sha1(json.dumps([bag.relation, bag.subject, bag.object, bag.prompts,
+                                   sorted(kwargs.items())]).encode()).hexdigest()[:16]
+    file = cache / f"{bag.relation}-{key}.safetensors" if cache is not None else None
+    if file is not None and file.is_file():
+        return load_tensors(file), False
+    attrs = [integrated_gradients(adapter, tokenizer, prompt, bag.object, **kwargs) for prompt in bag.prompts]
+    out = {"scores": torch.stack([a.scores for a in attrs]), "activations": torch.stack([a.activations for a in attrs]),
+           "probs": torch.tensor([a.prob for a in attrs]), "p0": torch.stack([a.baseline_probs for a in attrs])}
+    if file is not None:
+        save_tensors(file, out)
+    return out, True
+
+
+def searched(scores: torch.Tensor, exclude_layers: Sequence[int]) -> torch.Tensor:
+    """``scores`` ``(n_layers, n_neurons)`` with the rows of ``exclude_layers`` set to −inf."""
+    if not exclude_layers:
+        return scores
+    out = scores.clone()
+    out[list(exclude_layers)] = float("-inf")
+    return out
+
+
 def find_neurons(model, tokenizer, bags: Sequence[FactBag], steps: int = 20, threshold: float = 0.2,
-                 band: tuple[float, float] = (2.0, 5.0), log: Callable[[str], None] = print) -> tuple[list[FactNeurons], dict[str, float], float]:
+                 band: tuple[float, float] = (2.0, 5.0), log: Callable[[str], None] = print, rule: str = "right",
+                 with_baseline: bool = False, cache: str | os.PathLike | None = None,
+                 exclude_layers: Sequence[int] = (),
+                 ) -> tuple[list[FactNeurons], dict[str, float], float]:
     """Knowledge neurons and activation-baseline neurons of every fact; also ``{"t", "p"}`` per
-    relation and the seconds per prompt of the attribution."""
+    relation and the seconds per prompt of the attribution (prompts attributed in this call).
+
+    ``rule``/``steps``: the quadrature of :func:`integrated_gradients`; ``with_baseline`` keeps
+    ``P(0)`` per layer for the completeness check; ``cache``: a folder with one file per fact, so
+    an interrupted run resumes where it stopped. ``exclude_layers``: layers attributed (their
+    scores are kept in ``FactNeurons.scores``) but left out of the search for coarse neurons, so
+    the threshold ``t · max`` is taken over the other layers."""
     adapter = get_adapter(model)
+    folder = Path(cache) if cache is not None else None
+    if folder is not None:
+        folder.mkdir(parents=True, exist_ok=True)
     facts: list[FactNeurons] = []
-    start, n_prompts = time.perf_counter(), 0
+    seconds, n_prompts = 0.0, 0
     for k, bag in enumerate(bags):
-        coarse, acts, scores, probs = [], [], [], []
-        for prompt in bag.prompts:
-            attr = integrated_gradients(adapter, tokenizer, prompt, bag.object, steps=steps)
-            coarse.append(coarse_neurons(attr.scores, threshold))
-            acts.append(attr.activations)
-            scores.append(attr.scores)
-            probs.append(attr.prob)
-            n_prompts += 1
-        facts.append(FactNeurons(bag, coarse, torch.stack(acts), torch.stack(scores), torch.tensor(probs)))
-        if (k + 1) % 50 == 0:
+        start = time.perf_counter()
+        out, computed = _attribute_bag(adapter, tokenizer, bag, folder, steps=steps, rule=rule,
+                                       with_baseline=with_baseline)
+        if computed:
+            seconds, n_prompts = seconds + time.perf_counter() - start, n_prompts + len(bag.prompts)
+        coarse = [coarse_neurons(searched(s, exclude_layers), threshold) for s in out["scores"]]
+        facts.append(FactNeurons(bag, coarse, out["activations"], out["scores"], out["probs"],
+                                 baseline_probs=out["p0"] if with_baseline else None))
+        if (k + 1) % 10 == 0 or k + 1 == len(bags):
             log(f"[knowledge] attributed {k + 1}/{len(bags)} facts")
-    seconds = (time.perf_counter() - start) / max(1, n_prompts)
     by_relation: dict[str, list[FactNeurons]] = defaultdict(list)
     for f in facts:
         by_relation[f.bag.relation].append(f)
     sharing = {}
     for relation, group in by_relation.items():
-        t, p = adapt_refinement([list(f.scores) for f in group], *band, threshold=threshold)
+        t, p = adapt_refinement([[searched(s, exclude_layers) for s in f.scores] for f in group], *band,
+                                threshold=threshold)
         sharing[relation] = {"t": t, "p": p}
         for f in group:
             if t != threshold:
-                f.coarse = [coarse_neurons(s, t) for s in f.scores]
+                f.coarse = [coarse_neurons(searched(s, exclude_layers), t) for s in f.scores]
             f.neurons = refine_neurons(f.coarse, p)
             f.baseline = activation_baseline(f.activations, len(f.neurons))
-    return facts, sharing, seconds
+    return facts, sharing, (seconds / n_prompts if n_prompts else float("nan"))
+
+
+def random_neurons(n_layers: int, n_neurons: int, k: int, rng: random.Random) -> list[Neuron]:
+    """``k`` distinct neurons drawn uniformly from ``n_layers × n_neurons`` (sorted)."""
+    return sorted(divmod(i, n_neurons) for i in rng.sample(range(n_layers * n_neurons), k))
 
 
 def _unrelated(facts: Sequence[FactNeurons], relation: str, n: int, rng: random.Random) -> tuple[list[str], list[str]]:
@@ -116,9 +181,11 @@ def suppress_amplify(model, tokenizer, facts: Sequence[FactNeurons], unrelated_p
                      seed: int = 0) -> dict:
     """Relative change of the correct probability when a fact's neurons are suppressed (×0) or
     amplified (×2): on its own prompts, its held-out-template prompts, and unrelated facts'
-    prompts; for knowledge neurons and the activation baseline. Averaged per relation, then over
-    relations (the paper's Fig. 4-5 average)."""
+    prompts; for knowledge neurons, the activation baseline and as many random neurons (keys
+    ``kn``, ``baseline``, ``random``). Averaged per relation, then over relations (the paper's
+    Fig. 4-5 average)."""
     rng = random.Random(seed)
+    adapter = get_adapter(model)
     per_rel: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
     for f in facts:
         if not f.neurons:
@@ -126,11 +193,12 @@ def suppress_amplify(model, tokenizer, facts: Sequence[FactNeurons], unrelated_p
         own = (list(f.bag.prompts), [f.bag.object] * len(f.bag.prompts))
         held = (list(f.bag.heldout), [f.bag.object] * len(f.bag.heldout))
         other = _unrelated(facts, f.bag.relation, unrelated_prompts, rng)
+        chance = random_neurons(adapter.n_layers, adapter.n_neurons, len(f.neurons), rng)
         for name, (prompts, answers) in {"own": own, "heldout": held, "unrelated": other}.items():
             if not prompts:
                 continue
             base = answer_probs(model, tokenizer, prompts, answers).prob
-            for method, neurons in (("kn", f.neurons), ("baseline", f.baseline)):
+            for method, neurons in (("kn", f.neurons), ("baseline", f.baseline), ("random", chance)):
                 for mode, factor in (("suppress", 0.0), ("amplify", 2.0)):
                     after = answer_probs(model, tokenizer, prompts, answers, neurons, factor).prob
                     per_rel[f.bag.relation][f"{method}/{mode}/{name}"].append(relative_change(base, after))
@@ -143,9 +211,10 @@ def suppress_amplify(model, tokenizer, facts: Sequence[FactNeurons], unrelated_p
 
 def update_facts(model, tokenizer, facts: Sequence[FactNeurons], per_relation: int = 5, others: int = 30,
                  lambda1: float = 1.0, lambda2: float = 8.0, max_share: float = 0.1, seed: int = 0,
-                 scales: Sequence[str] = ("embedding", "slot")) -> dict:
+                 scales: Sequence[str] = ("embedding", "slot"), objects: dict[str, Sequence[str]] | None = None) -> dict:
     """§5.1: change ``(s, r, t)`` to ``(s, r, t')`` (``t'`` another object of the same relation) by
     editing the fact's exclusive knowledge neurons, once per ``scale`` of :func:`update_fact`.
+    ``objects``: per relation, the candidates for ``t'`` (default: the objects of ``facts``).
     Facts left with no exclusive neuron are skipped (and counted), and another fact of the relation
     is drawn, as in the authors' script.
 
@@ -155,19 +224,21 @@ def update_facts(model, tokenizer, facts: Sequence[FactNeurons], per_relation: i
     no longer ``t``. Change rate: other facts' top-1 predictions that change, same relation
     (intra) and other relations (inter); Δ perplexity of their gold answers."""
     rng = random.Random(seed)
+    causal = get_adapter(model).causal
     by_rel: dict[str, list[FactNeurons]] = defaultdict(list)
     for f in facts:
         by_rel[f.bag.relation].append(f)
     rows: dict[str, list[dict]] = {scale: [] for scale in scales}
     skipped = 0
     for relation, group in by_rel.items():
-        objects = sorted({f.bag.object for f in group})
-        candidates = [f for f in group if len(objects) > 1]
+        pool = objects.get(relation, ()) if objects is not None else ()
+        choices = sorted({f.bag.object for f in group} | set(pool))
+        candidates = [f for f in group if len(choices) > 1]
         done = 0
         for f in rng.sample(candidates, len(candidates)):
             if done == per_relation:
                 break
-            new = rng.choice([o for o in objects if o != f.bag.object])
+            new = rng.choice([o for o in choices if o != f.bag.object])
             neurons = exclusive(f.neurons, [g.neurons for g in group if g is not f], max_share)
             if not neurons:  # the authors' script skips such facts ('no_kn') and draws another
                 skipped += 1
@@ -185,7 +256,7 @@ def update_facts(model, tokenizer, facts: Sequence[FactNeurons], per_relation: i
                 return s_new, s_in, s_out
 
             before = measure()
-            old_id, new_id = answer_id(tokenizer, f.bag.object), answer_id(tokenizer, new)
+            old_id, new_id = answer_id(tokenizer, f.bag.object, causal), answer_id(tokenizer, new, causal)
             for scale in scales:
                 with update_fact(model, neurons, old_id, new_id, lambda1, lambda2, scale=scale):
                     after = measure()
@@ -230,7 +301,7 @@ def erase_relations(model, tokenizer, facts: Sequence[FactNeurons], relations: S
         own = [(p, f.bag.object) for f in group for p in f.bag.prompts]
         other = [(p, f.bag.object) for r, gs in by_rel.items() if r != relation for f in gs for p in f.bag.prompts]
         other = rng.sample(other, min(others, len(other)))
-        random_neurons = [(rng.randrange(adapter.n_layers), rng.randrange(adapter.n_neurons)) for _ in neurons]
+        chance = random_neurons(adapter.n_layers, adapter.n_neurons, len(neurons), rng)
 
         def measure(pairs):
             s = answer_probs(model, tokenizer, [p for p, _ in pairs], [a for _, a in pairs])
@@ -242,7 +313,7 @@ def erase_relations(model, tokenizer, facts: Sequence[FactNeurons], relations: S
         with erase_relation(model, neurons):
             row["ppl_after"], row["acc_after"] = measure(own)
             row["other_ppl_after"], row["other_acc_after"] = measure(other)
-        with erase_relation(model, random_neurons):
+        with erase_relation(model, chance):
             row["ppl_random"], row["acc_random"] = measure(own)
         rows.append(row)
     return {"rows": rows}

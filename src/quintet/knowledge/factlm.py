@@ -6,7 +6,7 @@ predicts the object at ``[MASK]`` for every (fact, training template) prompt. So
 relation are held out to measure paraphrase generalisation.
 
 The recipe follows BERT's pre-training rather than plain cloze fitting, so that the model is a
-less degenerate test bed for knowledge neurons (see the README, "Diagnosis: why the fact LM is weaker than BERT-base"):
+less degenerate test bed for knowledge neurons (see docs/knowledge.md, "Why the fact LM is weaker than BERT-base"):
 
 * masked-LM noise as in BERT: the object slot is ``[MASK]`` 80 % of the time, a random token
   10 %, the object itself 10 %; a further ``mlm_probability`` of the other tokens are chosen and
@@ -15,7 +15,7 @@ less degenerate test bed for knowledge neurons (see the README, "Diagnosis: why 
   update (adding ``e(t')`` to value slots) has nothing to work with;
 * dropout 0.1 (BERT's default) and no label smoothing;
 * early stopping as soon as the eval-mode top-1 accuracy on the training prompts reaches
-  ``target_accuracy`` (0.9, the issue's bar), so gold probabilities are not pushed towards 1. The result is saved with
+  ``target_accuracy`` (0.9), so gold probabilities are not pushed towards 1. The result is saved with
 ``save_pretrained`` (config.json + model.safetensors + tokenizer files) plus ``facts.json``, and
 loads back with :func:`load_model` like any Hugging Face checkpoint. Training checkpoints every
 epoch into ``<out>/checkpoints`` and resumes from the latest one.
@@ -35,6 +35,7 @@ import torch
 
 from quintet.core.errors import QuintetError
 from quintet.core.io import atomic_write_json, latest_checkpoint, load_checkpoint, save_checkpoint
+from quintet.core.progress import progress_bar
 from quintet.knowledge.pararel import FactBag, pararel_bags, relation_templates
 from quintet.knowledge.prompts import encode
 
@@ -131,8 +132,10 @@ def train_factlm(
     data_dir: str | os.PathLike | None = None,
     log: Callable[[str], None] = print,
     resume: bool = True,
+    progress: bool = False,
 ) -> dict:
-    """Train (or resume) a fact LM into ``out``; returns its metrics (accuracies, time)."""
+    """Train (or resume) a fact LM into ``out``; returns its metrics (accuracies, time). ``progress``
+    shows a bar (rate, loss, accuracy) on stderr."""
     from transformers import BertConfig, BertForMaskedLM
 
     from quintet.core.device import make_accelerator
@@ -141,7 +144,19 @@ def train_factlm(
     out = Path(out)
     seed_everything(config.seed)
     start = time.perf_counter()
-    tokenizer = _wordpiece(_corpus(data_dir), config.vocab_size, out / "tokenizer-build")
+    ckpt_dir = out / "checkpoints"
+    if not resume and ckpt_dir.exists():
+        import shutil
+
+        shutil.rmtree(ckpt_dir)
+    vocab = out / "tokenizer-build" / "vocab.txt"
+    if resume and latest_checkpoint(ckpt_dir) is not None and vocab.is_file():
+        # the vocabulary the checkpoint was trained with (WordPiece training breaks ties differently per run)
+        from transformers import BertTokenizerFast
+
+        tokenizer = BertTokenizerFast(str(vocab), do_lower_case=True)
+    else:
+        tokenizer = _wordpiece(_corpus(data_dir), config.vocab_size, out / "tokenizer-build")
     bags = pararel_bags(tokenizer, config.facts_per_relation, config.heldout_fraction, config.seed, data_dir=data_dir)
     train_pairs = [(p, b.object) for b in bags for p in b.prompts]
     held_pairs = [(p, b.object) for b in bags for p in b.heldout]
@@ -154,14 +169,10 @@ def train_factlm(
     )
     model = BertForMaskedLM(bert_config)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=0.01)
-    ckpt_dir = out / "checkpoints"
-    if not resume and ckpt_dir.exists():
-        import shutil
-
-        shutil.rmtree(ckpt_dir)
     first_epoch, history = 0, []
     if resume and latest_checkpoint(ckpt_dir) is not None:
-        state = load_checkpoint(latest_checkpoint(ckpt_dir), model, optimizer)
+        state = load_checkpoint(latest_checkpoint(ckpt_dir), model, optimizer, expected_config=asdict(config),
+                                ignore=("epochs", "target_accuracy"))
         first_epoch, history = state["step"], state["extra"].get("history", [])
         log(f"[factlm] resumed from epoch {first_epoch}")
     batch = encode(tokenizer, [p for p, _ in train_pairs], [a for _, a in train_pairs], causal=False)
@@ -173,13 +184,17 @@ def train_factlm(
         optimizer, lambda s: min(1.0, (s + 1) / (2 * steps_per_epoch)) * max(0.05, 1 - s / total))
     for _ in range(first_epoch * steps_per_epoch):
         schedule.step()
-    gen = torch.Generator().manual_seed(config.seed)
     filled = batch.inputs["input_ids"].clone()
     filled[torch.arange(len(batch)), batch.positions] = batch.targets
     special = torch.tensor(sorted(set(tokenizer.all_special_ids)))
     n_special = int(special.max()) + 1
     train_acc = 0.0
-    for epoch in range(first_epoch, config.epochs):
+    bar = progress_bar(config.epochs * steps_per_epoch, "fact LM", first_epoch * steps_per_epoch, progress)
+    finished = bool(history) and history[-1]["train_acc"] >= config.target_accuracy  # stopped early before
+    for epoch in range(first_epoch, first_epoch if finished else config.epochs):
+        # each epoch's masking and dropout come from (seed, epoch): a resumed run repeats an uninterrupted one
+        torch.manual_seed(config.seed * 1_000_003 + epoch)
+        gen = torch.Generator().manual_seed(config.seed * 1_000_003 + epoch)
         model.train()
         order = torch.randperm(len(batch), generator=gen)
         for s in range(0, len(batch), config.batch_size):
@@ -204,6 +219,8 @@ def train_factlm(
             accelerator.backward(loss)
             optimizer.step()
             schedule.step()
+            bar.update(1)
+            bar.set_postfix(epoch=epoch + 1, loss=f"{float(loss.detach()):.4f}", acc=f"{train_acc:.3f}", refresh=False)
         train_acc = _accuracy(accelerator.unwrap_model(model), tokenizer, train_pairs)
         history.append({"epoch": epoch + 1, "train_acc": round(train_acc, 4)})
         save_checkpoint(ckpt_dir, accelerator.unwrap_model(model), step=epoch + 1, config=asdict(config),
@@ -212,6 +229,7 @@ def train_factlm(
             log(f"[factlm] epoch {epoch + 1}: train top-1 accuracy {train_acc:.3f}")
         if train_acc >= config.target_accuracy:
             break
+    bar.close()
     model = accelerator.unwrap_model(model).eval()
     metrics = {
         "facts": len(bags),
@@ -247,19 +265,46 @@ def load_model(path: str | os.PathLike, tokenizer_path: str | os.PathLike | None
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()
-    config = AutoConfig.from_pretrained(path)
+    try:
+        config = AutoConfig.from_pretrained(path)
+    except (OSError, ValueError) as exc:
+        raise QuintetError(f"{path / 'config.json'} is not a readable model configuration "
+                           f"({_first_line(exc)}); the file is damaged") from exc
     from quintet.knowledge.adapters import CAUSAL_TYPES, SUPPORTED
 
     if config.model_type not in SUPPORTED:
         raise QuintetError(f"unsupported architecture {config.model_type!r} in {path}; "
                            f"supported model types: {', '.join(SUPPORTED)}")
+    _check_safetensors(path)
     cls = AutoModelForCausalLM if config.model_type in CAUSAL_TYPES else AutoModelForMaskedLM
-    model = cls.from_pretrained(path).eval()
     try:
-        tokenizer = AutoTokenizer.from_pretrained(tokenizer_path or path)
-    except (OSError, ValueError) as exc:
-        raise QuintetError(f"no tokenizer found in {tokenizer_path or path} ({exc}); pass the tokenizer folder") from exc
+        model = cls.from_pretrained(path, use_safetensors=True).eval()
+    except Exception as exc:  # safetensors and transformers raise their own error types
+        raise QuintetError(f"the weights in {path} cannot be loaded ({_first_line(exc)}); "
+                           "the model.safetensors file is damaged or of another model") from exc
+    tok_path = Path(tokenizer_path) if tokenizer_path is not None else path
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(tok_path)
+    except Exception as exc:  # OSError, ValueError, or the tokenizers library's own errors
+        raise QuintetError(f"the tokenizer files in {tok_path} (tokenizer.json, vocab.txt, ...) cannot be read "
+                           f"({_first_line(exc)}); pass a tokenizer folder with --tokenizer") from exc
     return model, tokenizer
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+
+
+def _check_safetensors(path: Path) -> None:
+    """Refuse a folder whose weights are a pickle: loading one could run arbitrary code."""
+    if (path / "model.safetensors").is_file() or (path / "model.safetensors.index.json").is_file():
+        return
+    pickles = sorted(p.name for p in path.glob("*.bin")) + sorted(p.name for p in path.glob("*.pt"))
+    if pickles:
+        raise QuintetError(f"{path} holds its weights as a pickle ({pickles[0]}), which quintet does not load; "
+                           "convert it to safetensors (save_pretrained(folder, safe_serialization=True) in a "
+                           "trusted environment) and pass that folder")
+    raise QuintetError(f"{path} holds no model.safetensors; expected a folder written by save_pretrained")
 
 
 def load_facts(path: str | os.PathLike) -> list[FactBag]:

@@ -3,13 +3,19 @@
 Relations with at most 3 templates are dropped (39 -> 34). A fact's *bag* is its subject
 written into each template, ``[Y]`` replaced by ``[MASK]``. Facts whose object is not a single
 token for the model's tokenizer are dropped (the paper keeps single-token objects only).
+
+A causal LM reads the object as the next token, so :func:`causal_bags` keeps only templates in
+which ``[Y]`` ends the sentence (``"[X] was born in [Y]."`` -> ``"Ada was born in [MASK]"``; the
+final full stop is dropped) and objects that are one token *with* the leading space, and counts
+what each filter leaves (:class:`FilterCounts`).
 """
 
 from __future__ import annotations
 
 import os
 import random
-from dataclasses import dataclass, field
+import re
+from dataclasses import asdict, dataclass, field
 
 from quintet.core.errors import QuintetError
 from quintet.datasets import (
@@ -47,6 +53,18 @@ def relation_templates(min_templates: int = 4, data_dir: str | os.PathLike | Non
     return out
 
 
+def chosen_templates(relations: list[str] | None, data_dir: str | os.PathLike | None = None) -> dict[str, list[str]]:
+    """:func:`relation_templates`, restricted to ``relations`` (all when ``None``); an unknown
+    relation is a :class:`QuintetError` naming the known ones."""
+    templates = relation_templates(data_dir=data_dir)
+    if relations is None:
+        return templates
+    unknown = [r for r in relations if r not in templates]
+    if unknown:
+        raise QuintetError(f"unknown relation(s) {unknown}; expected some of: {', '.join(templates)}")
+    return {r: templates[r] for r in relations}
+
+
 def split_templates(patterns: list[str], heldout_fraction: float, rng: random.Random) -> tuple[list[str], list[str]]:
     """Hold out ``round(fraction * n)`` templates (at least 1, leaving at least 3 for training)."""
     n_out = min(max(1, round(heldout_fraction * len(patterns))), len(patterns) - 3) if heldout_fraction > 0 else 0
@@ -55,11 +73,11 @@ def split_templates(patterns: list[str], heldout_fraction: float, rng: random.Ra
     return sorted(shuffled[n_out:]), sorted(shuffled[:n_out])
 
 
-def single_token(tokenizer, word: str) -> bool:
+def single_token(tokenizer, word: str, causal: bool = False) -> bool:
     from quintet.knowledge.prompts import answer_id
 
     try:
-        answer_id(tokenizer, word)
+        answer_id(tokenizer, word, causal)
         return True
     except QuintetError:
         return False
@@ -79,12 +97,7 @@ def pararel_bags(
     relation); ``heldout_fraction`` of each relation's templates go to ``FactBag.heldout``.
     """
     rng = random.Random(seed)
-    templates = relation_templates(data_dir=data_dir)
-    if relations is not None:
-        unknown = [r for r in relations if r not in templates]
-        if unknown:
-            raise QuintetError(f"unknown relation(s) {unknown}; expected some of: {', '.join(templates)}")
-        templates = {r: templates[r] for r in relations}
+    templates = chosen_templates(relations, data_dir)
     bags = []
     for relation, patterns in templates.items():
         train, held = split_templates(patterns, heldout_fraction, rng)
@@ -121,3 +134,79 @@ def kn_bags(tokenizer=None, data_dir: str | os.PathLike | None = None) -> list[F
         prompts = tuple(p.prompt for p in bag if p.prompt.count("[MASK]") == 1)
         out.append(FactBag(relation, "", answer, prompts))
     return out
+
+
+_ENDS_WITH_Y = re.compile(r"^(?P<head>.*\S)\s*\[Y\][\s.]*$")
+
+
+def causal_template(pattern: str) -> str | None:
+    """``"[X] was born in [Y] ."`` -> ``"[X] was born in [Y]"``; ``None`` unless ``[Y]`` ends the
+    sentence (only a full stop may follow) and ``[X]`` comes before it, exactly once each."""
+    match = _ENDS_WITH_Y.match(pattern.strip())
+    if match is None or pattern.count("[X]") != 1 or pattern.count("[Y]") != 1:
+        return None
+    return f"{match.group('head')} [Y]"
+
+
+@dataclass
+class FilterCounts:
+    """What survives each filter of :func:`causal_bags` (and of the knowledge filter that
+    :func:`~quintet.knowledge.experiments.known_facts` adds)."""
+
+    relations: int = 0                    # PARAREL relations with >= 4 templates (the paper's 34)
+    relations_causal: int = 0             # ... with >= min_templates templates ending in [Y]
+    facts: int = 0                        # unique subjects of those relations
+    facts_single_token: int = 0           # ... whose object is one token with its leading space
+    facts_sampled: int = 0                # ... after sampling facts_per_relation
+    facts_known: int | None = None        # ... that the model knows
+    relations_known: int | None = None    # relations with at least one known fact
+
+    def as_dict(self) -> dict[str, int | None]:
+        return asdict(self)
+
+
+def causal_bags(
+    tokenizer,
+    facts_per_relation: int | None = None,
+    min_templates: int = 3,
+    heldout: int = 1,
+    max_prompts: int | None = None,
+    seed: int = 0,
+    relations: list[str] | None = None,
+    data_dir: str | os.PathLike | None = None,
+) -> tuple[list[FactBag], FilterCounts]:
+    """PARAREL bags for a next-token LM, and the counts each filter leaves.
+
+    Per relation: the templates in which ``[Y]`` ends the prompt (:func:`causal_template`;
+    relations with fewer than ``min_templates`` are dropped); ``heldout`` of them (seeded) go to
+    ``FactBag.heldout`` (templates never used to find neurons), the rest, at most
+    ``max_prompts`` of them, to ``FactBag.prompts``. Facts: unique subjects whose object is one
+    token of ``tokenizer`` with its leading space, ``facts_per_relation`` sampled (seeded).
+    """
+    if min_templates < heldout + 1:
+        raise QuintetError(f"min_templates ({min_templates}) must exceed heldout ({heldout}): "
+                           "a fact needs at least one prompt to find neurons with")
+    rng = random.Random(seed)
+    counts = FilterCounts(relations=len(relation_templates(data_dir=data_dir)))
+    templates = chosen_templates(relations, data_dir)
+    bags = []
+    for relation, patterns in templates.items():
+        causal = sorted({c for c in map(causal_template, patterns) if c is not None})
+        if len(causal) < min_templates:
+            continue
+        counts.relations_causal += 1
+        rng.shuffle(causal)
+        held, train = sorted(causal[:heldout]), sorted(causal[heldout:])[:max_prompts]
+        subjects: dict[str, str] = {}
+        for fact in load_trex_facts(relation, data_dir):
+            if "[" not in fact.subject:
+                subjects.setdefault(fact.subject, fact.object)
+        counts.facts += len(subjects)
+        keep = [(s, o) for s, o in subjects.items() if single_token(tokenizer, o, causal=True)]
+        counts.facts_single_token += len(keep)
+        rng.shuffle(keep)
+        keep = keep[:facts_per_relation]
+        counts.facts_sampled += len(keep)
+        bags += [FactBag(relation, s, o, tuple(fill(p, s) for p in train), tuple(fill(p, s) for p in held))
+                 for s, o in keep]
+    return bags, counts

@@ -26,8 +26,11 @@ def layer_distribution(counts: Sequence[int], title: str = "Knowledge neurons pe
     from quintet.core.plotting import plt
 
     total = max(1, sum(counts))
-    fig, ax = plt.subplots(figsize=(5, 3))
-    ax.bar([str(i + 1) for i in range(len(counts))], [100 * c / total for c in counts], color="#4c72b0")
+    fig, ax = plt.subplots(figsize=(max(5.0, 0.22 * len(counts)), 3))
+    layers = list(range(1, len(counts) + 1))
+    ax.bar(layers, [100 * c / total for c in counts], color="#4c72b0")
+    step = 1 if len(counts) <= 12 else 5
+    ax.set_xticks([i for i in layers if i == 1 or i % step == 0])
     ax.set_xlabel("layer")
     ax.set_ylabel("% of knowledge neurons")
     ax.set_title(title)
@@ -49,5 +52,22 @@ def effect_bars(per_relation: dict[str, dict[str, float]], mode: str):
     ax.set_ylabel("relative change (%)")
     ax.set_title(f"{mode} knowledge neurons")
     ax.axhline(0, color="black", lw=0.5)
+    ax.legend()
+    return fig
+
+
+def completeness_plot(completeness: dict):
+    """Per layer: mean |Σ_i Attr_i − (P(w̄) − P(0))| (quadrature error) beside mean |P(w̄) − P(0)|."""
+    from quintet.core.plotting import plt
+
+    error, span = completeness["error_per_layer"], completeness["span_per_layer"]
+    fig, ax = plt.subplots(figsize=(8, 3))
+    x = torch.arange(len(error)).numpy()
+    ax.bar(x - 0.2, span, 0.4, label="|P(w̄) − P(0)|", color="#4c72b0")
+    ax.bar(x + 0.2, error, 0.4, label="|Σ Attr − (P(w̄) − P(0))|", color="#c44e52")
+    ax.set_xticks(x, [str(i + 1) for i in x], fontsize=7)
+    ax.set_xlabel("layer")
+    ax.set_ylabel("mean over prompts")
+    ax.set_title("Completeness of the attribution per layer")
     ax.legend()
     return fig

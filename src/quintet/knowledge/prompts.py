@@ -51,20 +51,25 @@ def _prompt_text(tokenizer, prompt: str, causal: bool) -> str:
     return prompt.replace(MASK, mask_token)
 
 
-def answer_id(tokenizer, answer: str) -> int:
-    """The single token id of ``answer`` (BPE vocabularies: the space-prefixed form first)."""
+def answer_id(tokenizer, answer: str, causal: bool = False) -> int:
+    """The single token id of ``answer`` (BPE vocabularies: the space-prefixed form first).
+
+    ``causal``: only the space-prefixed form counts — the word that follows a prompt ending in a
+    word is `` word``, so a single-token ``word`` without the space is not the answer."""
     if not answer or not answer.strip():
         raise QuintetError("the answer is empty; expected one word of the model's vocabulary")
     plain = tokenizer(answer.strip(), add_special_tokens=False)["input_ids"]
     spaced = tokenizer(" " + answer.strip(), add_special_tokens=False)["input_ids"]
-    for ids in (spaced, plain) if spaced != plain else (plain,):
+    forms = (spaced,) if causal else (spaced, plain) if spaced != plain else (plain,)
+    for ids in forms:
         if len(ids) == 1:
             if ids[0] == getattr(tokenizer, "unk_token_id", None):
                 raise QuintetError(f"answer {answer!r} is not in the vocabulary (it maps to the unknown token)")
             return int(ids[0])
-    pieces = tokenizer.convert_ids_to_tokens(plain)
+    shown = spaced if causal else plain
+    pieces = tokenizer.convert_ids_to_tokens(shown)
     raise QuintetError(
-        f"answer {answer!r} is {len(plain)} tokens for this tokenizer ({' '.join(pieces)}); knowledge "
+        f"answer {answer!r} is {len(shown)} tokens for this tokenizer ({' '.join(pieces)}); knowledge "
         "attribution needs a single-token answer (choose facts whose object is one token)"
     )
 
@@ -76,10 +81,9 @@ def encode(tokenizer, prompts: list[str], answers: list[str], causal: bool, devi
     if not prompts:
         raise QuintetError("no prompts given")
     texts = [_prompt_text(tokenizer, p, causal) for p in prompts]
-    targets = torch.tensor([answer_id(tokenizer, a) for a in answers])
+    targets = torch.tensor([answer_id(tokenizer, a, causal) for a in answers])
     rows = [tokenizer(t)["input_ids"] for t in texts]
     if causal:
-        rows = [r for r in rows]
         if any(len(r) == 0 for r in rows):
             raise QuintetError("a causal-LM prompt is empty; give at least one word before the answer")
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0

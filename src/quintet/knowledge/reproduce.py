@@ -129,7 +129,7 @@ def run_reproduce(out: Path, quick: bool = True, seed: int = 0, log=print) -> di
 
 
 def _diagnose(model, tok, facts, sharing, config) -> dict[str, Any]:
-    """Numbers that say how far the fact LM is from the paper's regime (see the README)."""
+    """Numbers that say how far the fact LM is from the paper's regime (see docs/knowledge.md)."""
     from quintet.knowledge.adapters import get_adapter
     from quintet.knowledge.prompts import answer_id
 
@@ -166,6 +166,8 @@ def _diagnose(model, tok, facts, sharing, config) -> dict[str, Any]:
 
 
 def _markdown(config, lm, metrics, o, up, erase_mean, quick) -> str:
+    from quintet.knowledge import report_lm
+
     P = ex_paper()
     d = metrics["diagnosis"]
     table = markdown_table([
@@ -179,24 +181,8 @@ def _markdown(config, lm, metrics, o, up, erase_mean, quick) -> str:
          _pct(o.get("baseline/amplify/unrelated", 0)), _pct(o.get("baseline/amplify/heldout", 0)), "", ""],
     ], ["operation", "neurons", "own facts", "unrelated facts", "own facts, held-out templates",
         "paper own (BERT-base)", "paper unrelated"])
-    names = {"embedding": "paper: λ·e", "slot": "authors' code: λ·‖v_i‖·e/‖e‖"}
-    update_table = markdown_table([
-        [names[scale], u["mean"]["facts"], f"{u['mean']['n_neurons']:.2f}", f"{100 * u['mean']['prompt_success']:.1f} %",
-         f"{100 * u['mean']['fact_success']:.1f} %", f"{100 * u['mean']['old_changed']:.1f} %",
-         f"{u['mean']['p_new_before']:.4f} → {u['mean']['p_new_after']:.4f}",
-         f"{100 * u['mean']['change_intra']:.2f} %", f"{100 * u['mean']['change_inter']:.2f} %",
-         f"{u['mean']['d_ppl_intra']:+.3f}", f"{u['mean']['d_ppl_inter']:+.3f}"]
-        for scale, u in up.items()],
-        ["edit", "facts", "neurons edited", "success (prompts)", "success (facts)", "old answer changed",
-         "P(t') before → after", "change rate intra", "change rate inter", "Δ intra PPL", "Δ inter PPL"])
-    e = erase_mean
-    erase_table = markdown_table([
-        ["erased relation", f"{e['ppl_before']:.3f}", f"{e['ppl_after']:.3f}", f"{e['ppl_random']:.3f}",
-         f"{100 * e['acc_before']:.1f} %", f"{100 * e['acc_after']:.1f} %", f"{100 * e['acc_random']:.1f} %"],
-        ["other relations", f"{e['other_ppl_before']:.3f}", f"{e['other_ppl_after']:.3f}", "",
-         f"{100 * e['other_acc_before']:.1f} %", f"{100 * e['other_acc_after']:.1f} %", ""],
-    ], ["prompts of", "PPL before", "PPL after erasing", "PPL after 20 random", "acc before", "acc after",
-        "acc after 20 random"])
+    update_table = report_lm.update_table(up)
+    erase_table = report_lm.erase_table(erase_mean)
     f = config.factlm
     layers = ", ".join(f"{100 * x:.0f} %" for x in d["attribution_mass_per_layer"])
     slots = ", ".join(f"{x:.3f}" for x in d["value_slot_norm_per_layer"])

@@ -4,10 +4,11 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Literal, Optional
 
 import typer
 
+from quintet.core import options
 from quintet.core.errors import QuintetError
 
 app = typer.Typer(help="Pin the Memory: memory-guided domain-generalised segmentation (CamVid domains).",
@@ -23,72 +24,90 @@ def _threads() -> None:
 
 
 def _parse_size(size: str) -> tuple[int, int]:
+    """``"WxH"`` -> ``(H, W)``; typer callback of every ``--size``."""
     try:
         w, h = (int(v) for v in size.lower().split("x"))
-    except ValueError as exc:
-        raise QuintetError(f"size must look like 120x90 (WxH), got {size!r}") from exc
+    except ValueError:
+        raise typer.BadParameter(f"{size!r} does not look like 120x90 (WxH)") from None
+    if not (8 <= w <= 4096 and 8 <= h <= 4096):
+        raise typer.BadParameter(f"{size!r}: width and height must lie in 8..4096")
     return h, w
 
 
-def _domains(names: str, what: str, folders: Optional[Path] = None, size: str = "120x90",
+def _size_option(help: str) -> Any:
+    return typer.Option("120x90", callback=lambda value: (_parse_size(value), value)[1], help=help)
+
+
+def _limit_option() -> Any:
+    return typer.Option(None, min=1, max=10_000_000, help="At most this many frames per data set (with --folders).")
+
+
+def _names(names: str, what: str, folders: Optional[Path]) -> list[str]:
+    """The comma-separated names of ``--<what>``, each checked against the known sequences or data
+    sets before any data is read."""
+    from quintet.segmentation.data import CAMVID_SEQUENCES
+    from quintet.segmentation.folders import FOLDERS
+
+    known = tuple(FOLDERS) if folders is not None else CAMVID_SEQUENCES
+    kind = "data set" if folders is not None else "CamVid sequence"
+    out = [n.strip() for n in names.split(",") if n.strip()]
+    if not out:
+        raise QuintetError(f"--{what} {names!r} names no {kind}; expected some of: {', '.join(known)}")
+    for name in out:
+        if name not in known:
+            raise QuintetError(f"unknown {kind} {name!r} in --{what}; expected some of: {', '.join(known)}")
+    return out
+
+
+def _domains(names: list[str], what: str, folders: Optional[Path] = None, size: str = "120x90",
              limit: Optional[int] = None) -> list:
     """CamVid sequences by name, or, with ``folders``, the paper's benchmarks under
     ``folders/<name>/`` (gtav, synthia: train split; cityscapes, bdd100k, mapillary: val split)."""
     if folders is not None:
-        from quintet.segmentation.folders import FOLDERS, load_folder
+        from quintet.segmentation.folders import load_folder
 
-        out = []
-        for name in [n.strip() for n in names.split(",") if n.strip()]:
-            if name not in FOLDERS:
-                raise QuintetError(f"unknown data set {name!r} in --{what}; expected some of: {', '.join(FOLDERS)}")
-            split = "train" if name in ("gtav", "synthia") and what == "sources" else "val"
-            out.append(load_folder(name, folders / name, split, _parse_size(size), limit))
-        if not out:
-            raise QuintetError(f"--{what} names no data set")
-        return out
+        return [load_folder(name, folders / name, "train" if name in ("gtav", "synthia") and what == "sources"
+                            else "val", _parse_size(size), limit) for name in names]
     from quintet.segmentation.data import camvid_domains
 
     domains = camvid_domains()
-    out = []
-    for name in [n.strip() for n in names.split(",") if n.strip()]:
-        if name not in domains:
-            raise QuintetError(f"unknown CamVid sequence {name!r} in --{what}; expected some of: {', '.join(domains)}")
-        out.append(domains[name])
-    if not out:
-        raise QuintetError(f"--{what} names no sequence")
-    return out
+    return [domains[name] for name in names]
 
 
 @app.command("train")
 def train_cmd(
-    method: str = typer.Option("pinmem", help=f"One of: {', '.join(METHOD_NAMES)}."),
+    method: Literal["erm", "mldg", "memory", "pinmem"] = typer.Option("pinmem", help=f"One of: {', '.join(METHOD_NAMES)}."),
     sources: str = typer.Option("0006R0,0016E5", help="Source CamVid sequences (domains), comma-separated."),
     targets: str = typer.Option("0001TP,Seq05VD", help="Unseen CamVid sequences evaluated at the end."),
-    steps: int = typer.Option(300, help="Training iterations."),
-    batch: int = typer.Option(4, help="Frames per source domain per step."),
-    lr: float = typer.Option(0.05, help="SGD learning rate (poly decay); the inner meta step uses lr/4."),
-    seed: int = typer.Option(0, help="Random seed."),
-    width: int = typer.Option(16, help="Width multiplier of the tiny trunk: stages (w, 2w, 3w, 4w)."),
+    steps: int = options.steps(300, "Training iterations."),
+    batch: int = typer.Option(4, min=2, max=4096, help="Frames per source domain per step (>= 2: batch norm)."),
+    lr: float = options.positive(0.05, "SGD learning rate (poly decay); the inner meta step uses lr/4.", maximum=10.0),
+    seed: int = options.seed(),
+    width: int = typer.Option(16, min=1, max=512, help="Width multiplier of the tiny trunk: stages (w, 2w, 3w, 4w)."),
     gumbel: bool = typer.Option(False, help="Gumbel-softmax memory read during training (the authors' setting)."),
-    net: str = typer.Option("tiny", help="tiny (width-scaled, CPU) or resnet50 (the paper's trunk, GPU)."),
-    folders: Optional[Path] = typer.Option(None, help="Root holding gtav/ synthia/ cityscapes/ bdd100k/ mapillary/; "
-                                           "then --sources/--targets name those data sets (19 classes)."),
-    size: str = typer.Option("120x90", help="WxH images are resized to (with --folders)."),
-    limit: Optional[int] = typer.Option(None, help="At most this many frames per data set (with --folders)."),
-    out: Optional[Path] = typer.Option(None, help="Run folder (default runs/segment/<method>-seed<seed>)."),
+    net: Literal["tiny", "resnet50"] = typer.Option("tiny", help="tiny (width-scaled, CPU) or resnet50 (the paper's trunk, GPU)."),
+    folders: Optional[Path] = options.input_folder(None, "Root holding gtav/ synthia/ cityscapes/ bdd100k/ mapillary/; "
+                                                   "then --sources/--targets name those data sets (19 classes)."),
+    size: str = _size_option("WxH images are resized to (with --folders)."),
+    limit: Optional[int] = _limit_option(),
+    out: Optional[Path] = options.output_folder(None, "Run folder (default runs/segment/<method>-seed<seed>)."),
     resume: bool = typer.Option(True, help="Continue from the last checkpoint in OUT/checkpoints if any."),
-    checkpoint_every: int = typer.Option(100, help="Steps between checkpoints."),
+    checkpoint_every: int = options.steps(100, "Steps between checkpoints."),
 ) -> None:
     """Train on source domains; checkpoints into OUT/checkpoints (resumable); reports unseen mIoU."""
     import shutil
 
+    from quintet.core.io import check_checkpoint, latest_checkpoint
     from quintet.core.runs import Run, markdown_table
     from quintet.segmentation.experiments import TrainConfig, evaluate, train
     from quintet.segmentation.models import NetConfig
 
     _threads()
-    if net not in ("tiny", "resnet50"):
-        raise QuintetError(f"unknown --net {net!r}; expected one of: resnet50, tiny")
+    src_names, tgt_names = _names(sources, "sources", folders), _names(targets, "targets", folders)
+    shared = sorted(set(src_names) & set(tgt_names))
+    if shared:
+        raise QuintetError(f"--targets {','.join(shared)} is also a source domain; unseen domains must differ "
+                           "from --sources")
     classes = 19 if folders is not None else 11
     if net == "tiny":
         net_cfg = NetConfig.tiny(num_classes=classes, stem=width, widths=(width, 2 * width, 3 * width, 4 * width),
@@ -97,14 +116,16 @@ def train_cmd(
         net_cfg = NetConfig.resnet50(num_classes=classes, gumbel_read=gumbel)
     cfg = TrainConfig(method=method, seed=seed, steps=steps, batch=batch, lr=lr, net=net_cfg.to_dict(),
                       checkpoint_every=checkpoint_every).validate()
-    src = _domains(sources, "sources", folders, size, limit)
-    tgt = _domains(targets, "targets", folders, size, limit)
     out = out or Path("runs/segment") / f"{method}-seed{seed}"
     ckpt = out / "checkpoints"
     if not resume and ckpt.exists():
         shutil.rmtree(ckpt)
+    if latest_checkpoint(ckpt) is not None:  # a damaged or other-configuration checkpoint: before the data
+        check_checkpoint(ckpt, expected_config={"train": cfg.to_dict()})
+    src = _domains(src_names, "sources", folders, size, limit)
+    tgt = _domains(tgt_names, "targets", folders, size, limit)
     run = Run(out, cfg)
-    model, info = train(cfg, src, checkpoint_dir=ckpt, log=typer.echo)
+    model, info = train(cfg, src, checkpoint_dir=ckpt, log=typer.echo, progress=True)
     rows = [{"domain": d.name, **{k: v for k, v in evaluate(model, d).items() if k != "iou"}} for d in tgt]
     run.log_metrics({"unseen": rows, "history": info["history"], "seconds_per_step": info["seconds_per_step"]})
     table = markdown_table(rows)
@@ -115,12 +136,13 @@ def train_cmd(
 
 @app.command("evaluate")
 def evaluate_cmd(
-    checkpoint: Path = typer.Argument(..., help="A run's checkpoints folder or one checkpoint-N folder."),
+    checkpoint: Path = typer.Argument(..., exists=True, file_okay=False,
+                                      help="A run's checkpoints folder or one checkpoint-N folder."),
     targets: str = typer.Option("0001TP,Seq05VD", help="CamVid sequences to score."),
     gumbel: bool = typer.Option(False, help="Use the stochastic Gumbel read instead of the softmax read."),
-    folders: Optional[Path] = typer.Option(None, help="Root of the paper's benchmarks (see train --folders)."),
-    size: str = typer.Option("120x90", help="WxH images are resized to (with --folders)."),
-    limit: Optional[int] = typer.Option(None, help="At most this many frames per data set (with --folders)."),
+    folders: Optional[Path] = options.input_folder(None, "Root of the paper's benchmarks (see train --folders)."),
+    size: str = _size_option("WxH images are resized to (with --folders)."),
+    limit: Optional[int] = _limit_option(),
 ) -> None:
     """mIoU (void ignored) of a checkpoint on CamVid sequences (or the paper's benchmarks)."""
     from quintet.core.runs import markdown_table
@@ -128,9 +150,10 @@ def evaluate_cmd(
     from quintet.segmentation.experiments import evaluate, load_model
 
     _threads()
+    names = _names(targets, "targets", folders)
     model, _ = load_model(checkpoint, num_classes=19 if folders is not None else len(CAMVID_CLASSES))
     rows = []
-    for d in _domains(targets, "targets", folders, size, limit):
+    for d in _domains(names, "targets", folders, size, limit):
         r = evaluate(model, d, gumbel=gumbel)
         rows.append({"domain": d.name, "mIoU": r["miou"], "pixel acc": r["pixel_acc"]})
     typer.echo(markdown_table(rows))
@@ -138,11 +161,11 @@ def evaluate_cmd(
 
 @app.command("predict")
 def predict_cmd(
-    image: Path = typer.Argument(..., help="An RGB image file (PNG/JPEG)."),
-    checkpoint: Path = typer.Option(..., "--checkpoint", "-c", help="A run's checkpoints folder."),
-    out: Optional[Path] = typer.Option(None, help="Output PNG of colour-coded labels (default IMAGE.seg.png)."),
+    image: Path = typer.Argument(..., exists=True, dir_okay=False, help="An RGB image file (PNG/JPEG)."),
+    checkpoint: Path = options.input_folder(..., "A run's checkpoints folder.", "--checkpoint", "-c"),
+    out: Optional[Path] = options.output_file(None, "Output PNG of colour-coded labels (default IMAGE.seg.png)."),
     resize: bool = typer.Option(False, help="Resize the image to the training size instead of refusing it."),
-    size: str = typer.Option("120x90", help="Training size WxH the checkpoint expects."),
+    size: str = _size_option("Training size WxH the checkpoint expects."),
 ) -> None:
     """Segment one image and save a colour-coded label PNG."""
     import numpy as np

@@ -21,6 +21,8 @@ from quintet.segmentation.losses import IGNORE_INDEX
 
 CAMVID_SOURCES = ("0006R0", "0016E5")
 CAMVID_TARGETS = ("0001TP", "Seq05VD")
+#: every sequence (domain) of CamVid
+CAMVID_SEQUENCES = ("0001TP", "0006R0", "0016E5", "Seq05VD")
 MEAN = (0.485, 0.456, 0.406)
 STD = (0.229, 0.224, 0.225)
 
@@ -136,5 +138,5 @@ class DomainSampler:
         return self.x[idx], self.y[idx]
 
 
-__all__ = ["CAMVID_SOURCES", "CAMVID_TARGETS", "Domain", "DomainSampler", "augment", "camvid_domains",
+__all__ = ["CAMVID_SEQUENCES", "CAMVID_SOURCES", "CAMVID_TARGETS", "Domain", "DomainSampler", "augment", "camvid_domains",
            "check_images", "check_labels", "to_tensor"]

@@ -72,7 +72,7 @@ def run_demo(run) -> str:
         results[method] = {"miou": evaluate(model, target)["miou"], "s_per_step": info["seconds_per_step"]}
     idx = np.arange(3)
     preds = {m: predict(models[m], target.images[idx]) for m in models}
-    fig = prediction_grid(target.images[idx], target.labels[idx], preds, [f"dusk #{i}" for i in idx])
+    fig = prediction_grid(target.images[idx], target.labels[idx], preds, [f"dusk #{i}" for i in idx], DEMO_CLASSES)
     run.save_figure(fig, "segmentation_demo_predictions.png")
     _, att = predict(models["pinmem"], target.images[:1], return_attention=True)
     fig = attention_maps(target.images[0], att[0], DEMO_CLASSES)

@@ -6,7 +6,6 @@ resume; ``evaluate(model, domain)`` gives mIoU on an (unseen) domain; ``predict`
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from dataclasses import asdict, dataclass, field, replace
@@ -17,7 +16,8 @@ import numpy as np
 import torch
 
 from quintet.core.errors import QuintetError, check_choice
-from quintet.core.io import latest_checkpoint, load_checkpoint, save_checkpoint
+from quintet.core.io import latest_checkpoint, load_checkpoint, read_json, save_checkpoint
+from quintet.core.progress import progress_bar
 from quintet.segmentation.data import (
     Domain,
     DomainSampler,
@@ -98,11 +98,11 @@ def _lr(cfg: TrainConfig, step: int) -> float:
 
 
 def train(cfg: TrainConfig, sources: Sequence[Domain], checkpoint_dir: str | Path | None = None,
-          log: Callable[[str], None] | None = None) -> tuple[SegmentationNet, dict[str, Any]]:
+          log: Callable[[str], None] | None = None, progress: bool = False) -> tuple[SegmentationNet, dict[str, Any]]:
     """Train ``cfg.method`` on ``sources``; checkpoints every ``checkpoint_every`` steps into
     ``checkpoint_dir`` and resumes from the latest one there.  Every step draws its batches,
     augmentation, domain split and dropout/Gumbel noise from seeds derived from (seed, step), so a
-    resumed run continues as an uninterrupted one would.
+    resumed run continues as an uninterrupted one would. ``progress`` shows a bar (rate, loss) on stderr.
 
     Returns the model (eval mode) and ``{"history": [...], "seconds_per_step": float}``.
     """
@@ -124,10 +124,8 @@ def train(cfg: TrainConfig, sources: Sequence[Domain], checkpoint_dir: str | Pat
     start, history = 0, []
     ckpt = latest_checkpoint(checkpoint_dir) if checkpoint_dir is not None else None
     if ckpt is not None:
-        state = load_checkpoint(ckpt, model, opt)
-        saved = state["config"].get("train", {})
-        if saved and json.loads(json.dumps(saved)) != json.loads(json.dumps(cfg.to_dict())):
-            raise QuintetError(f"{ckpt} was written by a different configuration; use another folder or --no-resume")
+        # the configuration is compared before any weights are loaded
+        state = load_checkpoint(ckpt, model, opt, expected_config={"train": cfg.to_dict()})
         start, history = int(state["step"]), list(state["extra"].get("history", []))
         if log:
             log(f"resumed from {ckpt} at step {start}")
@@ -142,6 +140,7 @@ def train(cfg: TrainConfig, sources: Sequence[Domain], checkpoint_dir: str | Pat
     samplers = [DomainSampler(d, cfg.batch, torch.Generator()) for d in sources]
     model.train()
     t0, timed = time.perf_counter(), 0
+    bar = progress_bar(cfg.steps, f"segment {cfg.method}", start, progress)
     for step in range(start, cfg.steps):
         step_seed = cfg.seed * 1_000_003 + step
         torch.manual_seed(step_seed)
@@ -161,14 +160,15 @@ def train(cfg: TrainConfig, sources: Sequence[Domain], checkpoint_dir: str | Pat
         if not math.isfinite(parts["total"]):
             raise QuintetError(f"loss became {parts['total']} at step {step}; lower --lr")
         timed += 1
+        bar.update(1)
+        bar.set_postfix(loss=f"{parts['total']:.4f}", lr=f"{lr:.4f}", refresh=False)
         if step % 25 == 0 or step == cfg.steps - 1:
             history.append({"step": step, "lr": lr, **parts})
-            if log:
-                log(f"step {step:5d}  lr {lr:.4f}  loss {parts['total']:.4f}")
         if checkpoint_dir is not None and ((step + 1) % cfg.checkpoint_every == 0 or step + 1 == cfg.steps):
             save_checkpoint(checkpoint_dir, model, step=step + 1, optimizer=opt,
                             config={"train": cfg.to_dict(), "net": net_cfg.to_dict()},
                             extra={"history": history})
+    bar.close()
     seconds = (time.perf_counter() - t0) / max(timed, 1)
     model.eval()
     return model, {"history": history, "seconds_per_step": seconds}
@@ -181,18 +181,18 @@ def load_model(path: str | Path, num_classes: int | None = None) -> tuple[Segmen
     cfg_file = target / "config.json"
     if not cfg_file.is_file():
         raise QuintetError(f"no checkpoint at {path} (expected config.json + model.safetensors)")
-    config = json.loads(cfg_file.read_text())
-    if "net" not in config:
+    config = read_json(cfg_file, "checkpoint configuration")
+    if not isinstance(config, dict) or "net" not in config:
         raise QuintetError(f"{cfg_file} is not a segmentation checkpoint (no 'net' entry)")
-    net_cfg = NetConfig.from_dict(config["net"])
+    try:
+        net_cfg = NetConfig.from_dict(config["net"])
+    except (TypeError, ValueError, KeyError) as exc:
+        raise QuintetError(f"{cfg_file}: the network configuration is damaged ({exc})") from exc
     if num_classes is not None and net_cfg.num_classes != num_classes:
         raise QuintetError(f"checkpoint {target} predicts {net_cfg.num_classes} classes but the data has "
                            f"{num_classes}; use a checkpoint trained on these classes")
     model = build_model(net_cfg)
-    try:
-        state = load_checkpoint(target, model)
-    except RuntimeError as exc:  # shape mismatch in load_state_dict
-        raise QuintetError(f"checkpoint {target} does not match its own config: {exc}") from exc
+    state = load_checkpoint(target, model)
     model.to(_device()).eval()
     return model, state
 

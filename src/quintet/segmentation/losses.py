@@ -25,7 +25,8 @@ IGNORE_INDEX = 255
 
 @dataclass(frozen=True)
 class LossWeights:
-    """Weights of the auxiliary and memory losses; 0 switches a term off (ablations)."""
+    """Weights of the auxiliary and memory losses (Sec. 3.4; the values of the authors'
+    GTAV+SYNTHIA script); 0 switches a term off (ablations)."""
 
     aux: float = 0.4
     cohesion: float = 0.02
@@ -38,7 +39,8 @@ class LossWeights:
 
 
 def segmentation_loss(logits: torch.Tensor, labels: torch.Tensor, ignore_index: int = IGNORE_INDEX) -> torch.Tensor:
-    """Pixel cross-entropy. ``logits: (B, K, H, W)``, ``labels: (B, H, W)``."""
+    """Pixel cross-entropy, the segmentation term of Sec. 3.4. ``logits: float (B, K, H, W)``,
+    ``labels: int (B, H, W)`` (``ignore_index`` pixels do not count) -> scalar."""
     return F.cross_entropy(logits, labels.long(), ignore_index=ignore_index)
 
 
@@ -72,7 +74,8 @@ def memory_divergence_loss(memory: torch.Tensor, margin: float = 0.0) -> torch.T
 
 
 def slot_classification_loss(classifier: nn.Module, memory: torch.Tensor) -> torch.Tensor:
-    """Cross-entropy of ``classifier(memory)`` against the slot indices ``0..K-1``."""
+    """Cross-entropy of ``classifier(memory)`` against the slot indices ``0..K-1`` (the slot
+    classification term of Sec. 3.4). ``memory: float (K, D)`` -> scalar."""
     target = torch.arange(memory.shape[0], device=memory.device)
     return F.cross_entropy(classifier(memory), target)
 

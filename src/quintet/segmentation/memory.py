@@ -27,7 +27,7 @@ def l2_normalize(x: torch.Tensor, dim: int = -1, eps: float = 1e-12) -> torch.Te
 
 
 def memory_scores(query: torch.Tensor, memory: torch.Tensor) -> torch.Tensor:
-    """Cosine similarity of every query pixel to every slot.
+    """Cosine similarity of every query pixel to every slot (Sec. 3.2, Eq. 1).
 
     ``query: (B, D, h, w)`` (any norm), ``memory: (K, D)`` (unit rows) -> ``(B, h, w, K)``.
     """
@@ -111,8 +111,9 @@ class WriteNet(nn.Module):
 
 
 class CategoricalMemory(nn.Module):
-    """``num_slots`` unit slots of size ``dim`` (a buffer, saved with the model), the 1×1 fusion
-    layer, the write network and the slot classifier used by the classification loss."""
+    """The categorical memory of Sec. 3.2–3.3: ``num_slots`` unit slots ``float (K, dim)`` (a
+    buffer, saved with the model), the 1×1 fusion layer of the read, the write network and the
+    slot classifier used by the classification loss."""
 
     def __init__(self, num_slots: int, dim: int, momentum: float = 0.8, read_temperature: float = 1.0,
                  gumbel: bool = False):

@@ -64,7 +64,11 @@ def persistent_update(model: SegmentationNet, x: torch.Tensor, y: torch.Tensor) 
 
 def erm_step(model: SegmentationNet, opt: torch.optim.Optimizer, batches: Sequence[Batch],
              weights: LossWeights) -> dict[str, float]:
-    """Aggregate all source domains in one batch; seg + aux loss (+ memory losses if present)."""
+    """Aggregate all source domains in one batch; seg + aux loss (+ memory losses if present).
+
+    The ERM baseline (and, with a memory, the memory-only ablation). Each batch is
+    ``(images float (B, 3, H, W), labels int64 (B, H, W))``; returns the loss terms as floats.
+    """
     x, y = _cat(batches)
     opt.zero_grad(set_to_none=True)
     write = model.memory is not None
@@ -80,7 +84,9 @@ def erm_step(model: SegmentationNet, opt: torch.optim.Optimizer, batches: Sequen
 
 def meta_step(model: SegmentationNet, opt: torch.optim.Optimizer, batches: Sequence[Batch],
               weights: LossWeights, alpha: float, rng: np.random.Generator) -> dict[str, float]:
-    """One meta-learning episode: MLDG without memory, Pin the Memory with it (see module doc)."""
+    """One meta-learning episode (Sec. 3.5, Alg. 1): MLDG without memory, Pin the Memory with it
+    (see the module doc). ``batches``: one ``(images float (B, 3, H, W), labels int64 (B, H, W))``
+    per source domain; returns the loss terms as floats."""
     tr, te = split_domains(len(batches), rng)
     x_tr, y_tr = _cat([batches[i] for i in tr])
     x_te, y_te = _cat([batches[i] for i in te])

@@ -39,8 +39,12 @@ def colorize(labels: np.ndarray, palette: np.ndarray = CAMVID_PALETTE) -> np.nda
     return out
 
 
-def prediction_grid(images: np.ndarray, truth: np.ndarray, preds: dict[str, np.ndarray], titles: Sequence[str]):
-    """A figure: one row per image; columns image, ground truth, each method's prediction."""
+def prediction_grid(images: np.ndarray, truth: np.ndarray, preds: dict[str, np.ndarray], titles: Sequence[str],
+                    class_names: Sequence[str] | None = None):
+    """A figure: one row per image; columns image, ground truth, each method's prediction; below
+    them a legend of the ``class_names`` colours."""
+    from matplotlib.patches import Patch
+
     from quintet.core.plotting import plt
 
     n, cols = len(images), 2 + len(preds)
@@ -57,6 +61,11 @@ def prediction_grid(images: np.ndarray, truth: np.ndarray, preds: dict[str, np.n
                 ax.set_title(name, fontsize=8)
         axes[i, 0].set_ylabel(titles[i], fontsize=7)
     fig.tight_layout()
+    if class_names:
+        handles = [Patch(facecolor=np.asarray(color) / 255, edgecolor="0.4", label=name)
+                   for name, color in zip(class_names, CAMVID_PALETTE)]
+        fig.subplots_adjust(bottom=0.45 / fig.get_figheight())  # room for one legend row
+        fig.legend(handles=handles, loc="lower center", ncol=min(len(handles), 6), fontsize=7, frameon=False)
     return fig
 
 
@@ -76,7 +85,7 @@ def attention_maps(image: np.ndarray, attention: np.ndarray, class_names: Sequen
     for c in range(k):
         ax = axes[c + 1]
         ax.imshow(image, alpha=0.35)
-        ax.imshow(attention[..., c], cmap="magma", vmin=0, vmax=vmax, alpha=0.75, extent=(0, w, h, 0),
+        heat = ax.imshow(attention[..., c], cmap="magma", vmin=0, vmax=vmax, alpha=0.75, extent=(0, w, h, 0),
                   interpolation="bilinear")
         ax.set_title(class_names[c], fontsize=8)
     for ax in axes:
@@ -85,6 +94,8 @@ def attention_maps(image: np.ndarray, attention: np.ndarray, class_names: Sequen
     for ax in axes[k + 1:]:
         ax.axis("off")
     fig.tight_layout()
+    if k:
+        fig.colorbar(heat, ax=axes.tolist(), fraction=0.025, pad=0.02, label="read attention", format="%.2f")
     return fig
 
 

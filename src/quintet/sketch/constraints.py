@@ -50,7 +50,7 @@ __all__ = [
 
 
 class ConstraintType(str, Enum):
-    """Constraint types; the value is the lower-case name used in files and token tables."""
+    """Constraint types (§3.2); the value is the lower-case name used in files and token tables."""
 
     COINCIDENT = "coincident"
     CONCENTRIC = "concentric"
@@ -87,7 +87,8 @@ ARITY: dict[ConstraintType, tuple[int, int]] = {
 
 @dataclass(frozen=True)
 class Ref:
-    """Reference to primitive ``index`` (its ``part``: whole, start, end or center)."""
+    """Reference to primitive ``index`` (int, into ``Sketch.primitives``) and its ``part``: whole,
+    start, end or center; a constraint token points at it (§3.2)."""
 
     index: int
     part: str = "whole"
@@ -98,7 +99,8 @@ class Ref:
 
 @dataclass(frozen=True)
 class Constraint:
-    """One constraint: ``type`` applied to ``refs``; ``value`` for numeric types."""
+    """One constraint (§3.2): ``type`` applied to ``refs`` (a tuple of :class:`Ref`); ``value`` (float)
+    for numeric types (distance, length, angle in radians, radius, diameter)."""
 
     type: ConstraintType
     refs: tuple[Ref, ...]
@@ -131,7 +133,7 @@ def parse_constraint_type(name) -> ConstraintType:
 
 @dataclass
 class Sketch:
-    """Primitives plus constraints referencing them by index."""
+    """A parametric sketch (§3): primitives plus constraints referencing them by index."""
 
     primitives: list[Primitive] = field(default_factory=list)
     constraints: list[Constraint] = field(default_factory=list)

@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import os
 import time
+import zipfile
+import zlib
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -62,6 +64,7 @@ class TokenCorpus:
         return p, c
 
     def sketch(self, i: int):
+        """The ``i``-th sketch, decoded from its quantised tokens (no dimensions, §3.1–3.2)."""
         return decode_sketch(self.tokens(i), self.bits, name=f"{self.families[self.family[i]]}#{i}")
 
 
@@ -159,8 +162,8 @@ def load_corpus(path: str | os.PathLike) -> TokenCorpus:
         with np.load(path, allow_pickle=False) as z:
             return TokenCorpus(z["prim_val"], z["prim_off"], z["cons_val"], z["cons_off"], z["family"],
                                tuple(str(f) for f in z["families"]), int(z["bits"]))
-    except (KeyError, ValueError, OSError) as exc:
-        raise QuintetError(f"{path}: not a sketch corpus ({exc})") from None
+    except (KeyError, ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
+        raise QuintetError(f"{path}: not a sketch corpus or a damaged one ({exc})") from None
 
 
 def token_stats(seqs) -> dict:
@@ -190,6 +193,7 @@ def token_stats(seqs) -> dict:
 
 
 def corpus_stats(corpus: TokenCorpus, limit: int | None = None) -> dict:
+    """:func:`token_stats` of the first ``limit`` sketches of ``corpus`` (all by default)."""
     n = len(corpus) if limit is None else min(limit, len(corpus))
     return token_stats(corpus.tokens(i) for i in range(n))
 

@@ -3,8 +3,8 @@
 :func:`foundation_report` measures what the data pipeline of Vitruvion rests on — SketchGraphs
 parsing and filter counts, constraint residuals of the real sketches, SolveSpace solve rates,
 procedural-corpus statistics beside the real sample's, token round trips — logs the numbers on a
-:class:`quintet.core.Run` and returns a Markdown section. The model part (next issue) appends its
-own sections after this one.
+:class:`quintet.core.Run` and returns a Markdown section. The model part
+(:mod:`quintet.sketch.models_experiment`) appends its own sections after this one.
 """
 
 from __future__ import annotations
@@ -107,7 +107,7 @@ def _stats_table(real: dict | None, synth: dict) -> str:
 
 def _render_grid(run: Run, sketches, name: str, hand_drawn: bool = True, seed: int = 0) -> str:
     from quintet.core.plotting import plt
-    from quintet.sketch.io.render import augment_image, draw_sketch, render_hand_drawn
+    from quintet.sketch.io.render import draw_sketch, render_hand_drawn
 
     k = len(sketches)
     rows = 2 if hand_drawn else 1
@@ -116,7 +116,7 @@ def _render_grid(run: Run, sketches, name: str, hand_drawn: bool = True, seed: i
     for j, s in enumerate(sketches):
         draw_sketch(s, axes[0, j], constraints=False, title=s.name[:22])
         if hand_drawn:
-            img = augment_image(render_hand_drawn(s, rng), rng)
+            img = render_hand_drawn(s, rng)  # without the affine augmentation, which can push strokes off the image
             axes[1, j].imshow(img, cmap="gray_r", vmin=0, vmax=1)
             axes[1, j].axis("off")
     fig.tight_layout()
@@ -162,8 +162,8 @@ def foundation_report(run: Run, quick: bool = True, seed: int = 0, data_dir=None
             f"({sg['dropped_external']} on external geometry dropped); unsupported entities: "
             f"{sg['unsupported_entities']}. Vitruvion's filter as the authors' pipeline applies it (6–16 entities as "
             f"stored, ≤ 64 constraints, no spline/ellipse/conic/unknown entity, no mirror/pattern/projected "
-            f"constraint, no zero-size entity) keeps **{sg['passed_filter']} of {sg['sketches']}** "
-            f"(the issue expects about 53). Geometric constraints satisfied to 1e-6 of the sketch size "
+            f"constraint, no zero-size entity) keeps **{sg['passed_filter']} of {sg['sketches']}**. "
+            f"Geometric constraints satisfied to 1e-6 of the sketch size "
             f"as parsed: {sg['fraction_satisfied_1e-6']:.3f} of {sg['geometric_constraints_checked']}.\n"
         )
         md.append(markdown_table([[k, v] for k, v in sg["filter"].items()], ["filter outcome", "sketches"]) + "\n")

@@ -11,14 +11,17 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from typing import Optional
+from typing import Literal, Optional
 
 import typer
 
+from quintet.core import options
 from quintet.core.errors import QuintetError, check_choice
 
 MODEL_CHOICES = {"primitive": "primitive", "constraint": "constraint", "image": "image-primitive"}
 DEFAULT_MODELS = Path("runs/sketch-models")
+N_HEADS = 4
+MAX_N_TRAIN = 1_000_000
 #: where ``quintet reproduce sketch`` keeps its trained models (usable with ``generate --models``);
 #: a rerun with the same scale and seed resumes from them instead of training again.
 REPRODUCE_MODELS = Path("runs/sketch-models-reproduce")
@@ -28,7 +31,7 @@ REPRODUCE_MODELS = Path("runs/sketch-models-reproduce")
 
 
 def train_model(which: str, out: Path, *, steps: int = 2000, n_train: int = 4000, batch_size: int = 32,
-                d_model: int = 128, n_layers: int = 4, n_heads: int = 4, lr: float = 1e-3, seed: int = 0,
+                d_model: int = 128, n_layers: int = 4, n_heads: int = N_HEADS, lr: float = 1e-3, seed: int = 0,
                 image_layers: int = 2, init_from: Optional[Path] = None, cpu: bool = False,
                 progress: bool = True) -> dict:
     """Train one model (``primitive``, ``constraint`` or ``image``) on the procedural corpus into
@@ -52,6 +55,11 @@ def train_model(which: str, out: Path, *, steps: int = 2000, n_train: int = 4000
     from quintet.sketch.train import TrainConfig, constraint_batches, primitive_batches, train
 
     check_choice("model", which, MODEL_CHOICES)
+    if d_model % n_heads:
+        raise QuintetError(f"--d-model {d_model} is not a multiple of the {n_heads} attention heads")
+    for name, value in (("steps", steps), ("n-train", n_train), ("batch-size", batch_size), ("layers", n_layers)):
+        if value < 1:
+            raise QuintetError(f"--{name} must be >= 1, got {value}")
     if init_from is not None and which != "image":
         raise QuintetError(f"--init-from starts an image model from a primitive model; not for --model {which}")
     import os
@@ -197,23 +205,22 @@ def register(app: typer.Typer) -> None:
 
     @app.command("train")
     def train_cmd(
-        model: str = typer.Option("primitive", help="primitive, constraint or image"),
-        out: Path = typer.Option(None, help="Checkpoint directory (default runs/sketch-models/<model>); resumes."),
-        steps: int = typer.Option(2000, help="Optimiser steps."),
-        n_train: int = typer.Option(4000, help="Procedural training sketches."),
-        batch_size: int = typer.Option(32),
-        d_model: int = typer.Option(128),
-        layers: int = typer.Option(4),
-        lr: float = typer.Option(1e-3),
-        seed: int = typer.Option(0),
-        image_layers: int = typer.Option(2, help="--model image: ViT encoder layers."),
-        init_from: Optional[Path] = typer.Option(
-            None, help="--model image: trained primitive checkpoint (e.g. runs/sketch-models/primitive) whose "
+        model: Literal["primitive", "constraint", "image"] = typer.Option("primitive", help="primitive, constraint or image"),
+        out: Optional[Path] = options.output_folder(None, "Checkpoint directory (default runs/sketch-models/<model>); resumes."),
+        steps: int = options.steps(2000, "Optimiser steps."),
+        n_train: int = typer.Option(4000, min=1, max=MAX_N_TRAIN, help="Procedural training sketches."),
+        batch_size: int = typer.Option(32, min=1, max=65536, help="Sketches per step."),
+        d_model: int = typer.Option(128, min=N_HEADS, max=4096, help=f"Model width (a multiple of the {N_HEADS} heads)."),
+        layers: int = typer.Option(4, min=1, max=64, help="Transformer layers."),
+        lr: float = options.positive(1e-3, "AdamW learning rate.", maximum=10.0),
+        seed: int = options.seed(),
+        image_layers: int = typer.Option(2, min=1, max=64, help="--model image: ViT encoder layers."),
+        init_from: Optional[Path] = options.input_folder(
+            None, "--model image: trained primitive checkpoint (e.g. runs/sketch-models/primitive) whose "
                        "decoder the image model starts from (the two-stage schedule; same --d-model/--layers)."),
         cpu: bool = typer.Option(False, help="Stay on the CPU even where a GPU exists."),
     ) -> None:
         """Train a Vitruvion model on the procedural corpus (checkpoint + resume, accelerate)."""
-        check_choice("model", model, MODEL_CHOICES)
         target = out or DEFAULT_MODELS / model
         r = train_model(model, target, steps=steps, n_train=n_train, batch_size=batch_size, d_model=d_model,
                         n_layers=layers, lr=lr, seed=seed, image_layers=image_layers, init_from=init_from, cpu=cpu)
@@ -221,16 +228,16 @@ def register(app: typer.Typer) -> None:
 
     @app.command("generate")
     def generate_cmd(
-        out: Path = typer.Option(..., help="Folder that receives the sketches."),
-        primer: Optional[Path] = typer.Option(
-            None, help="Sketch JSON to autocomplete. Like every training sketch it is normalised to its own "
+        out: Path = options.output_folder(..., "Folder that receives the sketches."),
+        primer: Optional[Path] = options.input_file(
+            None, "Sketch JSON to autocomplete. Like every training sketch it is normalised to its own "
                        "bounding box (centred, long side scaled to 1, 64 bins), so the completion stays inside "
                        "that square and is written in the normalised frame, not the file's units."),
-        image: Optional[Path] = typer.Option(None, help="128×128 grayscale PNG of a hand drawing."),
-        n: int = typer.Option(4, help="How many sketches."),
-        models: Path = typer.Option(DEFAULT_MODELS, help="Folder with primitive/, constraint/, image/ checkpoints."),
-        top_p: float = typer.Option(0.9, help="Nucleus sampling mass."),
-        seed: int = typer.Option(0),
+        image: Optional[Path] = options.input_file(None, "128×128 grayscale PNG of a hand drawing."),
+        n: int = typer.Option(4, min=1, max=10_000, help="How many sketches."),
+        models: Path = options.input_folder(DEFAULT_MODELS, "Folder with primitive/, constraint/, image/ checkpoints."),
+        top_p: float = options.positive(0.9, "Nucleus sampling mass.", maximum=1.0),
+        seed: int = options.seed(),
     ) -> None:
         """Image or primer -> primitives -> constraints -> SolveSpace -> JSON/DXF/SVG."""
         r = generate(out, primer=primer, image=image, n=n, models=models, top_p=top_p, seed=seed)

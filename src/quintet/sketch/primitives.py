@@ -64,7 +64,7 @@ def _check_finite(kind: str, values: tuple[float, ...]) -> None:
 
 @dataclass(frozen=True)
 class Point:
-    """A sketch point ``(x, y)``."""
+    """A sketch point ``(x, y)`` (float coordinates; one of the four primitive types of §3.1)."""
 
     x: float
     y: float
@@ -89,7 +89,7 @@ class Point:
 
 @dataclass(frozen=True)
 class Line:
-    """A line segment from ``(x0, y0)`` to ``(x1, y1)``."""
+    """A line segment from ``(x0, y0)`` to ``(x1, y1)`` (float coordinates; a primitive of §3.1)."""
 
     x0: float
     y0: float
@@ -134,7 +134,8 @@ class Line:
 
 @dataclass(frozen=True)
 class Circle:
-    """A circle of centre ``(cx, cy)`` and radius ``r`` (``r > 0`` for a valid sketch)."""
+    """A circle of centre ``(cx, cy)`` and radius ``r`` (``r > 0`` for a valid sketch; a primitive
+    of §3.1)."""
 
     cx: float
     cy: float
@@ -175,7 +176,8 @@ def _signed_area(ax: float, ay: float, bx: float, by: float, cx: float, cy: floa
 
 @dataclass(frozen=True)
 class Arc:
-    """A circular arc running counter-clockwise from start through mid to end.
+    """A circular arc running counter-clockwise from start through mid to end (a primitive of §3.1,
+    parametrised by three float points as in the paper's tokens).
 
     Raises :class:`QuintetError` when the three points are clockwise (use :meth:`through`, which
     orders them). Collinear points give a degenerate arc (:attr:`is_degenerate`).

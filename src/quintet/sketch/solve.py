@@ -57,6 +57,7 @@ class SolveResult:
         return self.status == "ok"
 
     def describe(self, sketch: Sketch | None = None) -> str:
+        """One line: the status, the degrees of freedom left and any failing constraints."""
         text = f"{self.status}, {self.dof} degrees of freedom left"
         if self.failed:
             names = [f"{i} ({sketch.constraints[i].type.value})" if sketch else str(i) for i in self.failed]
@@ -544,6 +545,8 @@ class SolverWorker:
                 return f"crash (exit code {code})"
 
     def solve_many(self, sketches: list[Sketch], timeout: float | None = None) -> list[SolveResult]:
+        """Solve every sketch in the worker, in order. After a crash or timeout the batch is retried
+        one sketch at a time, so only the sketch that caused it gets an ``error`` result."""
         if not sketches:
             return []
         reply = self.request("solve", [s.to_dict() for s in sketches], timeout)
@@ -572,7 +575,9 @@ def _default_worker() -> SolverWorker:
 
 
 def solve(sketch: Sketch, timeout: float = 20.0) -> SolveResult:
-    """Solve ``sketch`` in the shared worker process (crash or hang -> ``error`` result)."""
+    """Solve ``sketch`` with SolveSpace in the shared worker process (crash or hang -> ``error``
+    result), as the paper checks generated sketches (§4.3); the result carries the degrees of
+    freedom left."""
     return _default_worker().solve_many([sketch], timeout)[0]
 
 

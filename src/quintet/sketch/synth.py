@@ -371,11 +371,13 @@ def _centerline(b, rng, outline):
 _FEATURE_SIZE = {"hole": 1, "pointed_hole": 2, "slot": 4, "bolt": 4, "polygon": 6, "concentric": 2, "rib": 1, "point": 1}
 
 
-def _inner_features(b, rng, box, outline, budget: int, dims: float) -> None:
+def _inner_features(b, rng, box, outline, budget: int, dims: float, central: bool = False) -> None:
+    """Fill ``budget`` primitives with features that keep clear of each other and, when ``central``,
+    of the family's feature at the centre of ``box`` (a bolt circle, polygon, slot or bore)."""
     x0, y0, w, h = box
     if w <= 0 or h <= 0:
         return
-    placed: list[tuple[float, float, float]] = []
+    placed: list[tuple[float, float, float]] = [(x0 + w / 2, y0 + h / 2, 0.4 * min(w, h))] if central else []
     tries = 0
     while budget > 0 and tries < 12:
         tries += 1
@@ -429,6 +431,7 @@ def generate_sketch(rng: np.random.Generator, config: SynthConfig = SynthConfig(
             if fam != "filleted_plate" and len(ids) == 4 and rng.random() < 0.3:
                 _centerline(b, rng, ids)
         budget = target - len(b.prims)
+        before = budget  # a family's central feature spends some of it
         if fam == "slotted" and budget >= 4:
             n = _slot(b, rng, box[0] + box[2] / 2, box[1] + box[3] / 2, min(box[2], box[3]) * 0.3, ids, dims, vertical=box[3] > box[2])
             budget -= n
@@ -442,7 +445,7 @@ def generate_sketch(rng: np.random.Generator, config: SynthConfig = SynthConfig(
         elif fam == "concentric" and budget >= 2:
             budget -= _concentric(b, rng, box[0] + box[2] / 2, box[1] + box[3] / 2, min(box[2], box[3]) * 0.7, ids, dims)
         if budget > 0:
-            _inner_features(b, rng, box, ids, budget, dims)
+            _inner_features(b, rng, box, ids, budget, dims, central=budget < before)
         if config.min_primitives <= len(b.prims) <= config.max_primitives:
             return Sketch(b.prims, b.cons, fam)
     raise QuintetError(f"could not draw a {family or 'random'} sketch with {config.min_primitives}..{config.max_primitives} primitives")

@@ -86,10 +86,7 @@ def train(
         saved_kind = read_config(out_dir).get("kind")
         if saved_kind != model.config.kind:
             raise QuintetError(f"{out_dir} holds a {saved_kind!r} checkpoint; cannot resume a {model.config.kind!r} model")
-        try:
-            state = load_checkpoint(out_dir, model, opt)
-        except RuntimeError as exc:  # same kind, other sizes
-            raise QuintetError(f"{out_dir} holds a checkpoint of other model sizes; use another --out ({exc})") from exc
+        state = load_checkpoint(out_dir, model, opt, expected_config=model.config.to_dict())
         start, history = int(state["step"]), list(state["extra"].get("history", []))
     wrapped, opt = accelerator.prepare(_LossModule(model), opt)
     wrapped.train()

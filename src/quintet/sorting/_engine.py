@@ -28,7 +28,7 @@ from typing import Sequence
 
 import torch
 
-__all__ = ["bitonic_permutation", "pairs_permutation", "PairPlan"]
+__all__ = ["bitonic_permutation", "pairs_permutation", "PairPlan", "differentiable_grads"]
 
 
 # elements of per-layer differences one row chunk may hold in the backward (20 MiB in float32)
@@ -90,7 +90,7 @@ def _layer_views(state: torch.Tensor, u: torch.Tensor, r0: int, g: int, m: int):
     s = g // (2 * m)
     view = state.view(batch, groups, rows, s, 2, m)
     first = r0 // g
-    uu = u.view(batch, -1, 1, s, m)[:, first:first + groups]
+    uu = u.view(batch, u.shape[1] // (s * m), 1, s, m)[:, first:first + groups]
     return view[..., 0, :], view[..., 1, :], uu
 
 
@@ -117,6 +117,41 @@ def _chunk_forward(us, size: int, r0: int, rows: int, diffs: list | None) -> tor
         if diffs is not None:
             diffs.append(d)
     return state
+
+
+def _bitonic_spec(size: int, device: torch.device) -> list[tuple]:
+    """Per layer ``(a, b, sa, sb)``: all ``N / 2`` comparators of the bitonic network in the order of
+    their lower wire (the order of the weights ``u_l``), and no fixed swaps."""
+    none = torch.zeros(0, dtype=torch.long, device=device)
+    spec = []
+    for _, _, m in _layers(size.bit_length() - 1):
+        a = (torch.arange(size // (2 * m), device=device).unsqueeze(1) * 2 * m
+             + torch.arange(m, device=device)).flatten()
+        spec.append((a, a + m, none, none))
+    return spec
+
+
+def differentiable_grads(spec: Sequence[tuple], size: int, us: Sequence[torch.Tensor], grad: torch.Tensor) -> list:
+    """``dL/du_l`` for ``P`` built from ``us`` with the layers ``spec`` (``(a, b, sa, sb)`` per layer),
+    computed with out-of-place operations under autograd so that it can be differentiated again
+    (double backward).  Costs ``O(N^2)`` memory per layer; used only when a graph of the backward
+    is requested."""
+    with torch.enable_grad():
+        ref = us[0]
+        mat = torch.eye(size, dtype=ref.dtype, device=ref.device).expand(ref.shape[0], size, size)
+        for (a, b, sa, sb), u in zip(spec, us):
+            if len(a):
+                ca, cb = mat.index_select(-1, a), mat.index_select(-1, b)
+                d, w = ca - cb, u.unsqueeze(1)
+                mat = mat.index_copy(-1, a, ca - w * d).index_copy(-1, b, cb + w * d)
+            if len(sa):
+                mat = mat.index_copy(-1, sa, mat.index_select(-1, sb)).index_copy(-1, sb, mat.index_select(-1, sa))
+        wanted = [i for i, u in enumerate(us) if u.requires_grad and u.numel()]
+        found = torch.autograd.grad(mat, [us[i] for i in wanted], grad, create_graph=True, allow_unused=True)
+    grads: list[torch.Tensor | None] = [None] * len(us)
+    for i, g in zip(wanted, found):
+        grads[i] = g
+    return grads
 
 
 class _BitonicP(torch.autograd.Function):
@@ -146,6 +181,8 @@ class _BitonicP(torch.autograd.Function):
     def backward(ctx, grad: torch.Tensor):  # type: ignore[override]
         us = ctx.saved_tensors
         size, rows = ctx.size, ctx.rows
+        if torch.is_grad_enabled():  # create_graph: a backward that is itself differentiable
+            return (None, None, None, *differentiable_grads(_bitonic_spec(size, grad.device), size, us, grad))
         batch = grad.shape[0]
         layers = list(_layers(size.bit_length() - 1))
         grads = [u.new_zeros(batch, size // 2) if ctx.needs_input_grad[li + 3] else None
@@ -247,6 +284,9 @@ class _PairsP(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad: torch.Tensor):  # type: ignore[override]
         us = ctx.saved_tensors
+        if torch.is_grad_enabled():  # create_graph: a backward that is itself differentiable
+            spec = [layer[:4] for layer in ctx.plan.layers]
+            return (None, *differentiable_grads(spec, ctx.plan.size, us, grad))
         g_mat = grad.clone()
         grads: list[torch.Tensor | None] = [None] * len(us)
         for li in reversed(range(len(us))):

@@ -15,85 +15,180 @@ app = typer.Typer(help="Differentiable sorting networks (diffsort) and ranking s
                   no_args_is_help=True)
 
 QUICK_N = 5
-FULL_SIZES = (3, 5, 7, 9, 15, 32)
+SEED = typer.Option(0, min=0, max=2**31 - 1, help="Random seed.")
+THREADS_MAX = 256
 
 
-def _threads(threads: int) -> None:
+def _sizes(text: str, option: str) -> list[int]:
+    try:
+        ns = [int(s) for s in text.split(",") if s.strip()]
+    except ValueError:
+        raise QuintetError(f"{option} must be comma-separated integers, got {text!r}") from None
+    if not ns or min(ns) < 2:
+        raise QuintetError(f"{option} must list sizes >= 2, got {text!r}")
+    return ns
+
+
+def _folder(path: Path, option: str) -> Path:
+    """Create the output folder ``path`` now, before any data is read (one line if impossible)."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise QuintetError(f"{option} {path}: cannot create the folder ({exc.strerror})") from None
+    return path
+
+
+def _device(name: str) -> str:
     import torch
 
-    if threads < 1:
-        raise QuintetError(f"--threads must be >= 1, got {threads}")
-    torch.set_num_threads(threads)
+    try:
+        torch.empty(0, device=torch.device(name))
+    except (RuntimeError, TypeError, AssertionError):
+        raise QuintetError(f"--device {name!r} is not available here; expected cpu or an available cuda device") \
+            from None
+    return name
 
 
 @app.command("bench")
 def bench_cmd(
-    sizes: str = typer.Option("32,256", help="Comma-separated n values (the full set is 32,256,1024)."),
+    sizes: str = typer.Option("32,256", help="Comma-separated n values."),
     network: str = typer.Option("bitonic", help="odd_even or bitonic."),
-    repeats: int = typer.Option(5, help="Timed runs per case (median reported)."),
-    out: Path = typer.Option(Path("benchmarks/results/sorting.json"), help="JSON output."),
-    threads: int = typer.Option(2, help="torch threads."),
+    repeats: int = typer.Option(5, min=1, max=1000, help="Timed rounds per case at least (median reported)."),
+    out: Optional[Path] = typer.Option(None, dir_okay=False, help="JSON output (default: "
+                                                                  "runs/sorting-bench-<time>.json)."),
+    overwrite: bool = typer.Option(False, help="Replace --out if it exists."),
+    threads: int = typer.Option(2, min=1, max=THREADS_MAX, help="torch threads."),
     memory: bool = typer.Option(False, help="Also measure peak memory (one subprocess per case)."),
 ) -> None:
     """Forward + backward time of quintet vs diffsort (and torchsort if installed)."""
-    from quintet.sorting.bench import run_benchmark
+    import time
 
-    try:
-        ns = [int(s) for s in sizes.split(",") if s.strip()]
-    except ValueError:
-        raise QuintetError(f"--sizes must be comma-separated integers, got {sizes!r}") from None
-    _threads(threads)
-    result = run_benchmark(ns, network=network, repeats=repeats, memory=memory, threads=threads, log=typer.echo)
+    import torch
+
     from quintet.core.io import atomic_write_json
+    from quintet.sorting.bench import check_settings, run_benchmark
 
+    ns = _sizes(sizes, "--sizes")
+    check_settings(ns, network, repeats)
+    if out is None:
+        out = _folder(Path("runs"), "--out") / f"sorting-bench-{time.strftime('%Y%m%d-%H%M%S')}.json"
+    if not out.parent.is_dir():
+        raise QuintetError(f"--out {out}: the folder {out.parent} does not exist")
+    if out.exists() and not overwrite:
+        raise QuintetError(f"--out {out} exists; pass --overwrite to replace it or choose another --out")
+    torch.set_num_threads(threads)
+    result = run_benchmark(ns, network=network, repeats=repeats, memory=memory, threads=threads, log=typer.echo)
     atomic_write_json(out, result)
     typer.echo(f"wrote {out}")
 
 
+def _source(name: str, seed: int):
+    from quintet.sorting.ranking import mnist_source, sklearn_digits_source
+
+    return mnist_source() if name == "mnist" else sklearn_digits_source(seed)
+
+
 @app.command("train-ranking")
 def train_cmd(
-    n: int = typer.Option(QUICK_N, help="Set size."),
+    n: int = typer.Option(QUICK_N, min=2, max=100_000, help="Set size."),
     network: str = typer.Option("odd_even", help="odd_even or bitonic."),
     relaxation: str = typer.Option("cauchy", help="logistic, logistic_phi, gaussian, reciprocal, cauchy, optimal."),
-    steepness: Optional[float] = typer.Option(None, help="Inverse temperature (default: per-n table)."),
-    steps: int = typer.Option(2000, help="Training steps."),
-    batch_size: int = typer.Option(32, help="Sets per step."),
-    out: Path = typer.Option(Path("runs/sorting-ranking"), help="Run folder (checkpoints; resumes)."),
+    steepness: Optional[float] = typer.Option(None, min=1e-6, max=1e6,
+                                              help="Inverse temperature (default: per-n table)."),
+    steps: int = typer.Option(2000, min=1, max=10_000_000, help="Training steps."),
+    batch_size: int = typer.Option(32, min=1, max=100_000, help="Sets per step."),
+    ties: bool = typer.Option(False, help="Draw digits independently (sets may hold equal numbers)."),
+    valid_size: int = typer.Option(0, min=0, max=59_999,
+                                   help="Training images held out for validation (papers: 5000)."),
+    out: Path = typer.Option(Path("runs/sorting-ranking"), file_okay=False,
+                             help="Run folder (checkpoints; resumes)."),
     source: str = typer.Option("mnist", help="mnist (data root) or digits (scikit-learn 8x8)."),
-    threads: int = typer.Option(1, help="torch threads."),
-    seed: int = typer.Option(0),
+    max_memory: Optional[float] = typer.Option(None, min=0.001, max=1e6,
+                                               help="Refuse runs estimated above this many GiB "
+                                                    "(default: the memory available)."),
+    threads: int = typer.Option(1, min=1, max=THREADS_MAX, help="torch threads."),
+    seed: int = SEED,
 ) -> None:
     """Train a CNN from orderings of multi-digit numbers only (ICML 2021 Sec. 5.1)."""
-    from quintet.core.runs import Run
-    from quintet.sorting.ranking import (
-        RankingConfig,
-        mnist_source,
-        sklearn_digits_source,
-        train_ranking,
-    )
+    import torch
 
+    from quintet.core.runs import Run
+    from quintet.sorting.networks import resolve_network
+    from quintet.sorting.ranking import RankingConfig, check_memory, train_ranking
+    from quintet.sorting.relaxations import resolve_relaxation
+
+    # everything is checked before any data is read or memory allocated
+    resolve_network(network)
+    resolve_relaxation(relaxation)
     if source not in ("mnist", "digits"):
-        raise QuintetError(f"unknown source {source!r}; expected one of: digits, mnist")
-    _threads(threads)
+        raise QuintetError(f"unknown --source {source!r}; expected one of: digits, mnist")
     cfg = RankingConfig(n=n, network=network, relaxation=relaxation, steepness=steepness, steps=steps,
-                        batch_size=batch_size, seed=seed, source=source)
-    data = mnist_source() if source == "mnist" else sklearn_digits_source(seed)
-    run = Run(out, cfg)
-    result = train_ranking(cfg, data, out=out, log=typer.echo)
+                        batch_size=batch_size, seed=seed, source=source, ties=ties, valid_size=valid_size)
+    limit = None if max_memory is None else int(max_memory * 2**30)
+    check_memory(cfg, (8, 8) if source == "digits" else (28, 28), limit)
+    _folder(out, "--out")
+    torch.set_num_threads(threads)
+    result = train_ranking(cfg, _source(source, seed), out=out, log=typer.echo, progress=True, max_memory=limit)
     result.pop("model")
+    run = Run(out, cfg)
     run.log_metrics(result)
     run.finish()
     typer.echo(json.dumps({k: result[k] for k in ("exact_match", "element_wise", "steps")}))
 
 
+@app.command("protocol")
+def protocol_cmd(
+    out: Path = typer.Option(Path("runs/sorting-protocol"), file_okay=False,
+                             help="Folder for results.json, results.md, PNG."),
+    work: Optional[Path] = typer.Option(None, file_okay=False,
+                                        help="Checkpoint folder (default: OUT/work); resumes."),
+    budget_minutes: Optional[float] = typer.Option(None, min=0.0, max=60 * 24 * 30,
+                                                   help="Stop training after this many minutes (default: none)."),
+    sizes: str = typer.Option("3,5,7", help="Comma-separated set sizes."),
+    networks: str = typer.Option("odd_even,bitonic", help="Comma-separated networks."),
+    steps: int = typer.Option(100_000, min=1, max=10_000_000, help="Steps per run (the papers: 100 000)."),
+    piece: int = typer.Option(50, min=1, max=10_000_000, help="Steps per run before moving on to the next run."),
+    test_sets: int = typer.Option(2000, min=1, max=100_000, help="Test sets scored at the end (the script: 10 000)."),
+    device: str = typer.Option("cpu", help="cpu, cuda, cuda:1, ..."),
+    threads: int = typer.Option(1, min=1, max=THREADS_MAX, help="torch threads."),
+    seed: int = SEED,
+) -> None:
+    """The ranking experiment at the papers' protocol (batch 100, their CNN, 55k/5k split, test at the
+    best validation step), trained round-robin in resumable pieces."""
+    import torch
+
+    from quintet.sorting.networks import resolve_network
+    from quintet.sorting.protocol import protocol_config, run_protocol
+    from quintet.sorting.ranking import mnist_source
+    from quintet.sorting.report import write_report
+
+    ns = _sizes(sizes, "--sizes")
+    nets = [resolve_network(s.strip()) for s in networks.split(",") if s.strip()]
+    if not nets:
+        raise QuintetError(f"--networks must list odd_even and/or bitonic, got {networks!r}")
+    _device(device)
+    work = _folder(work or out / "work", "--work")
+    _folder(out, "--out")
+    torch.set_num_threads(threads)
+    configs = [protocol_config(n, net, seed=seed, steps=steps, eval_sets=test_sets) for net in nets for n in ns]
+    budget = None if budget_minutes is None else 60 * budget_minutes
+    results = run_protocol(configs, mnist_source(), work, budget_s=budget, piece=piece,
+                           log=typer.echo, progress=True, device=device)
+    scale = (f"Trained on {threads} CPU thread(s) for a budget of {budget_minutes:g} minutes, round-robin "
+             f"in pieces of {piece} steps." if budget_minutes is not None else f"Trained to {steps:,} steps.")
+    write_report(out, configs, results, scale, {"budget_minutes": budget_minutes, "piece": piece, "seed": seed,
+                                                "threads": threads, "device": device})
+    typer.echo(f"wrote {out / 'results.md'}")
+
+
 @app.command("plot")
 def plot_cmd(
-    out: Path = typer.Option(Path("runs/sorting-plots"), help="Folder for the PNGs."),
-    n: int = typer.Option(12, help="Length of the example vector."),
-    network: str = typer.Option("bitonic"),
-    relaxation: str = typer.Option("cauchy"),
-    steepness: float = typer.Option(4.0),
-    seed: int = typer.Option(0),
+    out: Path = typer.Option(Path("runs/sorting-plots"), file_okay=False, help="Folder for the PNGs."),
+    n: int = typer.Option(12, min=2, max=64, help="Length of the example vector."),
+    network: str = typer.Option("bitonic", help="odd_even or bitonic."),
+    relaxation: str = typer.Option("cauchy", help="logistic, logistic_phi, gaussian, reciprocal, cauchy, optimal."),
+    steepness: float = typer.Option(4.0, min=1e-6, max=1e6, help="Inverse temperature."),
+    seed: int = SEED,
 ) -> None:
     """PNG of each relaxation's sigmoid and a heatmap of P for a random example."""
     import torch
@@ -101,138 +196,44 @@ def plot_cmd(
     from quintet.core.runs import Run
     from quintet.sorting.plots import permutation_figure, sigmoid_figure
 
-    run = Run(out)
     x = torch.randn(n, generator=torch.Generator().manual_seed(seed))
+    figure = permutation_figure(x, network, relaxation, steepness)  # validates before writing
+    run = Run(_folder(out, "--out"))
     paths = [run.save_figure(sigmoid_figure(), "sorting_sigmoids.png"),
-             run.save_figure(permutation_figure(x, network, relaxation, steepness), "sorting_permutation.png")]
+             run.save_figure(figure, "sorting_permutation.png")]
     for p in paths:
         typer.echo(str(p))
 
 
 # ------------------------------------------------------------------ reproduce / demo
-def _paper_for(relaxation: str) -> str:
-    """The paper whose table holds a (network, relaxation) row: the ICLR 2022 paper introduced the
-    monotonic relaxations, the ICML 2021 paper the logistic ones."""
-    return "2203.09630" if relaxation in ("cauchy", "reciprocal", "optimal") else "2105.04019"
-
-
-def _paper_columns(network: str, relaxation: str, n: int) -> dict:
-    """Published numbers beside one of our rows (``None`` where the corpus did not have them)."""
-    from quintet.sorting.paper_numbers import NEURALSORT_GROVER2019, PAPER_RESULTS
-
-    paper = _paper_for(relaxation)
-    ours = PAPER_RESULTS.get((paper, network, relaxation, n))
-    neural = NEURALSORT_GROVER2019["deterministic"].get(n)
-    return {
-        "paper": f"arXiv {paper}",
-        "paper_exact_match": ours[0] if ours else None,
-        "paper_element_wise": ours[1] if ours else None,
-        "neuralsort_exact_match": neural[0] if neural else None,
-        "neuralsort_element_wise": neural[1] if neural else None,
-    }
-
-
-def _cell(value) -> str:
-    return "not found" if value is None else f"{value:.1f}"
-
-
-def _results_markdown(rows: list[dict], quick: bool) -> str:
-    from quintet.core.runs import markdown_table
-    from quintet.sorting.paper_numbers import (
-        NEURALSORT_GROVER2019,
-        NOT_FOUND,
-        README_STEEPNESS,
-        SCRIPT_DEFAULTS,
-    )
-
-    table = markdown_table(
-        [{"network": r["network"], "n": r["n"], "relaxation": r["relaxation"],
-          "steepness": f"{r['steepness']:g} ({r.get('steepness_source', '?')})", "steps": r["steps"],
-          "exact match %": round(100 * r["exact_match"], 1),
-          "element-wise %": round(100 * r["element_wise"], 1),
-          "paper exact match %": _cell(r["paper_exact_match"]) + f" ({r['paper']})",
-          "paper element-wise %": _cell(r["paper_element_wise"]),
-          "NeuralSort exact / element-wise % (Grover et al. 2019, Table 1)":
-              "-" if r["neuralsort_exact_match"] is None
-              else f"{r['neuralsort_exact_match']:.1f} / {r['neuralsort_element_wise']:.1f}",
-          "seconds": r["seconds"]} for r in rows])
-    scale = ("quick: n = 5 only, a small CNN (16/32 channels), at most 2000 steps of 32 sets "
-             "or 9 minutes on one CPU thread"
-             if quick else "full: n = 3, 5, 7, 9, 15, 32 for odd-even and bitonic")
-    neural_rows = [{"n": n, "deterministic NeuralSort": f"{d[0]:.1f} ({d[1]:.1f})",
-                    "stochastic NeuralSort": "{:.1f} ({:.1f})".format(*NEURALSORT_GROVER2019["stochastic"][n])}
-                   for n, d in NEURALSORT_GROVER2019["deterministic"].items()]
-    readme = ", ".join(f"{net} n = {n}: {beta:g}" for (net, n), beta in README_STEEPNESS.items())
-    missing = "\n".join(f"- {item}" for item in NOT_FOUND)
-    return (
-        "# Ranking supervision on multi-digit MNIST\n\n"
-        f"Scale: {scale}. Test split, 1000 fixed sets. Metrics as in the papers: exact match (the "
-        "whole set ranked correctly) and element-wise correct rank. The steepness column says where "
-        "its value comes from: README = the authors' README command, interpolated = between those "
-        "points (not a value from the papers), given = set by hand.\n\n" + table +
-        "\n## Beside the papers\n\n"
-        "Published numbers were looked up in this workplace's stored corpora "
-        "(`src/quintet/sorting/paper_numbers.py` records each source). **Not found** there, and "
-        "therefore not shown (never typed in from memory):\n\n" + missing + "\n\n"
-        "The ar5iv pages of both papers are stored, but the search returns only their opening "
-        "(abstract and introduction), never the results tables or the appendix.\n\n"
-        "Found, from the authors' code (Felix-Petersen/diffsort): the experiment script's defaults "
-        f"(Adam, lr 10^-3.5, batch {SCRIPT_DEFAULTS['batch_size']}, {SCRIPT_DEFAULTS['steps']:,} steps, "
-        f"relaxation {SCRIPT_DEFAULTS['relaxation']}, steepness {SCRIPT_DEFAULTS['steepness']:g}, "
-        f"ART lambda {SCRIPT_DEFAULTS['art_lambda']}) and the README's steepness per (network, n): "
-        f"{readme}.\n\n"
-        "The published reference point on the same task that was found is NeuralSort, Grover et al. "
-        "ICLR 2019 (arXiv 1903.08850) Table 1, exact match % (element-wise %) on the same "
-        "four-digit MNIST set-sorting task (their CNN and training schedule, not ours):\n\n" + markdown_table(neural_rows) +
-        "\nA quick run trains a small fraction of the papers' 100,000 steps at batch 100 (see the "
-        "steps column) with a smaller CNN, so its numbers are a lower bound on what the method reaches.\n"
-    )
-
-
 def reproduce(out: Path, quick: bool, seed: int) -> dict:
-    """Multi-digit MNIST ranking from orderings only; quick = n = 5, odd-even, ~8 min on 1 core."""
-    import torch
-
-    from quintet.core.plotting import plt
-    from quintet.core.runs import Run
-    from quintet.sorting.ranking import RankingConfig, mnist_source, train_ranking
-
-    torch.set_num_threads(1)
-    if quick:
-        configs = [RankingConfig(n=QUICK_N, network="odd_even", steps=2000, seed=seed)]
-    else:
-        configs = [RankingConfig(n=n, network=net, steps=20000, batch_size=100, width=(32, 64), seed=seed)
-                   for net in ("odd_even", "bitonic") for n in FULL_SIZES]
-    run = Run(out, {"quick": quick, "seed": seed, "runs": [c.__dict__ for c in configs]})
-    from quintet.sorting import paper_numbers as pn
-
-    run.log_metrics({"paper_numbers": {
-        "not_found": list(pn.NOT_FOUND), "script_defaults": pn.SCRIPT_DEFAULTS,
-        "readme_steepness": {f"{net}-n{n}": b for (net, n), b in pn.README_STEEPNESS.items()},
-        "neuralsort_grover2019_table1": {k: {str(n): v for n, v in d.items()}
-                                         for k, d in pn.NEURALSORT_GROVER2019.items()}}})
-    source = mnist_source()
-    rows, curves = [], {}
-    for cfg in configs:
-        tag = f"{cfg.network}-n{cfg.n}"
-        res = train_ranking(cfg, source, out=out / "work" / tag, log=lambda s, t=tag: typer.echo(f"[{t}] {s}"),
-                            time_limit=540 if quick else None)
-        res.pop("model")
-        curves[tag] = res.pop("curve")
-        rows.append({"network": cfg.network, "n": cfg.n, "relaxation": cfg.relaxation, **res,
-                     **_paper_columns(cfg.network, cfg.relaxation, cfg.n)})
-        run.log_metrics({"results": rows, "curves": curves})
-    fig, ax = plt.subplots(figsize=(6, 3.8))
-    for tag, curve in curves.items():
-        ax.plot([c["step"] for c in curve], [100 * c["exact_match"] for c in curve], marker="o", label=tag)
-    ax.set(xlabel="training step", ylabel="exact match % (300 test sets)", title="ranking supervision")
-    ax.legend()
-    run.save_figure(fig, "sorting_training_curve.png")
-    run.finish(_results_markdown(rows, quick) + "\n![training curve](sorting_training_curve.png)\n")
+    """The ranking experiment at the papers' protocol for n = 3, 5, 7, odd-even and bitonic; quick:
+    6 minutes of training in all on one CPU thread, else the papers' 100 000 steps per run."""
     import shutil
 
+    import torch
+
+    from quintet.sorting.protocol import (
+        PROTOCOL_NETWORKS,
+        PROTOCOL_SIZES,
+        protocol_config,
+        run_protocol,
+    )
+    from quintet.sorting.ranking import mnist_source
+    from quintet.sorting.report import write_report
+
+    torch.set_num_threads(1)
+    test_sets = 500 if quick else 10_000
+    configs = [protocol_config(n, net, seed=seed, eval_sets=test_sets) for net in PROTOCOL_NETWORKS
+               for n in PROTOCOL_SIZES]
+    budget, piece = (360, 10) if quick else (None, 1000)
+    results = run_protocol(configs, mnist_source(), out / "work", budget_s=budget, piece=piece,
+                           log=typer.echo)
+    scale = ("Quick: 6 minutes of training in all on one CPU thread, round-robin in pieces of 10 steps; "
+             "500 test sets." if quick else "Full: 100 000 steps per run; 10 000 test sets.")
+    metrics = write_report(out, configs, results, scale, {"quick": quick, "seed": seed})
     shutil.rmtree(out / "work", ignore_errors=True)  # checkpoints are not results
-    return {"results": rows}
+    return metrics
 
 
 def demo(run) -> str:

@@ -21,7 +21,8 @@ from quintet.sorting._engine import PairPlan, bitonic_permutation, pairs_permuta
 from quintet.sorting.networks import KEEP, SOFT, SWAP, SortingNetwork, get_network, prune_to_outputs
 from quintet.sorting.relaxations import RELAXATIONS, resolve_relaxation
 
-__all__ = ["diffsort", "soft_sort", "soft_rank", "diff_topk", "check_values"]
+__all__ = ["diffsort", "soft_sort", "soft_rank", "diff_topk", "check_values", "check_steepness", "check_art_lambda",
+           "prepare"]
 
 
 def check_values(x: torch.Tensor, name: str = "x") -> tuple[torch.Tensor, bool]:
@@ -42,7 +43,17 @@ def check_values(x: torch.Tensor, name: str = "x") -> tuple[torch.Tensor, bool]:
     return x2, squeeze
 
 
-def _check_steepness(steepness: float) -> float:
+def check_steepness(steepness: float | torch.Tensor) -> float | torch.Tensor:
+    """A positive finite steepness: a number (returned as ``float``) or a one-element tensor (returned
+    as a 0-d tensor, so that a learnable steepness keeps its gradient)."""
+    if isinstance(steepness, torch.Tensor):
+        if steepness.numel() != 1 or not steepness.is_floating_point():
+            raise QuintetError(f"a tensor steepness must hold one floating value, got shape "
+                               f"{tuple(steepness.shape)} and dtype {steepness.dtype}")
+        value = float(steepness.detach())
+        if not math.isfinite(value) or value <= 0:
+            raise QuintetError(f"steepness must be a positive finite number, got {value!r}")
+        return steepness.reshape(())
     try:
         beta = float(steepness)
     except (TypeError, ValueError):
@@ -50,6 +61,17 @@ def _check_steepness(steepness: float) -> float:
     if not math.isfinite(beta) or beta <= 0:
         raise QuintetError(f"steepness must be a positive finite number, got {steepness!r}")
     return beta
+
+
+def check_art_lambda(art_lambda: float) -> float:
+    """A finite ``art_lambda >= 0`` (the exponent of ART, ICML 2021 Sec. 3.2) as ``float``."""
+    try:
+        lam = float(art_lambda)
+    except (TypeError, ValueError):
+        raise QuintetError(f"art_lambda must be a number >= 0, got {art_lambda!r}") from None
+    if not math.isfinite(lam) or lam < 0:
+        raise QuintetError(f"art_lambda must be a finite number >= 0, got {art_lambda!r}")
+    return lam
 
 
 # ---------------------------------------------------------------- per-device index plans
@@ -85,29 +107,40 @@ def _pair_plan(net: SortingNetwork, device: torch.device):
     return _PLANS[key][1]
 
 
+def prepare(net: SortingNetwork, device: torch.device) -> None:
+    """Build the index tensors ``net`` needs on ``device`` now rather than at the first call."""
+    if net.stages:
+        _structured_plan(net, device)
+    else:
+        _pair_plan(net, device)
+
+
 def _mixing_weight(xa, xb, desc, relax, beta, lam):
     """``u`` = the weight moved across the comparator: ``1 - alpha`` ascending, ``alpha`` descending."""
     alpha = RELAXATIONS[relax](xb - xa, beta, lam)
     return torch.where(desc, alpha, 1.0 - alpha)
 
 
-def _run_structured(x, net, relax, beta, lam):
-    """Bitonic on ``N = 2^K`` wires with views; returns final wire values and per-layer ``u``."""
-    batch = x.shape[0]
+def _run_structured(z, net, relax, beta, lam):
+    """Bitonic on ``N = 2^K`` wires with views.  ``z (B, R, N)``: row 0 holds the values, which
+    decide the weights; every row is mixed with them (rows 1.. = the identity give ``P`` directly,
+    the fast way for small ``N``).  Returns the final ``z`` and the per-layer weights ``u``."""
+    batch, rows = z.shape[:2]
     us = []
-    for (_block, m), (shape, desc, keep, swap) in zip(net.stages, _structured_plan(net, x.device)):
+    for (_block, m), (shape, desc, keep, swap) in zip(net.stages, _structured_plan(net, z.device)):
         q, s, _ = shape
-        view = x.view(batch, q, s, 2, m)
-        xa, xb = view[..., 0, :], view[..., 1, :]
-        u = _mixing_weight(xa, xb, desc, relax, beta, lam)
+        view = z.view(batch, rows, q, s, 2, m)
+        za, zb = view[..., 0, :], view[..., 1, :]
+        u = _mixing_weight(za[:, 0], zb[:, 0], desc, relax, beta, lam)
         if keep is not None:
             u = u.masked_fill(keep, 0.0)
         if swap is not None:
             u = u.masked_fill(swap, 1.0)
-        d = xa - xb
-        x = torch.stack([xa - u * d, xb + u * d], dim=-2).reshape(batch, net.size)
+        w = u.unsqueeze(1)
+        d = za - zb
+        z = torch.stack([za - w * d, zb + w * d], dim=-2).reshape(batch, rows, net.size)
         us.append(u.reshape(batch, net.size // 2))
-    return x, us
+    return z, us
 
 
 def _run_pairs(x, net, relax, beta, lam):
@@ -127,10 +160,20 @@ def _run_pairs(x, net, relax, beta, lam):
     return x, us, plan
 
 
+#: bitonic networks on at most this many wires build ``P`` by mixing the rows of the identity
+#: along with the values (plain autograd); beyond, the column-pair engine of :mod:`._engine` is faster
+DIRECT_MAX_SIZE = 8
+
+
 def _forward(x, net, relax, beta, lam, want_matrix: bool):
     padded = torch.cat([x.new_zeros(x.shape[0], net.pad), x], dim=1) if net.pad else x
     if net.stages:
-        out, us = _run_structured(padded, net, relax, beta, lam)
+        if want_matrix and net.size <= DIRECT_MAX_SIZE:
+            eye = torch.eye(net.size, dtype=x.dtype, device=x.device).expand(x.shape[0], net.size, net.size)
+            z, us = _run_structured(torch.cat([padded.unsqueeze(1), eye], dim=1), net, relax, beta, lam)
+            return z[:, 0], us, z[:, 1:]
+        z, us = _run_structured(padded.unsqueeze(1), net, relax, beta, lam)
+        out = z[:, 0]
         mat = bitonic_permutation(net.size, us) if want_matrix else None
     else:
         out, us, plan = _run_pairs(padded, net, relax, beta, lam)
@@ -138,19 +181,20 @@ def _forward(x, net, relax, beta, lam, want_matrix: bool):
     return out, us, mat
 
 
-def _setup(x, network, n, relaxation, steepness, padding):
+def _setup(x, network, relaxation, steepness, art_lambda, padding):
     x2, squeeze = check_values(x)
     relax = resolve_relaxation(relaxation)
-    beta = _check_steepness(steepness)
+    beta = check_steepness(steepness)
+    lam = check_art_lambda(art_lambda)
     net = get_network(network, x2.shape[1], padding)
-    return x2, squeeze, relax, beta, net
+    return x2, squeeze, relax, beta, lam, net
 
 
 def diffsort(
     x: torch.Tensor,
     network: str = "bitonic",
     relaxation: str = "cauchy",
-    steepness: float = 10.0,
+    steepness: float | torch.Tensor = 10.0,
     art_lambda: float = 0.25,
     descending: bool = False,
     padding: str = "sentinel",
@@ -160,13 +204,15 @@ def diffsort(
     ``sorted_x = einsum("bi,bij->bj", x, P)``; ``P[b, i, j]`` is the soft probability that input
     ``i`` lands at position ``j`` (ascending; ``descending=True`` reverses the positions).
     ``network``: ``odd_even`` or ``bitonic``; ``relaxation``: see :mod:`.relaxations`;
-    ``steepness``: the inverse temperature beta; ``art_lambda``: lambda of ``logistic_phi``;
+    ``steepness``: the inverse temperature beta, a number or a one-element tensor (a learnable
+    ``nn.Parameter`` receives its gradient); ``art_lambda``: lambda of ``logistic_phi``;
     ``padding``: for bitonic with ``n`` not a power of two, ``sentinel`` (always sorts) or
     ``reference`` (diffsort 0.2.0's layout, see :mod:`.networks`).  A 1-D ``x`` gives 1-D / 2-D
-    results.  Works for float32/float64 on any device; no loop over the batch.
+    results; an empty batch gives empty results.  Works for float32/float64 on any device; no loop
+    over the batch.  Differentiable twice (second derivatives through ``P`` included).
     """
-    x2, squeeze, relax, beta, net = _setup(x, network, None, relaxation, steepness, padding)
-    out, _, mat = _forward(x2, net, relax, beta, float(art_lambda), True)
+    x2, squeeze, relax, beta, lam, net = _setup(x, network, relaxation, steepness, art_lambda, padding)
+    out, _, mat = _forward(x2, net, relax, beta, lam, True)
     values, mat = out[:, net.pad:], mat[:, net.pad:, net.pad:]
     if descending:
         values, mat = values.flip(-1), mat.flip(-1)
@@ -177,15 +223,15 @@ def soft_sort(
     x: torch.Tensor,
     network: str = "bitonic",
     relaxation: str = "cauchy",
-    steepness: float = 10.0,
+    steepness: float | torch.Tensor = 10.0,
     art_lambda: float = 0.25,
     descending: bool = False,
     padding: str = "sentinel",
 ) -> torch.Tensor:
     """Softly sorted values only, ``(batch, n)`` (like ``torchsort.soft_sort``); never builds
     ``P``, so it costs ``O(n log^2 n)`` (bitonic) time and memory per row."""
-    x2, squeeze, relax, beta, net = _setup(x, network, None, relaxation, steepness, padding)
-    out, _, _ = _forward(x2, net, relax, beta, float(art_lambda), False)
+    x2, squeeze, relax, beta, lam, net = _setup(x, network, relaxation, steepness, art_lambda, padding)
+    out, _, _ = _forward(x2, net, relax, beta, lam, False)
     values = out[:, net.pad:]
     values = values.flip(-1) if descending else values
     return values[0] if squeeze else values
@@ -221,15 +267,15 @@ def soft_rank(
     x: torch.Tensor,
     network: str = "bitonic",
     relaxation: str = "cauchy",
-    steepness: float = 10.0,
+    steepness: float | torch.Tensor = 10.0,
     art_lambda: float = 0.25,
     descending: bool = False,
     padding: str = "sentinel",
 ) -> torch.Tensor:
     """Soft ranks ``(batch, n)``, 1 = smallest (largest with ``descending``), as in
     ``torchsort.soft_rank``: ``rank_i = sum_j P[i, j] (j + 1)``, computed lazily as ``P @ c``."""
-    x2, squeeze, relax, beta, net = _setup(x, network, None, relaxation, steepness, padding)
-    _, us, _ = _forward(x2, net, relax, beta, float(art_lambda), False)
+    x2, squeeze, relax, beta, lam, net = _setup(x, network, relaxation, steepness, art_lambda, padding)
+    _, us, _ = _forward(x2, net, relax, beta, lam, False)
     positions = torch.arange(1, net.n + 1, dtype=x2.dtype, device=x2.device)
     if descending:
         positions = positions.flip(0)
@@ -246,7 +292,7 @@ def diff_topk(
     k: int,
     network: str = "bitonic",
     relaxation: str = "cauchy",
-    steepness: float = 10.0,
+    steepness: float | torch.Tensor = 10.0,
     art_lambda: float = 0.25,
     padding: str = "sentinel",
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -254,14 +300,14 @@ def diff_topk(
     largest first like ``torch.topk``.  Only the comparators that can reach the top ``k`` output
     wires are run (:func:`.networks.prune_to_outputs`); the values and ``P[..., :k]`` equal
     those of the full network's ``descending=True`` result."""
-    x2, squeeze, relax, beta, full = _setup(x, network, None, relaxation, steepness, padding)
+    x2, squeeze, relax, beta, lam, full = _setup(x, network, relaxation, steepness, art_lambda, padding)
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 1 <= k <= full.n:
         raise QuintetError(f"k must be an integer in 1..{full.n}, got {k!r}")
     key = (id(full), int(k))
     if key not in _TOPK_CACHE:
         _TOPK_CACHE[key] = prune_to_outputs(full, np.arange(full.size - k, full.size))
     net = _TOPK_CACHE[key]
-    out, _, mat = _forward(x2, net, relax, beta, float(art_lambda), True)
+    out, _, mat = _forward(x2, net, relax, beta, lam, True)
     values = out[:, full.size - k:].flip(-1)
     mat = mat[:, full.pad:, full.size - k:].flip(-1)
     return (values[0], mat[0]) if squeeze else (values, mat)

@@ -11,8 +11,9 @@ __all__ = ["ranking_loss", "ranks_from_scores", "permutation_from_ranks"]
 
 
 def ranks_from_scores(scores: torch.Tensor) -> torch.Tensor:
-    """0-based ranks (0 = smallest) of ``scores (batch, n)`` -> ``int64 (batch, n)``."""
-    return torch.argsort(torch.argsort(scores, dim=-1), dim=-1)
+    """0-based ranks (0 = smallest) of ``scores (batch, n)`` -> ``int64 (batch, n)``; equal scores
+    are ranked in their order of appearance (a stable sort)."""
+    return torch.argsort(torch.argsort(scores, dim=-1, stable=True), dim=-1)
 
 
 def permutation_from_ranks(ranks: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:

@@ -11,9 +11,11 @@ merges of odd blocks) puts it on ``b``.
   As in the reference, the input occupies the *last* ``n`` wires.  Two ways to treat a
   comparator that touches exactly one of the ``N - n`` padding wires:
 
-  - ``padding="reference"`` (diffsort 0.2.0): it becomes an identity.  This matches the
-    reference bit for bit, but the result is **not a sorting network for some n** (22, 38,
-    42-46, 54, 59, ... fail even in the hard limit: the reference package has the same defect);
+  - ``padding="reference"`` (diffsort 0.2.0): it becomes an identity.  This is the reference's
+    layout, but the result is **not a sorting network for some n**: in the hard limit it leaves
+    some inputs unsorted for the sizes in :data:`REFERENCE_UNSORTED` (22, 38, 42-46, 54, 70,
+    74-78, 82-94, 102, 106-110, 118, ... up to 256; found with random inputs, and the reference
+    package's own layout fails for exactly the same sizes);
   - ``padding="sentinel"``: the padding wires hold ``-inf``, so such a comparator is a fixed
     identity (ascending) or a fixed swap (descending).  Always a correct sorting network.
     Both agree whenever ``n`` is a power of two.
@@ -29,9 +31,16 @@ import numpy as np
 from quintet.core.errors import QuintetError
 
 SOFT, KEEP, SWAP = 0, 1, 2
+
+#: ``n`` in 2..256 for which the bitonic ``padding="reference"`` layout does not sort (hard limit)
+REFERENCE_UNSORTED = (
+    22, 38, *range(42, 47), 54, 70, *range(74, 79), *range(82, 95), 102, *range(106, 111), 118, 134,
+    *range(138, 143), *range(146, 159), *range(162, 191), 198, *range(202, 207), *range(210, 223), 230,
+    *range(234, 239), 246,
+)
 PADDINGS = ("sentinel", "reference")
 
-__all__ = ["NETWORKS", "PADDINGS", "SOFT", "KEEP", "SWAP", "Layer", "SortingNetwork", "bitonic_network", "odd_even_network", "get_network",
+__all__ = ["NETWORKS", "PADDINGS", "REFERENCE_UNSORTED", "SOFT", "KEEP", "SWAP", "Layer", "SortingNetwork", "bitonic_network", "odd_even_network", "get_network",
            "network_names", "prune_to_outputs", "resolve_network"]
 
 NETWORKS = ("odd_even", "bitonic")

@@ -1,10 +1,7 @@
 """Published numbers for the ranking-supervision experiment, each with where it was read.
 
-Everything here was looked up in the workplace's stored corpora (the ``pages`` corpus of
-arXiv/ar5iv texts and the ``code`` index of public repositories); nothing is typed from memory.
-
-What could be found
--------------------
+What is known, with its source
+------------------------------
 * **Hyper-parameters of the authors' own experiment script** (Felix-Petersen/diffsort,
   ``experiments/main.py`` at commit 31f42e9): Adam, learning rate ``10**-3.5``, batch 100,
   100,000 steps, relaxation ``cauchy`` by default, ``steepness`` 10, ``art_lambda`` 0.25.
@@ -12,24 +9,17 @@ What could be found
   ``README.md`` at commit cc7f564): ``-n 5 -m odd_even -s 10`` and ``-n 16 -m bitonic -s 20``.
 * **The NeuralSort baseline** on the same four-digit MNIST task: Grover et al., "Stochastic
   Optimization of Sorting Networks via Continuous Relaxations", ICLR 2019 (arXiv 1903.08850),
-  Table 1, read from a Markdown copy of the paper in the code index.  arXiv 2105.04019 says (Table 1
-  caption) that its first rows are taken from Cuturi et al. (2019); we quote Grover et al. directly
-  and do not claim that the values are equal.
+  Table 1.  arXiv 2105.04019 says (Table 1 caption) that its first rows are taken from Cuturi et
+  al. (2019); we quote Grover et al. directly and do not claim that the values are equal.
 
-What could NOT be found (so it is absent here, never guessed)
--------------------------------------------------------------
+What is not shown (no copy of the table was available, so nothing is guessed)
+-----------------------------------------------------------------------------
 * arXiv 2105.04019 (ICML 2021), Table 1 / Table 2: exact-match and element-wise accuracy of the
   odd-even and bitonic networks for n = 3, 5, 7, 9, 15, 32.
 * arXiv 2203.09630 (ICLR 2022), its four-digit MNIST table for the relaxations (logistic, ART,
   reciprocal, Cauchy, optimal).
 * The per-n steepness (inverse temperature) tables in the appendices of both papers, and any
   per-n ART lambda other than the script default.
-
-The ar5iv pages of both papers are in the ``pages`` corpus, but the search only ever returns
-their opening (abstract and introduction), never the results sections or appendices; ten
-differently worded queries (table words, "steepness inverse temperature per n", relaxation names,
-"Cauchy optimal monotonic ... table") all gave the same opening.  The code index holds no copy of
-either paper's text, and the reference repository's README gives commands, not tables.
 """
 
 from __future__ import annotations
@@ -80,9 +70,9 @@ NEURALSORT_GROVER2019 = {
     "stochastic": {3: (92.7, 95.0), 5: (83.5, 92.6), 7: (74.1, 90.9), 9: (64.6, 89.5), 15: (41.8, 86.2)},
 }
 
-#: The diffsort papers' own results, ``(paper, network, relaxation, n) -> (exact %, element-wise %)``.
-#: Empty: the tables could not be read from the corpus (see :data:`NOT_FOUND`).
-PAPER_RESULTS: dict[tuple[str, str, str, int], tuple[float, float]] = {}
+#: The diffsort papers' own results, ``(paper, network, relaxation, n) -> (exact %, element-wise %,
+#: source such as "Table 1")``.  Empty: the tables could not be read (see :data:`NOT_FOUND`).
+PAPER_RESULTS: dict[tuple[str, str, str, int], tuple[float, float, str]] = {}
 
 #: Exactly which published numbers are missing, for results.md and reports.
 NOT_FOUND = (

@@ -9,6 +9,8 @@ and element-wise correct rank.
 
 from __future__ import annotations
 
+import json
+import math
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -17,24 +19,39 @@ from typing import Callable
 import numpy as np
 import torch
 from torch import nn
+from tqdm import tqdm
 
 from quintet.core.errors import QuintetError
-from quintet.core.io import latest_checkpoint, load_checkpoint, save_checkpoint
+from quintet.core.io import (
+    latest_checkpoint,
+    load_checkpoint,
+    load_tensors,
+    save_checkpoint,
+    save_tensors,
+)
 from quintet.sorting.functional import diffsort
 from quintet.sorting.losses import ranking_loss, ranks_from_scores
-from quintet.sorting.networks import get_network
+from quintet.sorting.networks import resolve_network
 from quintet.sorting.paper_numbers import steepness_for
 from quintet.sorting.relaxations import resolve_relaxation
 
 __all__ = ["RankingConfig", "DigitSource", "MultiDigitSets", "ScoreCNN", "train_ranking", "evaluate_ranking",
-           "steepness_for", "mnist_source", "sklearn_digits_source"]
+           "steepness_for", "mnist_source", "sklearn_digits_source", "estimate_memory", "check_memory",
+           "check_resumable"]
 
 
 @dataclass(frozen=True)
 class RankingConfig:
     """One ranking run.  ``steepness=None`` takes :func:`~quintet.sorting.paper_numbers.steepness_for`
     (the authors' README value where it gives one, else a value interpolated between those, not
-    a number from the papers; see :mod:`quintet.sorting.paper_numbers`)."""
+    a number from the papers; see :mod:`quintet.sorting.paper_numbers`).
+
+    ``ties``: draw every digit of every number independently, as the authors' sampler does, so a
+    set may hold equal values (their true order is the stable one); otherwise values are distinct.
+    ``valid_size``: images held out from the end of the training split (the papers: 5000 of 60000);
+    with it, every ``eval_every`` steps ``valid_sets`` validation sets are scored and the test
+    score reported is the one of the weights with the best validation exact match.
+    """
 
     n: int = 5
     network: str = "odd_even"
@@ -51,6 +68,9 @@ class RankingConfig:
     seed: int = 0
     source: str = "mnist"
     width: tuple[int, int] = field(default=(16, 32))
+    ties: bool = False
+    valid_size: int = 0
+    valid_sets: int = 300
 
     def beta(self) -> float:
         return self.beta_and_source()[0]
@@ -95,22 +115,32 @@ def sklearn_digits_source(seed: int = 0) -> DigitSource:
 
 
 class MultiDigitSets:
-    """Sets of ``n`` multi-digit numbers drawn from one split; values distinct within a set."""
+    """Sets of ``n`` multi-digit numbers drawn from one split.
 
-    def __init__(self, images: torch.Tensor, labels: torch.Tensor, n: int, digits: int = 4):
-        self.images, self.labels, self.n, self.digits = images, labels, n, digits
+    ``ties=False``: values distinct within a set (needs ``n <= 10^digits``); ``ties=True``: every
+    digit of every number drawn independently, so equal values can occur (the authors' sampler).
+    """
+
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor, n: int, digits: int = 4, ties: bool = False):
+        if not ties and n > 10**digits:
+            raise QuintetError(f"n = {n} distinct {digits}-digit numbers do not exist; expected n <= {10**digits}")
+        self.images, self.labels, self.n, self.digits, self.ties = images, labels, n, digits, ties
         self.by_digit = [torch.nonzero(labels == d).flatten() for d in range(10)]
         self.place = 10 ** torch.arange(digits - 1, -1, -1)
 
     def sample(self, batch: int, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         """``images (batch, n, H, digits*W)`` and ``values int64 (batch, n)``."""
-        values = torch.stack([torch.randperm(10**self.digits, generator=gen)[: self.n] for _ in range(batch)])
-        digit = values.unsqueeze(-1) // self.place % 10  # (batch, n, digits)
-        pick = torch.empty_like(digit)
-        for d in range(10):
-            mask = digit == d
-            pool = self.by_digit[d]
-            pick[mask] = pool[torch.randint(len(pool), (int(mask.sum()),), generator=gen)]
+        if self.ties:
+            pick = torch.randint(len(self.labels), (batch, self.n, self.digits), generator=gen)
+            values = (self.labels[pick] * self.place).sum(-1)
+        else:
+            values = torch.stack([torch.randperm(10**self.digits, generator=gen)[: self.n] for _ in range(batch)])
+            digit = values.unsqueeze(-1) // self.place % 10  # (batch, n, digits)
+            pick = torch.empty_like(digit)
+            for d in range(10):
+                mask = digit == d
+                pool = self.by_digit[d]
+                pick[mask] = pool[torch.randint(len(pool), (int(mask.sum()),), generator=gen)]
         tiles = self.images[pick]  # (batch, n, digits, H, W)
         imgs = tiles.permute(0, 1, 3, 2, 4).reshape(batch, self.n, tiles.shape[-2], -1)
         return imgs, values
@@ -138,14 +168,16 @@ class ScoreCNN(nn.Module):
 
 @torch.no_grad()
 def evaluate_ranking(model: nn.Module, sets: MultiDigitSets, count: int, seed: int, batch: int = 100) -> dict:
-    """Exact-match and element-wise rank accuracy on ``count`` fixed sets."""
+    """Exact-match and element-wise rank accuracy on ``count`` fixed sets (equal values count in
+    their stable order, as the true permutation of the loss)."""
     model.eval()
     gen = torch.Generator().manual_seed(seed)
     exact = elem = total = 0
     for start in range(0, count, batch):
         b = min(batch, count - start)
         imgs, values = sets.sample(b, gen)
-        right = ranks_from_scores(model(imgs)) == ranks_from_scores(values)
+        scores = model(imgs.to(next(model.parameters()).device)).cpu()
+        right = ranks_from_scores(scores) == ranks_from_scores(values)
         exact += int(right.all(-1).sum())
         elem += int(right.sum())
         total += b
@@ -153,55 +185,179 @@ def evaluate_ranking(model: nn.Module, sets: MultiDigitSets, count: int, seed: i
     return {"exact_match": exact / total, "element_wise": elem / (total * sets.n)}
 
 
-def train_ranking(cfg: RankingConfig, source: DigitSource, out: Path | None = None,
-                  log: Callable[[str], None] = print, time_limit: float | None = None) -> dict:
-    """Train ``ScoreCNN`` from orderings only; resumes from ``out/checkpoints`` when present.
+# settings that may change between a run and its resumption (they do not change what is trained);
+# every other one must match
+RESUMABLE = ("steps", "checkpoint_every", "eval_sets")
 
-    Returns ``{"exact_match", "element_wise", "steps", "seconds", "curve": [...]}``.
-    """
-    if cfg.n < 2:
-        raise QuintetError(f"n must be >= 2, got {cfg.n}")
-    get_network(cfg.network, cfg.n)
+
+def _comparable(config: dict) -> dict:
+    plain = json.loads(json.dumps(config))  # tuples -> lists, as stored
+    return {k: v for k, v in plain.items() if k not in RESUMABLE}
+
+
+def check_resumable(saved: dict, cfg: RankingConfig, where: Path) -> None:
+    """Refuse to resume ``where`` under a configuration other than the one it was trained with."""
+    old, new = _comparable(saved), _comparable(asdict(cfg))
+    diff = [f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)]
+    if diff:
+        raise QuintetError(f"{where} holds a checkpoint of another configuration ({'; '.join(diff)}); "
+                           "use another --out or the same settings")
+
+
+def estimate_memory(cfg: RankingConfig, image_shape: tuple[int, int] = (28, 28)) -> int:
+    """Bytes one training step needs, roughly: the batch's images, the CNN's activations and their
+    gradients, and the sorting network (``P``, the per-layer differences kept for the backward,
+    the loss)."""
+    h, w = image_shape[0], image_shape[1] * cfg.digits
+    c1, c2 = cfg.width
+    images = cfg.batch_size * cfg.n
+    # input and its tiles, conv1 + ReLU + pool (with indices), conv2 + ReLU + pool; x2 for gradients
+    per_image = h * w * (3 + 2 * c1 + c1 / 2 + 2 * c2 / 4 + c2 / 8)
+    n = cfg.n
+    size = n if resolve_network(cfg.network) == "odd_even" else 2 ** max(1, math.ceil(math.log2(n)))
+    if resolve_network(cfg.network) == "odd_even":
+        kept = cfg.batch_size * n * n * (n - 1) / 2
+    else:
+        kept = min(cfg.batch_size * size * size * max(size.bit_length() - 2, 1), 2**25)
+    sorting = kept + 8 * cfg.batch_size * size * size
+    return int(4 * (2 * images * per_image + sorting))
+
+
+def check_memory(cfg: RankingConfig, image_shape: tuple[int, int] = (28, 28), max_bytes: int | None = None) -> int:
+    """:func:`estimate_memory`, refused with :class:`QuintetError` above ``max_bytes`` (default: the
+    memory available now)."""
+    need = estimate_memory(cfg, image_shape)
+    if max_bytes is None:
+        import psutil
+
+        limit, what = psutil.virtual_memory().available, "available"
+    else:
+        limit, what = int(max_bytes), "allowed by --max-memory"
+    if need > limit:
+        raise QuintetError(f"a training step at n = {cfg.n}, batch {cfg.batch_size} needs about "
+                           f"{need / 2**30:.1f} GiB, more than the {limit / 2**30:.1f} GiB {what}; "
+                           "lower --n or --batch-size")
+    return need
+
+
+def _splits(cfg: RankingConfig, source: DigitSource) -> tuple[MultiDigitSets, MultiDigitSets | None, MultiDigitSets]:
+    """Training, validation (the last ``valid_size`` training images, or ``None``) and test sets."""
+    images, labels = source.train
+    if not 0 <= cfg.valid_size < len(labels):
+        raise QuintetError(f"valid_size must be in 0..{len(labels) - 1}, got {cfg.valid_size}")
+    cut = len(labels) - cfg.valid_size
+    make = lambda x, y: MultiDigitSets(x, y, n=cfg.n, digits=cfg.digits, ties=cfg.ties)  # noqa: E731
+    valid = make(images[cut:], labels[cut:]) if cfg.valid_size else None
+    return make(images[:cut], labels[:cut]), valid, make(*source.test)
+
+
+def _check_config(cfg: RankingConfig) -> None:
+    for name in ("n", "steps", "batch_size", "eval_every", "checkpoint_every", "eval_sets", "valid_sets"):
+        value = getattr(cfg, name)
+        low = 2 if name == "n" else 1
+        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            raise QuintetError(f"{name} must be an integer >= {low}, got {value!r}")
+    resolve_network(cfg.network)  # the layout itself is built after the memory check
     resolve_relaxation(cfg.relaxation)
+
+
+def _step_generator(cfg: RankingConfig, step: int) -> torch.Generator:
+    """The sampler's generator for training step ``step``: a function of the step alone, so that a
+    resumed run draws exactly the batches an uninterrupted one would."""
+    return torch.Generator().manual_seed(cfg.seed * 1_000_003 + step + 1)
+
+
+def train_ranking(cfg: RankingConfig, source: DigitSource, out: Path | None = None,
+                  log: Callable[[str], None] = print, time_limit: float | None = None, until: int | None = None,
+                  progress: bool = False, max_memory: int | None = None, evaluate: bool = True,
+                  device: str | torch.device = "cpu") -> dict:
+    """Train ``ScoreCNN`` from orderings only; resumes from ``out/checkpoints`` when present (after
+    checking that they were written under the same configuration).
+
+    Trains to ``cfg.steps`` (or to step ``until``, for runs done in pieces) or until ``time_limit``
+    seconds have passed.  With ``evaluate`` the test score is computed at the end: of the weights
+    with the best validation exact match when ``cfg.valid_size`` is set, else of the last weights.
+    ``device``: where the CNN and the sorting network run (the sampler stays on the CPU).
+    Returns ``{"steps", "seconds", "curve", "steepness", "steepness_source", "model"}`` plus
+    ``{"exact_match", "element_wise", "best_step", "valid_exact_match"}`` with ``evaluate``.
+    """
+    _check_config(cfg)
+    check_memory(cfg, tuple(source.train[0].shape[-2:]), max_memory)
+    train_sets, valid_sets, test_sets = _splits(cfg, source)
     torch.manual_seed(cfg.seed)
-    train_sets = MultiDigitSets(*source.train, n=cfg.n, digits=cfg.digits)
-    test_sets = MultiDigitSets(*source.test, n=cfg.n, digits=cfg.digits)
     h, w = source.train[0].shape[-2:]
-    model = ScoreCNN(h, w * cfg.digits, channels=tuple(cfg.width))
+    model = ScoreCNN(h, w * cfg.digits, channels=tuple(cfg.width)).to(device)
     optim = torch.optim.Adam(model.parameters(), lr=cfg.lr)
-    gen = torch.Generator().manual_seed(cfg.seed + 1)
-    step, curve = 0, []
+    step, curve, best, spent = 0, [], {"step": 0, "valid_exact_match": -1.0}, 0.0
+    losses: list[float] = []  # the last 50 training losses (the curve's smoothed loss)
     ckpt_dir = out / "checkpoints" if out is not None else None
+    best_file = out / "best.safetensors" if out is not None else None
+    best_state = None
     if ckpt_dir is not None and latest_checkpoint(ckpt_dir) is not None:
+        saved = json.loads((latest_checkpoint(ckpt_dir) / "config.json").read_text())
+        check_resumable(saved, cfg, out)
         state = load_checkpoint(ckpt_dir, model, optim)
         step, curve = state["step"], state["extra"].get("curve", [])
-        gen.manual_seed(cfg.seed + 1 + step)
+        best = state["extra"].get("best", best)
+        spent = state["extra"].get("train_seconds", 0.0)
+        losses = state["extra"].get("recent_losses", [])
         log(f"resumed from step {step}")
-    beta = cfg.beta()
+    beta, beta_source = cfg.beta_and_source()
+    target = cfg.steps if until is None else min(until, cfg.steps)
     start = time.perf_counter()
-    losses = []
-    while step < cfg.steps:
-        imgs, values = train_sets.sample(cfg.batch_size, gen)
-        scores = model(imgs)
+    bar = tqdm(total=target, initial=step, desc=f"{cfg.network} n={cfg.n}", unit="step", disable=not progress,
+               dynamic_ncols=True)
+    say = bar.write if progress else log
+    while step < target:
+        imgs, values = train_sets.sample(cfg.batch_size, _step_generator(cfg, step))
+        scores = model(imgs.to(device))
         _, perm = diffsort(scores, network=cfg.network, relaxation=cfg.relaxation, steepness=beta,
                            art_lambda=cfg.art_lambda)
-        loss = ranking_loss(perm, ranks_from_scores(values))
+        loss = ranking_loss(perm, ranks_from_scores(values).to(device))
         optim.zero_grad(set_to_none=True)
         loss.backward()
         optim.step()
-        losses.append(loss.item())
+        losses = [*losses[-49:], loss.item()]
         step += 1
+        bar.update(1)
+        bar.set_postfix(loss=f"{np.mean(losses):.4f}")
         if step % cfg.eval_every == 0 or step == cfg.steps:
-            metrics = evaluate_ranking(model, test_sets, min(cfg.eval_sets, 300), seed=cfg.seed + 10_000)
-            curve.append({"step": step, "loss": float(np.mean(losses[-50:])), **metrics})
-            log(f"step {step}: loss {curve[-1]['loss']:.4f} exact {metrics['exact_match']:.3f} "
-                f"elementwise {metrics['element_wise']:.3f}")
-        if ckpt_dir is not None and (step % cfg.checkpoint_every == 0 or step == cfg.steps):
+            if valid_sets is not None:
+                metrics = evaluate_ranking(model, valid_sets, cfg.valid_sets, seed=cfg.seed + 30_000)
+                split = "valid"
+                if metrics["exact_match"] > best["valid_exact_match"]:
+                    best = {"step": step, "valid_exact_match": metrics["exact_match"]}
+                    best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+                    if best_file is not None:
+                        save_tensors(best_file, best_state)
+            else:
+                metrics = evaluate_ranking(model, test_sets, min(cfg.eval_sets, 300), seed=cfg.seed + 10_000)
+                split = "test"
+            curve.append({"step": step, "loss": float(np.mean(losses)), "split": split, **metrics})
+            say(f"step {step}: loss {curve[-1]['loss']:.4f} {split} exact {metrics['exact_match']:.3f} "
+                      f"elementwise {metrics['element_wise']:.3f}")
+        out_of_time = time_limit is not None and time.perf_counter() - start > time_limit
+        if ckpt_dir is not None and (step % cfg.checkpoint_every == 0 or step == target or out_of_time):
             save_checkpoint(ckpt_dir, model, step=step, config=asdict(cfg), optimizer=optim,
-                            extra={"curve": curve, "seed": cfg.seed})
-        if time_limit is not None and time.perf_counter() - start > time_limit:
-            log(f"time limit reached at step {step}")
+                            extra={"curve": curve, "seed": cfg.seed, "best": best, "recent_losses": losses,
+                                   "train_seconds": spent + time.perf_counter() - start})
+        if out_of_time:
+            say(f"time limit reached at step {step}")
             break
-    final = evaluate_ranking(model, test_sets, cfg.eval_sets, seed=cfg.seed + 20_000)
-    return {**final, "steps": step, "seconds": round(time.perf_counter() - start, 1), "curve": curve,
-            "steepness": beta, "steepness_source": cfg.beta_and_source()[1], "model": model}
+    bar.close()
+    elapsed = time.perf_counter() - start
+    result = {"steps": step, "seconds": round(elapsed, 1), "train_seconds": round(spent + elapsed, 1), "curve": curve,
+              "steepness": beta, "steepness_source": beta_source, "model": model}
+    if evaluate:
+        scored = model
+        if valid_sets is not None and best["step"] > 0:  # else no validation yet: the last weights
+            if best_state is None and best_file is not None and best_file.is_file():
+                best_state = load_tensors(best_file, device)
+            if best_state is not None:
+                scored = ScoreCNN(h, w * cfg.digits, channels=tuple(cfg.width)).to(device)
+                scored.load_state_dict(best_state)
+        final = evaluate_ranking(scored, test_sets, cfg.eval_sets, seed=cfg.seed + 20_000)
+        validated = valid_sets is not None and best["step"] > 0
+        result.update(final, best_step=best["step"] if validated else step,
+                      valid_exact_match=best["valid_exact_match"] if validated else None)
+    return result

@@ -21,7 +21,7 @@ derivative decays as ``Theta(1/x^2)``, so raising an input never lowers its soft
 from __future__ import annotations
 
 import math
-from typing import Callable
+from typing import Callable, Union
 
 import torch
 
@@ -29,34 +29,37 @@ from quintet.core.errors import QuintetError
 
 __all__ = ["RELAXATIONS", "MONOTONIC", "ALIASES", "relaxation_names", "resolve_relaxation", "swap_probability"]
 
+#: the steepness: a number, or a 0-d tensor (learnable)
+Beta = Union[float, torch.Tensor]
+
 #: the ``eps`` added to ``|x|`` in ART (the reference uses 1e-10)
 ART_EPS = 1e-10
 
 
-def _logistic(x: torch.Tensor, beta: float, lam: float) -> torch.Tensor:
+def _logistic(x: torch.Tensor, beta: Beta, lam: float) -> torch.Tensor:
     return torch.sigmoid(x * beta)
 
 
-def _logistic_phi(x: torch.Tensor, beta: float, lam: float) -> torch.Tensor:
+def _logistic_phi(x: torch.Tensor, beta: Beta, lam: float) -> torch.Tensor:
     return torch.sigmoid(x * beta / (x.abs() + ART_EPS).pow(lam))
 
 
-def _gaussian(x: torch.Tensor, beta: float, lam: float) -> torch.Tensor:
+def _gaussian(x: torch.Tensor, beta: Beta, lam: float) -> torch.Tensor:
     # Phi(beta x) = (1 + erf(x / sigma / sqrt 2)) / 2 with sigma = 1 / beta, the reference's order
     # of operations (keeps float32 results within 1e-6 of it over 100 layers).
     return 0.5 + 0.5 * torch.erf(x / (1.0 / beta) / math.sqrt(2.0))
 
 
-def _reciprocal(x: torch.Tensor, beta: float, lam: float) -> torch.Tensor:
+def _reciprocal(x: torch.Tensor, beta: Beta, lam: float) -> torch.Tensor:
     v = x * beta
     return 0.5 * (v / (2.0 + v.abs()) + 1.0)
 
 
-def _cauchy(x: torch.Tensor, beta: float, lam: float) -> torch.Tensor:
+def _cauchy(x: torch.Tensor, beta: Beta, lam: float) -> torch.Tensor:
     return torch.atan(x * beta) / math.pi + 0.5
 
 
-def _optimal(x: torch.Tensor, beta: float, lam: float) -> torch.Tensor:
+def _optimal(x: torch.Tensor, beta: Beta, lam: float) -> torch.Tensor:
     v = x * beta
     inner = v.clamp(-0.25, 0.25) + 0.5
     # 1/(16|v|) only where |v| > 1/4; elsewhere a safe denominator keeps gradients finite.
@@ -66,7 +69,7 @@ def _optimal(x: torch.Tensor, beta: float, lam: float) -> torch.Tensor:
     return inner + torch.sign(v) * tail
 
 
-RELAXATIONS: dict[str, Callable[[torch.Tensor, float, float], torch.Tensor]] = {
+RELAXATIONS: dict[str, Callable[[torch.Tensor, Beta, float], torch.Tensor]] = {
     "logistic": _logistic,
     "logistic_phi": _logistic_phi,
     "gaussian": _gaussian,
@@ -90,7 +93,10 @@ def resolve_relaxation(name: str) -> str:
     return ALIASES.get(name, name)
 
 
-def swap_probability(x: torch.Tensor, relaxation: str = "cauchy", steepness: float = 10.0,
+def swap_probability(x: torch.Tensor, relaxation: str = "cauchy", steepness: float | torch.Tensor = 10.0,
                      art_lambda: float = 0.25) -> torch.Tensor:
-    """``f(beta * x)``: the weight of the lower wire in the soft minimum; ``x = b - a``, any shape."""
-    return RELAXATIONS[resolve_relaxation(relaxation)](x, float(steepness), float(art_lambda))
+    """``f(beta * x)``: the weight of the lower wire in the soft minimum; ``x = b - a``, any shape;
+    ``steepness`` a positive number or a one-element tensor (kept, so that it receives gradients)."""
+    from quintet.sorting.functional import check_art_lambda, check_steepness
+
+    return RELAXATIONS[resolve_relaxation(relaxation)](x, check_steepness(steepness), check_art_lambda(art_lambda))

@@ -4,13 +4,12 @@ error rather than a shape mismatch."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import torch
 
 from quintet.core.errors import QuintetError
-from quintet.core.io import latest_checkpoint, load_checkpoint, save_checkpoint
+from quintet.core.io import latest_checkpoint, load_checkpoint, read_json, save_checkpoint
 from quintet.sketch.models.constraint import KIND_CONSTRAINT, ConstraintModel, ConstraintModelConfig
 from quintet.sketch.models.primitive import (
     KIND_IMAGE_PRIMITIVE,
@@ -25,10 +24,13 @@ KINDS = (KIND_PRIMITIVE, KIND_IMAGE_PRIMITIVE, KIND_CONSTRAINT)
 def build_model(config: dict) -> torch.nn.Module:
     """A fresh model from a config dict (its ``kind`` picks the class)."""
     kind = config.get("kind")
-    if kind in (KIND_PRIMITIVE, KIND_IMAGE_PRIMITIVE):
-        return PrimitiveModel(PrimitiveModelConfig(**config))
-    if kind == KIND_CONSTRAINT:
-        return ConstraintModel(ConstraintModelConfig(**config))
+    try:
+        if kind in (KIND_PRIMITIVE, KIND_IMAGE_PRIMITIVE):
+            return PrimitiveModel(PrimitiveModelConfig(**config))
+        if kind == KIND_CONSTRAINT:
+            return ConstraintModel(ConstraintModelConfig(**config))
+    except (TypeError, ValueError) as exc:
+        raise QuintetError(f"the {kind} model configuration is damaged or of another version ({exc})") from exc
     raise QuintetError(f"unknown model kind {kind!r}; expected one of: {', '.join(KINDS)}")
 
 
@@ -54,10 +56,10 @@ def read_config(path: str | Path) -> dict:
     cfg_file = _resolve(path) / "config.json"
     if not cfg_file.is_file():
         raise QuintetError(f"{path} holds no config.json (not a quintet sketch model checkpoint)")
-    try:
-        return json.loads(cfg_file.read_text())
-    except json.JSONDecodeError as exc:
-        raise QuintetError(f"{cfg_file} is not valid JSON ({exc})") from exc
+    config = read_json(cfg_file, "model configuration")
+    if not isinstance(config, dict):
+        raise QuintetError(f"model configuration {cfg_file} is not a JSON object; the file is damaged")
+    return config
 
 
 def load_model(path: str | Path, kind: str | tuple[str, ...] | None = None, device: str | torch.device = "cpu") -> torch.nn.Module:

