@@ -17,8 +17,8 @@ from mkdocs.structure.files import File, Files, InclusionLevel
 
 ROOT = Path(__file__).resolve().parent.parent
 MOUNTED = ("results", "benchmarks/results")
-# what a reproduction or a benchmark commits: results/<method>/<file>, benchmarks/results/<file>
-PATTERNS = ("results/*/*", "benchmarks/results/*")
+# what a reproduction or a benchmark commits: results/<method>/[<variant>/]<file>, benchmarks/results/<file>
+PATTERNS = ("results/*/*", "results/*/*/*", "benchmarks/results/*")
 SUFFIXES = {".md", ".png", ".json", ".svg"}
 LINK = re.compile(r"(!?\[[^\]]*\]\()([^)\s]+)(\))")
 MARKER = "<!-- cli-reference -->"

@@ -22,11 +22,16 @@ def _require_data() -> bool:
 
 @pytest.fixture(scope="session")
 def data_dir() -> Path:
-    """The data root with the real data sets, or a skip (a failure under QUINTET_REQUIRE_DATA=1)."""
-    root = os.environ.get("QUINTET_DATA")
-    if root and Path(root).is_dir() and any(Path(root).iterdir()):
-        return Path(root)
-    reason = f"no data root: QUINTET_DATA={root!r} is unset, missing or empty"
+    """The data root with the real data sets, or a skip (a failure under QUINTET_REQUIRE_DATA=1).
+
+    The root is found as the library finds it: ``$QUINTET_DATA``, else ``../shared/data`` beside
+    the clone, else ``~/.cache/quintet``."""
+    from quintet.datasets.registry import data_root
+
+    root = data_root()
+    if root.is_dir() and any(root.iterdir()):
+        return root
+    reason = f"no data root: {root} is missing or empty (set QUINTET_DATA or pass --data-dir)"
     if _require_data():
         pytest.fail(f"{reason}, but QUINTET_REQUIRE_DATA=1 demands the real data")
     pytest.skip(reason)

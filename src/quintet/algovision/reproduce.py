@@ -88,7 +88,7 @@ def reproduce(out: Path, quick: bool, seed: int, log: Callable[[str], None] = pr
 
 NOT_SHOWN = ("No paper numbers are shown beside ours: the result tables of arXiv 2110.05651 (sorting, "
              "shortest-path and edit-distance supervision) are not reproduced here, and no value is quoted "
-             "without its table at hand.")
+             "without its table.")
 
 
 def results_markdown(sorting: list[dict], paths: list[dict], edit: dict, p: dict, quick: bool) -> str:

@@ -12,8 +12,8 @@ What is known, with its source
   Table 1.  arXiv 2105.04019 says (Table 1 caption) that its first rows are taken from Cuturi et
   al. (2019); we quote Grover et al. directly and do not claim that the values are equal.
 
-What is not shown (no copy of the table was available, so nothing is guessed)
------------------------------------------------------------------------------
+What is not shown (no number without its source)
+-----------------------------------------------
 * arXiv 2105.04019 (ICML 2021), Table 1 / Table 2: exact-match and element-wise accuracy of the
   odd-even and bitonic networks for n = 3, 5, 7, 9, 15, 32.
 * arXiv 2203.09630 (ICLR 2022), its four-digit MNIST table for the relaxations (logistic, ART,

@@ -84,8 +84,8 @@ def protocol_markdown(rows: list[dict], scale: str) -> str:
         "run got. Steepness: README = the authors' README command; interpolated = between the two "
         "README points, not a value from the papers.\n\n" + table +
         "\n## Beside the papers\n\n"
-        "The diffsort papers' own accuracy tables are **not shown**: no copy of them was at hand, "
-        "and no number is given without its source. Missing:\n\n" + missing + "\n\n"
+        "The diffsort papers' own accuracy tables are **not shown** beside these runs; "
+        "no number is given without its source. Missing:\n\n" + missing + "\n\n"
         f"Steepness from the authors' README: {readme}. The published reference on the same task "
         "that was found is NeuralSort (Grover et al., ICLR 2019, arXiv 1903.08850, Table 1; their "
         "CNN and training schedule), in the last column; it has no n = 32 column.\n"
