@@ -20,7 +20,7 @@ def _pytest_in(tmp_path: Path, **env: str) -> subprocess.CompletedProcess:
 
 
 def test_skips_with_reason_without_data(tmp_path):
-    result = _pytest_in(tmp_path)
+    result = _pytest_in(tmp_path, QUINTET_DATA=str(tmp_path / "absent"))
     assert result.returncode == 0, result.stdout
     assert "1 skipped" in result.stdout and "no data root" in result.stdout
 
