@@ -8,12 +8,26 @@ from pathlib import Path
 
 import typer
 
+from quintet.core import options
 from quintet.core.errors import QuintetError
 
 app = typer.Typer(help="Relaxed control flow for algorithmic supervision (AlgoVision, NeurIPS 2021).",
                   no_args_is_help=True)
 
-THREADS = typer.Option(1, min=1, help="torch threads.")
+#: upper bound of an inverse temperature β (beyond it the relaxation is the hard algorithm)
+MAX_BETA = 1e6
+
+
+def _sorting_methods() -> tuple[str, ...]:
+    from quintet.algovision.sorting_task import SORTING_METHODS
+
+    return SORTING_METHODS
+
+
+def _path_methods() -> tuple[str, ...]:
+    from quintet.algovision.path_task import PATH_METHODS
+
+    return PATH_METHODS
 
 
 def _train(cfg, train, out: Path, threads: int, keys: tuple[str, ...]) -> None:
@@ -34,14 +48,16 @@ def _train(cfg, train, out: Path, threads: int, keys: tuple[str, ...]) -> None:
 
 @app.command("train-sorting")
 def train_sorting_cmd(
-    method: str = typer.Option("bubble", help="bubble (relaxed bubble sort), odd_even or bitonic (sorting networks)."),
+    method: str = options.choice("bubble", _sorting_methods,
+                                 "bubble (relaxed bubble sort), odd_even or bitonic (sorting networks).",
+                                 kind="sorting method"),
     n: int = typer.Option(5, min=2, max=32, help="Set size."),
-    beta: float = typer.Option(8.0, min=1e-6, help="Inverse temperature of the bubble sort's conditions."),
-    steps: int = typer.Option(1000, min=1, help="Training steps."),
-    batch_size: int = typer.Option(32, min=1, help="Sets per step."),
-    out: Path = typer.Option(Path("runs/algovision-sorting"), help="Run folder (checkpoints; resumes)."),
-    seed: int = typer.Option(0),
-    threads: int = THREADS,
+    beta: float = options.positive(8.0, "Inverse temperature of the bubble sort's conditions (> 0).", maximum=MAX_BETA),
+    steps: int = options.steps(1000, "Training steps."),
+    batch_size: int = typer.Option(32, min=1, max=100_000, help="Sets per step."),
+    out: Path = options.output_folder(Path("runs/algovision-sorting"), "Run folder (checkpoints; resumes)."),
+    seed: int = options.seed(),
+    threads: int = options.threads(),
 ) -> None:
     """Four-digit MNIST sorting supervision (data root needed)."""
     from quintet.algovision.sorting_task import SortingConfig, train_sorting
@@ -54,13 +70,13 @@ def train_sorting_cmd(
 
 @app.command("train-path")
 def train_path_cmd(
-    method: str = typer.Option("relaxed", help="relaxed, regression or blackbox."),
-    beta: float = typer.Option(10.0, min=1e-6, help="Inverse temperature of the relaxed Bellman-Ford."),
-    steps: int = typer.Option(600, min=1, help="Training steps."),
-    maps: int = typer.Option(1000, min=1, help="Procedural training maps."),
-    out: Path = typer.Option(Path("runs/algovision-path"), help="Run folder (checkpoints; resumes)."),
-    seed: int = typer.Option(0),
-    threads: int = THREADS,
+    method: str = options.choice("relaxed", _path_methods, "relaxed, regression or blackbox.", kind="path method"),
+    beta: float = options.positive(10.0, "Inverse temperature of the relaxed Bellman-Ford (> 0).", maximum=MAX_BETA),
+    steps: int = options.steps(600, "Training steps."),
+    maps: int = typer.Option(1000, min=1, max=1_000_000, help="Procedural training maps."),
+    out: Path = options.output_folder(Path("runs/algovision-path"), "Run folder (checkpoints; resumes)."),
+    seed: int = options.seed(),
+    threads: int = options.threads(),
 ) -> None:
     """Shortest-path supervision on procedural 12x12 terrain maps."""
     from quintet.algovision.path_task import PathConfig, train_path
@@ -73,12 +89,12 @@ def train_path_cmd(
 @app.command("train-edit")
 def train_edit_cmd(
     length: int = typer.Option(4, min=1, max=16, help="Digits per string."),
-    edits: int = typer.Option(4, min=0, help="At most this many random edits between the two strings."),
-    beta: float = typer.Option(5.0, min=1e-6, help="Inverse temperature of the soft minimum."),
-    steps: int = typer.Option(500, min=1, help="Training steps."),
-    out: Path = typer.Option(Path("runs/algovision-edit"), help="Run folder (checkpoints; resumes)."),
-    seed: int = typer.Option(0),
-    threads: int = THREADS,
+    edits: int = typer.Option(4, min=0, max=64, help="At most this many random edits between the two strings."),
+    beta: float = options.positive(5.0, "Inverse temperature of the soft minimum (> 0).", maximum=MAX_BETA),
+    steps: int = options.steps(500, "Training steps."),
+    out: Path = options.output_folder(Path("runs/algovision-edit"), "Run folder (checkpoints; resumes)."),
+    seed: int = options.seed(),
+    threads: int = options.threads(),
 ) -> None:
     """Edit-distance supervision on MNIST digit strings (data root needed)."""
     from quintet.algovision.edit_task import EditConfig, train_edit
@@ -91,9 +107,10 @@ def train_edit_cmd(
 
 @app.command("shortest-path")
 def shortest_path_cmd(
-    costs: Path = typer.Argument(..., help=".npy file: positive costs, shape (H, W) or (batch, H, W)."),
-    out: Path = typer.Option(Path("path.npy"), help="Output .npy: path probabilities, same shape."),
-    beta: float = typer.Option(10.0, min=1e-6, help="Inverse temperature."),
+    costs: Path = typer.Argument(..., exists=True, dir_okay=False, readable=True,
+                                 help=".npy file: positive costs, shape (H, W) or (batch, H, W)."),
+    out: Path = options.output_file(Path("path.npy"), "Output .npy: path probabilities, same shape.", (".npy",)),
+    beta: float = options.positive(10.0, "Inverse temperature (> 0).", maximum=MAX_BETA),
     hard: bool = typer.Option(False, "--hard", help="Discrete Bellman-Ford instead of the relaxation."),
 ) -> None:
     """Relaxed shortest path (top-left to bottom-right, 8-neighbourhood) of cost maps."""
@@ -107,7 +124,7 @@ def shortest_path_cmd(
 
     try:
         array = np.load(costs, allow_pickle=False)
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, EOFError) as exc:
         raise QuintetError(f"cannot read {costs} as a .npy array: {exc}") from None
     if array.ndim not in (2, 3) or not np.issubdtype(array.dtype, np.number):
         raise QuintetError(f"{costs}: expected a numeric array (H, W) or (batch, H, W), got {array.dtype} {array.shape}")

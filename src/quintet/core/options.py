@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Callable, Iterable, Optional, Union
 
 import typer
 
@@ -51,6 +51,21 @@ def positive(default: Optional[float], help: str, maximum: float = 1e6) -> Any:
 def fraction(default: float, help: str) -> Any:
     """A float in [0, 1]."""
     return typer.Option(default, min=0.0, max=1.0, callback=finite, help=help)
+
+
+def choice(default: Optional[str], names: Union[Iterable[str], Callable[[], Iterable[str]]], help: str,
+           *decls: str, kind: str = "value") -> Any:
+    """Text that must be one of ``names`` (or a function returning them, asked when the option is
+    read), refused naming the option, the ``kind`` of value and the allowed values before any data
+    is read."""
+    def check(value: Optional[str]) -> Optional[str]:
+        if value is None:
+            return value
+        allowed = tuple(names() if callable(names) else names)
+        if value not in allowed:
+            raise typer.BadParameter(f"unknown {kind} {value!r}; expected one of: {', '.join(allowed)}")
+        return value
+    return typer.Option(default, *decls, callback=check, help=help)
 
 
 def input_file(default: Any, help: str, *decls: str) -> Any:

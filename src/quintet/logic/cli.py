@@ -11,7 +11,8 @@ from typing import Optional
 
 import typer
 
-from quintet.core.errors import QuintetError, check_choice
+from quintet.core import options
+from quintet.core.errors import QuintetError
 
 app = typer.Typer(help="Differentiable logic gate networks: train, discretise, compile to C/Verilog.",
                   no_args_is_help=True)
@@ -23,25 +24,74 @@ def _threads(threads: int) -> None:
     torch.set_num_threads(threads)
 
 
+def _datasets() -> tuple[str, ...]:
+    from quintet.logic.data import DATASETS
+
+    return DATASETS
+
+
+def _schemes() -> tuple[str, ...]:
+    from quintet.logic.wiring import SCHEMES
+
+    return SCHEMES
+
+
+def _inits() -> tuple[str, ...]:
+    from quintet.logic.layers import INITS
+
+    return INITS
+
+
+def _archs() -> tuple[str, ...]:
+    from quintet.logic.train import ARCHS
+
+    return ARCHS
+
+
+def _module_name(value: str) -> str:
+    """Typer callback of ``--module``: a Verilog module name is an identifier."""
+    if not value.isidentifier():
+        raise typer.BadParameter(f"{value!r} is not a Verilog module name (letters, digits and _, "
+                                 "not starting with a digit)")
+    return value
+
+
+def _folder_exists(value: Path) -> Path:
+    """Typer callback of a written file: its folder must exist (it is not created)."""
+    if not value.parent.is_dir():
+        raise typer.BadParameter(f"the folder of {str(value)!r} does not exist (it is not created)")
+    return value
+
+
+#: generous upper bounds of the network's shape and of the data read
+MAX_WIDTH = 10_000_000
+MAX_DEPTH = 1000
+MAX_ROWS = 100_000_000
+
+
 @app.command("train")
 def train_cmd(
-    dataset: str = typer.Option("monk1", help="monk1, monk2, monk3, adult, breast_cancer, mnist or mnist20x20."),
-    width: int = typer.Option(60, min=1, help="Gates per layer."),
-    depth: int = typer.Option(4, min=1, help="Logic layers."),
-    tau: float = typer.Option(1.0, min=1e-6, help="GroupSum temperature."),
-    lr: float = typer.Option(0.01, min=1e-9, help="Adam learning rate."),
-    batch_size: int = typer.Option(100, min=1),
-    steps: int = typer.Option(2000, min=0),
-    connections: str = typer.Option("unique", help="Wiring scheme: random or unique."),
-    init: str = typer.Option("normal", help="normal (the 2022 paper) or residual (the 2024 follow-up)."),
-    arch: str = typer.Option("dense", help="dense (randomly connected layers) or conv (logic trees + OR pooling; mnist)."),
+    dataset: str = options.choice("monk1", _datasets, "monk1, monk2, monk3, adult, breast_cancer, mnist or mnist20x20.",
+                                  kind="data set"),
+    width: int = typer.Option(60, min=1, max=MAX_WIDTH, help="Gates per layer."),
+    depth: int = typer.Option(4, min=1, max=MAX_DEPTH, help="Logic layers."),
+    tau: float = options.positive(1.0, "GroupSum temperature (> 0)."),
+    lr: float = options.positive(0.01, "Adam learning rate (> 0).", maximum=10.0),
+    batch_size: int = typer.Option(100, min=1, max=MAX_ROWS, help="Training rows per step."),
+    steps: int = options.steps(2000, "Training steps (0: evaluate the initial or resumed network).", minimum=0),
+    connections: str = options.choice("unique", _schemes, "Wiring scheme: random or unique.", kind="wiring scheme"),
+    init: str = options.choice("normal", _inits, "normal (the 2022 paper) or residual (the 2024 follow-up).",
+                               kind="initialisation"),
+    arch: str = options.choice("dense", _archs,
+                               "dense (randomly connected layers) or conv (logic trees + OR pooling; mnist).",
+                               kind="architecture"),
     channels: str = typer.Option("16,32", help="conv: channels of the two tree stages."),
-    grad_factor: float = typer.Option(1.0, min=1e-6, help="Gradient scale between layers (deep nets)."),
-    eval_every: int = typer.Option(500, min=1),
-    limit: Optional[int] = typer.Option(None, min=1, help="Use only the first LIMIT training rows."),
-    out: Path = typer.Option(Path("runs/logic-train"), help="Run folder (checkpoints; resumes)."),
-    threads: int = typer.Option(1, min=1, help="torch threads."),
-    seed: int = typer.Option(0),
+    grad_factor: float = options.positive(1.0, "Gradient scale between layers (deep nets; > 0).", maximum=1e3),
+    eval_every: int = options.steps(500, "Steps between evaluations."),
+    limit: Optional[int] = typer.Option(None, min=1, max=MAX_ROWS, help="Use only the first LIMIT training rows."),
+    out: Path = options.output_folder(Path("runs/logic-train"), "Run folder (checkpoints; resumes)."),
+    threads: int = options.threads(),
+    seed: int = options.seed(),
 ) -> None:
     """Train a logic gate network; checkpoints go to OUT and a second call resumes."""
     from quintet.core.runs import Run
@@ -68,8 +118,9 @@ def train_cmd(
 
 @app.command("compile")
 def compile_cmd(
-    checkpoint: Path = typer.Argument(..., help="Run folder or checkpoint folder from `quintet logic train`."),
-    backend: str = typer.Option("auto", help="c, numpy or auto."),
+    checkpoint: Path = typer.Argument(..., exists=True, file_okay=False,
+                                      help="Run folder or checkpoint folder from `quintet logic train`."),
+    backend: str = options.choice("auto", ("auto", "c", "numpy"), "c, numpy or auto.", kind="backend"),
     evaluate: bool = typer.Option(True, help="Check against PyTorch and time on the test split."),
 ) -> None:
     """Compile a trained network for bit-parallel inference; report compile time, accuracy, speed."""
@@ -80,7 +131,6 @@ def compile_cmd(
     from quintet.logic.data import load_binary
     from quintet.logic.train import load_checkpoint_config, load_model
 
-    check_choice("backend", backend, ("auto", "c", "numpy"))
     model = load_model(checkpoint)
     net = CompiledLogicNet.from_model(model, backend=backend)
     report = {"backend": net.backend, "gates": net.net.gate_count, "compile_seconds": round(net.compile_seconds, 3),
@@ -99,17 +149,16 @@ def compile_cmd(
 
 @app.command("export")
 def export_cmd(
-    checkpoint: Path = typer.Argument(..., help="Run folder or checkpoint folder."),
-    out: Path = typer.Option(..., help="Output file (.c or .v)."),
-    format: str = typer.Option("c", "--format", help="c or verilog."),
-    module: str = typer.Option("logic_gate_net", help="Verilog module name."),
+    checkpoint: Path = typer.Argument(..., exists=True, file_okay=False, help="Run folder or checkpoint folder."),
+    out: Path = typer.Option(..., dir_okay=False, callback=_folder_exists, help="Output file (.c or .v)."),
+    format: str = options.choice("c", ("c", "verilog"), "c or verilog.", "--format", kind="export format"),
+    module: str = typer.Option("logic_gate_net", callback=_module_name, help="Verilog module name."),
 ) -> None:
     """Write the discretised network as standalone C or as a synthesisable Verilog module."""
     from quintet.logic.compiled import export_c
     from quintet.logic.train import load_model
     from quintet.logic.verilog import export_verilog
 
-    check_choice("export format", format, ("c", "verilog"))
     model = load_model(checkpoint)
     path = export_c(model, out) if format == "c" else export_verilog(model, out, module)
     typer.echo(f"wrote {path}")
@@ -117,9 +166,10 @@ def export_cmd(
 
 @app.command("bench")
 def bench_cmd(
-    out: Path = typer.Option(Path("benchmarks/results/logic.json"), help="JSON output."),
-    repeats: int = typer.Option(5, min=1, help="Timed runs per case (median reported)."),
-    samples: int = typer.Option(100_000, min=1, help="Inference samples (MNIST test images, repeated)."),
+    out: Optional[Path] = options.output_file(None, "JSON output (default benchmarks/results/logic.json).",
+                                              (".json",)),
+    repeats: int = typer.Option(5, min=1, max=1000, help="Timed runs per case (median reported)."),
+    samples: int = typer.Option(100_000, min=1, max=10_000_000, help="Inference samples (MNIST test images, repeated)."),
     peer_opt_level: int = typer.Option(1, min=0, max=3, help="gcc -O level for difflogic's compiled net."),
 ) -> None:
     """Training-step and inference speed of quintet vs difflogic (same process, same inputs)."""
@@ -127,6 +177,7 @@ def bench_cmd(
     from quintet.logic.bench import run_benchmark
 
     _threads(1)
+    out = out or Path("benchmarks/results/logic.json")
     atomic_write_json(out, run_benchmark(repeats=repeats, samples=samples, peer_opt_level=peer_opt_level,
                                          log=typer.echo))
     typer.echo(f"wrote {out}")

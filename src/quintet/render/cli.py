@@ -4,11 +4,13 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import typer
 
+from quintet.core import options
 from quintet.core.errors import QuintetError
 
 app = typer.Typer(help="GenDR: the generalized differentiable renderer (distributions × T-conorms).",
@@ -17,6 +19,32 @@ app = typer.Typer(help="GenDR: the generalized differentiable renderer (distribu
 _DIST_HELP = "Distribution: hard, uniform, cubic_hermite, wigner_semicircle, gaussian, laplace, logistic, " \
              "gudermannian, cauchy, reciprocal, gumbel_max, gumbel_min, exponential(_rev), gamma(_rev), levy(_rev)."
 _TCN_HELP = "T-conorm: max, probabilistic, einstein, hamacher, frank, yager, aczel_alsina, dombi, schweizer_sklar."
+
+
+def _distributions() -> tuple[str, ...]:
+    from quintet.render.distributions import ALIASES, DISTRIBUTIONS
+
+    return (*DISTRIBUTIONS, *ALIASES)
+
+
+def _tconorms() -> tuple[str, ...]:
+    from quintet.render.tconorms import TCONORMS
+
+    return tuple(TCONORMS)
+
+
+def _dist_option(default: str) -> Any:
+    return options.choice(default, _distributions, _DIST_HELP, kind="distribution")
+
+
+def _tconorm_option(default: str) -> Any:
+    return options.choice(default, _tconorms, _TCN_HELP, kind="T-conorm")
+
+
+def _p_option(help: str) -> Any:
+    """The T-conorm parameter: any finite number in range (Schweizer-Sklar takes p < 0); the
+    T-conorm checks its own range."""
+    return typer.Option(None, min=-1e6, max=1e6, callback=options.finite, help=help)
 
 
 def _threads(threads: int) -> None:
@@ -39,20 +67,52 @@ def _mesh_file(name: str, what: str = "mesh") -> Path:
     raise QuintetError(f"{what} {name!r} not found (neither a file nor in {root})")
 
 
+def _found(what: str):
+    """Typer callback of a mesh file or name: it is found (:func:`_mesh_file`) when the command
+    line is read, before any data."""
+    def check(value: str) -> str:
+        try:
+            _mesh_file(value, what)
+        except QuintetError as exc:
+            raise typer.BadParameter(str(exc)) from None
+        return value
+    return check
+
+
+#: upper bound of a distribution's scale τ (the renderer's coordinates lie in [-1, 1])
+MAX_TAU = 1e3
+
+
+def _tau_option(default: float, help: str, name: str = "tau") -> Any:
+    """A scale τ in (0, MAX_TAU]; refused where the option is read, in the words of the
+    distribution's own check."""
+    def parse(text: Any) -> float:
+        try:
+            value = float(text)
+        except (TypeError, ValueError):
+            raise typer.BadParameter(f"{text!r} is not a number") from None
+        if not (math.isfinite(value) and 0 < value <= MAX_TAU):
+            raise typer.BadParameter(f"{name} must be a finite number > 0 and <= {MAX_TAU:g}, got {value!r}")
+        return value
+    return typer.Option(default, min=0, max=MAX_TAU, parser=parse, help=help)
+
+
 @app.command("show")
 def show_cmd(
-    mesh: str = typer.Argument(..., help="Mesh file (OBJ, PLY, …) or a name under <data root>/meshes."),
-    out: Path = typer.Option(Path("render.png"), help="PNG to write (RGB and opacity side by side)."),
-    dist: str = typer.Option("uniform", help=_DIST_HELP),
-    tconorm: str = typer.Option("probabilistic", help=_TCN_HELP),
-    p: Optional[float] = typer.Option(None, help="T-conorm parameter (its default if omitted)."),
-    tau: float = typer.Option(0.01, help="Scale τ of the distribution (> 0)."),
+    mesh: str = typer.Argument(..., callback=_found("mesh"),
+                               help="Mesh file (OBJ, PLY, …) or a name under <data root>/meshes."),
+    out: Path = options.output_file(Path("render.png"), "PNG to write (RGB and opacity side by side)."),
+    dist: str = _dist_option("uniform"),
+    tconorm: str = _tconorm_option("probabilistic"),
+    p: Optional[float] = _p_option("T-conorm parameter (its default if omitted)."),
+    tau: float = _tau_option(0.01, "Scale τ of the distribution (> 0)."),
     squared: bool = typer.Option(False, help="Use the squared distance (SoftRas' convention)."),
     size: int = typer.Option(256, min=8, max=2048, help="Image size in pixels."),
-    elevation: float = typer.Option(30.0, min=-90, max=90, help="Camera elevation (degrees)."),
-    azimuth: float = typer.Option(45.0, help="Camera azimuth (degrees)."),
-    distance: float = typer.Option(2.732, min=0.01, help="Camera distance."),
-    viewing_angle: float = typer.Option(30.0, min=1, max=89, help="Half viewing angle (degrees)."),
+    elevation: float = typer.Option(30.0, min=-90, max=90, callback=options.finite, help="Camera elevation (degrees)."),
+    azimuth: float = typer.Option(45.0, min=-360, max=360, callback=options.finite, help="Camera azimuth (degrees)."),
+    distance: float = typer.Option(2.732, min=0.01, max=1000.0, callback=options.finite, help="Camera distance."),
+    viewing_angle: float = typer.Option(30.0, min=1, max=89, callback=options.finite,
+                                        help="Half viewing angle (degrees)."),
     normalize: bool = typer.Option(True, help="Centre the mesh and scale it into [-1, 1]."),
     threads: int = typer.Option(1, min=1, max=64, help="torch threads."),
 ) -> None:
@@ -89,13 +149,13 @@ def show_cmd(
 
 @app.command("fit-pose")
 def fit_pose_cmd(
-    mesh: str = typer.Argument("teapot", help="Mesh file or a name under <data root>/meshes."),
-    dist: str = typer.Option("logistic", help=_DIST_HELP),
-    tconorm: str = typer.Option("probabilistic", help=_TCN_HELP),
-    p: Optional[float] = typer.Option(None, help="T-conorm parameter."),
+    mesh: str = typer.Argument("teapot", callback=_found("mesh"), help="Mesh file or a name under <data root>/meshes."),
+    dist: str = _dist_option("logistic"),
+    tconorm: str = _tconorm_option("probabilistic"),
+    p: Optional[float] = _p_option("T-conorm parameter."),
     squared: bool = typer.Option(True, help="Squared distances (as the paper's pose experiment)."),
-    tau_start: float = typer.Option(1e-3, help="τ at the first step (annealed log-linearly)."),
-    tau_end: float = typer.Option(1e-7, help="τ at the last step."),
+    tau_start: float = _tau_option(1e-3, "τ at the first step (annealed log-linearly; > 0).", "tau_start"),
+    tau_end: float = _tau_option(1e-7, "τ at the last step (> 0).", "tau_end"),
     poses: int = typer.Option(4, min=1, max=1000, help="Number of random target poses."),
     steps: int = typer.Option(120, min=1, max=100000, help="Adam steps."),
     size: int = typer.Option(32, min=8, max=512, help="Image size."),
@@ -103,7 +163,7 @@ def fit_pose_cmd(
     lr_end: float = typer.Option(0.05, min=1e-6, max=100.0, help="Learning rate at the last step (log-linear)."),
     angle_min: float = typer.Option(15.0, min=0, max=180, help="Smallest initial angular error (degrees)."),
     angle_max: float = typer.Option(35.0, min=0, max=180, help="Largest initial angular error (degrees)."),
-    seed: int = typer.Option(0),
+    seed: int = options.seed(),
     threads: int = typer.Option(1, min=1, max=64),
 ) -> None:
     """Recover random camera poses from silhouettes; prints the success rate (error < 5°)."""
@@ -120,19 +180,22 @@ def fit_pose_cmd(
 
 @app.command("fit-shape")
 def fit_shape_cmd(
-    target: str = typer.Argument("airplane", help="Target mesh file or a name under <data root>/meshes."),
-    template: str = typer.Option("sphere_642", help="Template mesh (its vertices must lie inside (-1, 1))."),
-    dist: str = typer.Option("uniform", help=_DIST_HELP),
-    tconorm: str = typer.Option("probabilistic", help=_TCN_HELP),
-    p: Optional[float] = typer.Option(None, help="T-conorm parameter."),
-    tau: float = typer.Option(0.01, help="Scale τ (> 0)."),
+    target: str = typer.Argument("airplane", callback=_found("target mesh"),
+                                 help="Target mesh file or a name under <data root>/meshes."),
+    template: str = typer.Option("sphere_642", callback=_found("template"),
+                                 help="Template mesh (its vertices must lie inside (-1, 1))."),
+    dist: str = _dist_option("uniform"),
+    tconorm: str = _tconorm_option("probabilistic"),
+    p: Optional[float] = _p_option("T-conorm parameter."),
+    tau: float = _tau_option(0.01, "Scale τ (> 0)."),
     squared: bool = typer.Option(False, help="Squared distances."),
-    elevation: float = typer.Option(30.0, help="Elevation ring of cameras.npy (-60, -30, 0, 30, 60)."),
+    elevation: float = typer.Option(30.0, min=-90, max=90, callback=options.finite,
+                                    help="Elevation ring of cameras.npy (-60, -30, 0, 30, 60)."),
     steps: int = typer.Option(100, min=1, max=100000),
     size: int = typer.Option(64, min=8, max=512),
     lr: float = typer.Option(0.05, min=1e-6, max=10.0),
-    out: Optional[Path] = typer.Option(None, help="Write the fitted mesh here (OBJ)."),
-    seed: int = typer.Option(0),
+    out: Optional[Path] = options.output_file(None, "Write the fitted mesh here (OBJ).", (".obj",)),
+    seed: int = options.seed(),
     threads: int = typer.Option(1, min=1, max=64),
 ) -> None:
     """Deform a sphere template to a mesh's 24 silhouettes of one elevation ring; prints the IoU."""
