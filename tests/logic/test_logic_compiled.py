@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
 import torch
 
 from quintet.core.errors import QuintetError
-from quintet.logic.compiled import CompiledLogicNet, c_source, export_c
+from quintet.logic.compiled import CompiledLogicNet, c_source, export_c, layout
 from quintet.logic.conv import conv_logic_network
 from quintet.logic.layers import logic_network
-from quintet.logic.netlist import GateNetwork, class_counts_numpy, pack_bits
+from quintet.logic.netlist import GateLayer, GateNetwork, class_counts_numpy, pack_bits
 
 needs_cc = pytest.mark.skipif(shutil.which("cc") is None and shutil.which("gcc") is None, reason="no C compiler")
 
@@ -28,8 +29,9 @@ def _torch_counts(model, x):
         return (model.eval()(torch.from_numpy(x).float()) * model[-1].tau).round().int().numpy()
 
 
-# in_dim not a multiple of 8, groups not a multiple of 8, and a group of 8 + remainder
-@pytest.mark.parametrize("in_dim, width, depth, classes", [(37, 60, 3, 3), (64, 130, 2, 10), (17, 24, 4, 2)])
+# in_dim not a multiple of 8; groups below 16, of 16 + remainder, and of 12 x 16 + 8 (adder tree + counters)
+@pytest.mark.parametrize("in_dim, width, depth, classes",
+                         [(37, 60, 3, 3), (64, 130, 2, 10), (17, 24, 4, 2), (50, 400, 2, 2)])
 @needs_cc
 def test_c_and_numpy_equal_torch_for_every_batch_size(in_dim, width, depth, classes):
     model = logic_network(in_dim, width, depth, classes, tau=3.0, seed=in_dim).eval()
@@ -51,6 +53,16 @@ def test_compiled_library_is_cached_by_netlist():
     second = CompiledLogicNet.from_model(model, backend="c")
     assert first.compile_seconds > 0 and second.compile_seconds == 0.0
     assert CompiledLogicNet.from_model(model, backend="c", use_cache=False).compile_seconds > 0
+
+
+@needs_cc
+def test_calls_from_several_threads_each_get_their_counts():
+    model = logic_network(40, 400, 3, 4, seed=9).eval()
+    net = CompiledLogicNet.from_model(model, backend="c")
+    xs = [np.random.default_rng(i).integers(0, 2, (3000, 40)).astype(np.uint8) for i in range(4)] * 3
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(net.class_counts, xs))
+    assert all(np.array_equal(counts, _torch_counts(model, x)) for x, counts in zip(xs, results))
 
 
 def test_numpy_backend_needs_no_compiler():
@@ -76,7 +88,7 @@ def test_standalone_c_export_compiles_and_agrees(tmp_path):
     rows = ",".join(map(str, x.ravel().tolist()))
     (tmp_path / "main.c").write_text(
         "#include <stdio.h>\n#include <stdint.h>\n#include <stddef.h>\n"
-        "void lgn_class_counts(const uint8_t *x, size_t n, int32_t *counts);\n"
+        "int lgn_class_counts(const uint8_t *x, size_t n, int32_t *counts);\n"
         f"static const uint8_t X[] = {{{rows}}};\n"
         "int main(void) { int32_t c[45 * 4]; lgn_class_counts(X, 45, c);\n"
         "  for (int i = 0; i < 45 * 4; ++i) printf(\"%d\\n\", c[i]); return 0; }\n")
@@ -87,6 +99,48 @@ def test_standalone_c_export_compiles_and_agrees(tmp_path):
     counts = np.array(out.split(), dtype=np.int32).reshape(45, 4)
     assert np.array_equal(counts, _torch_counts(model, x))
     assert GateNetwork.from_model(model).digest() in path.read_text()
+
+
+def _netlist(in_dim: int, layers: list, classes: int) -> GateNetwork:
+    return GateNetwork(in_dim, tuple(GateLayer(np.array(a, np.int32), np.array(b, np.int32), np.array(ops, np.uint8))
+                                     for a, b, ops in layers), classes)
+
+
+def test_layout_drops_unread_gates_and_orders_runs():
+    # layer 2 reads gate 0 through "a" (id 3), gate 1 through "not b" (id 10), and nothing else (ids 0, 15)
+    net = _netlist(3, [([0, 1, 2, 0], [1, 2, 0, 2], [6, 1, 7, 14]), ([0, 2, 3, 3], [2, 1, 3, 3], [3, 10, 0, 15])], 2)
+    lay = layout(net)
+    assert lay.widths == (2, 4)
+    assert lay.run_op.tolist() == [1, 6, 3, 10, 0, 15]  # layer 1 by gate id; layer 2 by class, then id
+    assert lay.layer_runs.tolist() == [0, 2, 6] and lay.run_end.tolist() == [1, 2, 3, 4, 5, 6]
+    assert lay.src_a[:2].tolist() == [1, 0] and lay.src_b[:2].tolist() == [2, 1]
+    assert lay.src_a[2] == 1 and lay.src_b[3] == 0  # "a" reads old gate 0, "not b" old gate 1, renumbered
+    assert "(6 evaluated" in c_source(net)
+
+
+@needs_cc
+def test_c_counts_with_dead_and_constant_layers():
+    x = np.array([[a, b, c] for a in (0, 1) for b in (0, 1) for c in (0, 1)], dtype=np.uint8)
+    live = _netlist(3, [([0, 1, 2, 0], [1, 2, 0, 2], [6, 1, 7, 14]), ([0, 2, 3, 3], [2, 1, 3, 3], [3, 10, 0, 15])], 2)
+    dead = _netlist(3, [([0, 1], [1, 2], [6, 1]), ([0, 1], [1, 0], [15, 0])], 1)  # no gate of layer 1 is read
+    assert layout(dead).widths == (0, 2)
+    expected = np.stack([(x[:, 0] ^ x[:, 1]) + 1 - (x[:, 1] & x[:, 2]), np.ones(8, np.int32)], 1)
+    assert np.array_equal(CompiledLogicNet(live, backend="c").class_counts(x), expected)
+    assert np.array_equal(class_counts_numpy(live, x), expected)
+    assert np.array_equal(CompiledLogicNet(dead, backend="c").class_counts(x), np.ones((8, 1), np.int32))
+
+
+@needs_cc
+@pytest.mark.parametrize("in_dim", [37, 64])
+def test_c_backend_rejects_bytes_other_than_0_and_1(in_dim):
+    net = CompiledLogicNet.from_model(logic_network(in_dim, 45, 2, 3, seed=1), backend="c")
+    for n, row, col, value in [(1, 0, 0, 2), (600, 599, in_dim - 1, 255), (600, 300, 5, 3), (64, 63, in_dim - 1, 2)]:
+        x = np.zeros((n, in_dim), dtype=np.uint8)
+        x[row, col] = value
+        with pytest.raises(QuintetError, match=f"binary input.*value {value}"):
+            net.class_counts(x)
+        x[row, col] = 1
+        assert net.class_counts(x).shape == (n, 3)
 
 
 def test_bad_inputs_raise_one_clear_error():

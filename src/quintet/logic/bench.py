@@ -1,5 +1,7 @@
 """Speed of quintet.logic against difflogic 0.1.0 (its CPU paths: ``implementation="python"`` and
-``CompiledLogicNet``), in one process on the same inputs, outputs checked equal before timing."""
+``CompiledLogicNet``), in one process on the same inputs, outputs checked equal before timing; the
+two packages run in turn within every repeat, and inference is timed in wall-clock and in the
+calling thread's CPU time."""
 
 from __future__ import annotations
 
@@ -47,15 +49,25 @@ def _quiet(fn: Callable):
         return fn()
 
 
-def _median_time(fn: Callable, repeats: int, warmup: int = 1) -> float:
-    for _ in range(warmup):
-        fn()
-    times = []
+def _timed(fns: dict[str, Callable], repeats: int, warmup: int = 1) -> dict[str, tuple[float, float]]:
+    """Median wall-clock and thread-CPU seconds of each function; every repeat runs all of them in
+    turn, so that they are measured under the same conditions."""
+    for fn in fns.values():
+        for _ in range(warmup):
+            fn()
+    wall: dict[str, list[float]] = {k: [] for k in fns}
+    cpu: dict[str, list[float]] = {k: [] for k in fns}
     for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+        for k, fn in fns.items():
+            start, start_cpu = time.perf_counter(), time.thread_time()
+            fn()
+            cpu[k].append(time.thread_time() - start_cpu)
+            wall[k].append(time.perf_counter() - start)
+    return {k: (statistics.median(wall[k]), statistics.median(cpu[k])) for k in fns}
+
+
+def _median_time(fn: Callable, repeats: int, warmup: int = 1) -> float:
+    return _timed({"fn": fn}, repeats, warmup)["fn"][0]
 
 
 def training_step_case(in_dim: int = 784, width: int = 8000, depth: int = 4, batch: int = 128,
@@ -73,6 +85,7 @@ def training_step_case(in_dim: int = 784, width: int = 8000, depth: int = 4, bat
         loss.backward()
         opt.step()
 
+    steps: dict[str, Callable] = {}
     if peer_available():
         ref = peer_copy(ours)
         out_q, out_r = ours(x), _quiet(lambda: ref(x))
@@ -82,10 +95,14 @@ def training_step_case(in_dim: int = 784, width: int = 8000, depth: int = 4, bat
         row["max_abs_diff_output"] = float((out_q - out_r).detach().abs().max())
         row["max_abs_diff_grad"] = max(float((a - b).abs().max()) for a, b in zip(grads_q, grads_r))
         opt_r = torch.optim.Adam(ref.parameters(), lr=0.01)
-        row["difflogic_s"] = _quiet(lambda: _median_time(lambda: step(ref, opt_r), repeats))
-        log(f"difflogic python: {row['difflogic_s'] * 1e3:.1f} ms/step")
+        steps["difflogic"] = lambda: _quiet(lambda: step(ref, opt_r))
     opt_q = torch.optim.Adam(ours.parameters(), lr=0.01)
-    row["quintet_s"] = _median_time(lambda: step(ours, opt_q), repeats)
+    steps["quintet"] = lambda: step(ours, opt_q)
+    times = _timed(steps, repeats)
+    row["quintet_s"] = times["quintet"][0]
+    if "difflogic" in times:
+        row["difflogic_s"] = times["difflogic"][0]
+        log(f"difflogic python: {row['difflogic_s'] * 1e3:.1f} ms/step")
     log(f"quintet: {row['quintet_s'] * 1e3:.1f} ms/step")
     if "difflogic_s" in row:
         row["speedup_vs_difflogic"] = row["difflogic_s"] / row["quintet_s"]
@@ -95,7 +112,8 @@ def training_step_case(in_dim: int = 784, width: int = 8000, depth: int = 4, bat
 def inference_case(x: np.ndarray, width: int = 8000, depth: int = 6, repeats: int = 3, seed: int = 0,
                    peer: bool = True, peer_opt_level: int = 1, log: Callable[[str], None] = print) -> dict:
     """Discretised inference on ``x`` (N, in_dim bits): quintet C, quintet NumPy, difflogic's
-    ``CompiledLogicNet``; class counts checked equal to the PyTorch eval-mode model."""
+    ``CompiledLogicNet``; class counts checked equal to the PyTorch eval-mode model. Samples per
+    second in wall-clock time and per CPU second of the calling thread (one core)."""
     n, in_dim = x.shape
     model = logic_network(in_dim, width, depth, 10, tau=1.0, seed=seed).eval()
     row = {"case": f"inference {depth}x{width}, {in_dim} inputs, {n} samples", "gates": depth * width, "samples": n}
@@ -105,12 +123,7 @@ def inference_case(x: np.ndarray, width: int = 8000, depth: int = 6, repeats: in
     row["quintet_compile_s"] = round(compiled.compile_seconds, 3)
     row["quintet_equals_torch"] = bool(np.array_equal(compiled.class_counts(x[:2000]), expected))
     row["numpy_equals_torch"] = bool(np.array_equal(class_counts_numpy(compiled.net, x[:2000]), expected))
-    sec = _median_time(lambda: compiled.class_counts(x), repeats)
-    row["quintet_c_samples_per_s"] = n / sec
-    log(f"quintet C: {n / sec / 1e6:.2f} M samples/s (compile {row['quintet_compile_s']} s)")
-    part = x[: min(n, 20_000)]
-    row["quintet_numpy_samples_per_s"] = len(part) / _median_time(lambda: class_counts_numpy(compiled.net, part), 1)
-    log(f"quintet NumPy: {row['quintet_numpy_samples_per_s'] / 1e6:.3f} M samples/s")
+    runs: dict[str, Callable] = {"quintet_c": lambda: compiled.class_counts(x)}
     if peer and peer_available():
         import difflogic
 
@@ -121,11 +134,19 @@ def inference_case(x: np.ndarray, width: int = 8000, depth: int = 6, repeats: in
         row["difflogic_opt_level"] = peer_opt_level
         xb = x.astype(bool)
         row["difflogic_equals_torch"] = bool(np.array_equal(ref(xb[:2000]).numpy(), expected))
-        sec_r = _median_time(lambda: ref(xb), repeats)
-        row["difflogic_samples_per_s"] = n / sec_r
+        runs["difflogic"] = lambda: ref(xb)
+    for name, (wall, cpu) in _timed(runs, repeats).items():
+        row[f"{name}_samples_per_s"], row[f"{name}_samples_per_cpu_s"] = n / wall, n / cpu
+    log(f"quintet C: {row['quintet_c_samples_per_s'] / 1e6:.2f} M samples/s, "
+        f"{row['quintet_c_samples_per_cpu_s'] / 1e6:.2f} M per CPU second (compile {row['quintet_compile_s']} s)")
+    if "difflogic" in runs:
         row["speedup_vs_difflogic"] = row["quintet_c_samples_per_s"] / row["difflogic_samples_per_s"]
-        log(f"difflogic compiled (-O{peer_opt_level}): {n / sec_r / 1e6:.2f} M samples/s "
-            f"(compile {row['difflogic_compile_s']} s)")
+        row["speedup_vs_difflogic_cpu"] = row["quintet_c_samples_per_cpu_s"] / row["difflogic_samples_per_cpu_s"]
+        log(f"difflogic compiled (-O{peer_opt_level}): {row['difflogic_samples_per_s'] / 1e6:.2f} M samples/s, "
+            f"{row['difflogic_samples_per_cpu_s'] / 1e6:.2f} M per CPU second (compile {row['difflogic_compile_s']} s)")
+    part = x[: min(n, 20_000)]
+    row["quintet_numpy_samples_per_s"] = len(part) / _median_time(lambda: class_counts_numpy(compiled.net, part), 1)
+    log(f"quintet NumPy: {row['quintet_numpy_samples_per_s'] / 1e6:.3f} M samples/s")
     return row
 
 

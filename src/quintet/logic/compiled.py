@@ -1,10 +1,14 @@
-"""Compiled bit-parallel inference and standalone C export of a discretised logic gate network.
+"""Compiled bit-parallel inference and standalone C export of a discretised logic gate network
+(Petersen et al., "Deep Differentiable Logic Gate Networks", NeurIPS 2022, arXiv 2210.08277).
 
-The generated C holds the netlist as constant tables (gates sorted by gate id inside each layer,
-each with its two sources and its output slot) and one generic evaluator, so compile time stays
-at seconds even for 48 K gates. It processes blocks of ``64 * WORDS`` samples: the 0/1 input bytes
-are bit-transposed eight samples by eight features at a time, each gate runs over ``WORDS`` words,
-and the class sums come from a carry-save (Harley-Seal) adder over each group's output words.
+The generated C holds the netlist as constant tables and one generic evaluator, so compile time stays
+at seconds even for 48 K gates. Gates that no class sum depends on are dropped, and each layer's
+gates are sorted by gate id (the last layer's inside each class group) and renumbered, so that a
+layer is a few runs of one branch-free loop each, writing its outputs in order (:func:`layout`).
+The evaluator takes blocks of ``64 * WORDS`` samples: the 0/1 input bytes are bit-transposed (eight
+rows become one byte per feature, then 8 x 8 byte tiles are transposed) and checked for 0/1 on the
+way, each gate is one ``WORDS``-word vector operation, and each class group is summed by a
+carry-save (Harley-Seal) adder tree into bit planes that are added per sample.
 The shared library is cached under ``~/.cache/quintet/logic/<sha256 of source, flags, host>.so``; when no
 C compiler is found, :class:`CompiledLogicNet` falls back to the NumPy executor of
 :mod:`quintet.logic.netlist`.
@@ -19,7 +23,9 @@ import platform
 import shutil
 import subprocess
 import tempfile
+import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -28,18 +34,66 @@ from torch import nn
 
 from quintet.core.errors import QuintetError
 from quintet.core.io import atomic_write_text
-from quintet.logic.netlist import GateNetwork, check_binary_input, class_counts_numpy
+from quintet.logic.netlist import GateNetwork, anf_masks, check_binary_input, class_counts_numpy
 
 WORDS = 8  # 64-bit words per block: 512 samples are evaluated together
 CFLAGS = ("-O3", "-march=native", "-shared", "-fPIC", "-std=c99")  # built where it runs
 PORTABLE_CFLAGS = ("-O2", "-shared", "-fPIC", "-std=c99")  # when -march=native is refused
+_C_CALL = threading.Lock()  # the C evaluator works in static buffers, one call at a time
 
-# C expression of each gate id over words A[w] and B[w] (ids as in quintet.logic.gates).
+# C expression of each gate id over blocks A[w] and B[w] (ids as in quintet.logic.gates).
 GATE_C = (
-    "0", "A[w] & B[w]", "A[w] & ~B[w]", "A[w]", "B[w] & ~A[w]", "B[w]", "A[w] ^ B[w]", "A[w] | B[w]",
+    "(lgn_block){0}", "A[w] & B[w]", "A[w] & ~B[w]", "A[w]", "B[w] & ~A[w]", "B[w]", "A[w] ^ B[w]", "A[w] | B[w]",
     "~(A[w] | B[w])", "~(A[w] ^ B[w])", "~B[w]", "A[w] | ~B[w]", "~A[w]", "~A[w] | B[w]",
-    "~(A[w] & B[w])", "~(uint64_t)0",
+    "~(A[w] & B[w])", "~(lgn_block){0}",
 )
+_K0, _K1, _K2, _K3 = anf_masks(np.arange(16)).astype(bool)[..., 0]
+READS_A, READS_B = _K1 | _K3, _K2 | _K3  # whether each gate id depends on its input a / b
+
+
+@dataclass(frozen=True)
+class Layout:
+    """The netlist as the C evaluator runs it: gates no class sum depends on are dropped, and each
+    layer's gates are sorted (last layer: by class group first) by gate id, then by sources, and
+    renumbered in that order, so every layer writes its outputs sequentially and each run of equal
+    gate ids is one branch-free loop."""
+
+    src_a: np.ndarray       # (gates,) source of every kept gate in the previous layer's new order
+    src_b: np.ndarray       # (gates,) likewise; a source the gate ignores is 0
+    run_op: np.ndarray      # (runs,) gate id of each run of consecutive equal gates
+    run_end: np.ndarray     # (runs,) index one past each run's last gate (into src_a / src_b)
+    layer_runs: np.ndarray  # (layers + 1,) first run of each layer (the last entry: the run count)
+    widths: tuple[int, ...]  # kept gates per layer
+
+
+def layout(net: GateNetwork) -> Layout:
+    """Dead-gate elimination and the per-layer gate order of :class:`Layout`."""
+    keep = [np.ones(net.layers[-1].width, dtype=bool)]
+    for layer, prev in zip(net.layers[:0:-1], net.layers[-2::-1]):
+        used = np.zeros(prev.width, dtype=bool)
+        used[layer.src_a[keep[0] & READS_A[layer.ops]]] = True
+        used[layer.src_b[keep[0] & READS_B[layer.ops]]] = True
+        keep.insert(0, used)
+    position = np.arange(net.in_dim)  # new index of each output of the previous layer
+    src_a, src_b, run_op, run_end, layer_runs, total = [], [], [], [], [0], 0
+    for i, (layer, kept) in enumerate(zip(net.layers, keep)):
+        gates = np.flatnonzero(kept)
+        ops = layer.ops[gates].astype(np.int64)
+        a = np.where(READS_A[ops], position[layer.src_a[gates]], 0)
+        b = np.where(READS_B[ops], position[layer.src_b[gates]], 0)
+        key = ops + 16 * (gates // net.group_size) if i == len(net.layers) - 1 else ops
+        order = np.lexsort((b, a, key))
+        src_a.append(a[order])
+        src_b.append(b[order])
+        starts = np.flatnonzero(np.diff(key[order], prepend=-1))
+        run_op.append(ops[order][starts])
+        run_end.append(total + np.append(starts[1:], len(gates))[: len(starts)])
+        layer_runs.append(layer_runs[-1] + len(starts))
+        total += len(gates)
+        position = np.zeros(layer.width, dtype=np.int64)
+        position[gates[order]] = np.arange(len(gates))
+    return Layout(np.concatenate(src_a), np.concatenate(src_b), np.concatenate(run_op),
+                  np.concatenate(run_end), np.array(layer_runs), tuple(int(k.sum()) for k in keep))
 
 
 def _c_array(ctype: str, name: str, values: np.ndarray) -> str:
@@ -47,152 +101,197 @@ def _c_array(ctype: str, name: str, values: np.ndarray) -> str:
     return f"static const {ctype} {name}[{max(1, len(values))}] = {{{body or '0'}}};\n"
 
 
-def _sorted_tables(net: GateNetwork) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Gates of every layer sorted by gate id: (src_a, src_b, dst, op_start[layers, 17])."""
-    src_a, src_b, dst, starts, offset = [], [], [], [], 0
-    for layer in net.layers:
-        order = np.lexsort((layer.src_a, layer.ops))  # by gate id, then source: fewer cache misses
-        src_a.append(layer.src_a[order])
-        src_b.append(layer.src_b[order])
-        dst.append(order.astype(np.int32))
-        counts = np.bincount(layer.ops, minlength=16)
-        starts.append(offset + np.concatenate([[0], np.cumsum(counts)]))
-        offset += layer.width
-    return np.concatenate(src_a), np.concatenate(src_b), np.concatenate(dst), np.stack(starts)
-
-
 def c_source(net: GateNetwork, words: int = WORDS) -> str:
     """Standalone C99 source of the discretised network.
 
-    API: ``void lgn_class_counts(const uint8_t *x, size_t n, int32_t *counts)`` with ``x`` the
+    API: ``int lgn_class_counts(const uint8_t *x, size_t n, int32_t *counts)`` with ``x`` the
     ``n x LGN_INPUTS`` 0/1 bytes (row-major) and ``counts`` the ``n x LGN_CLASSES`` GroupSum counts
-    (divide by ``LGN_TAU`` for the PyTorch model's outputs; the prediction is the first argmax).
+    (divide by ``LGN_TAU`` for the PyTorch model's outputs; the prediction is the first argmax). It
+    returns 0, or 1 when a byte of ``x`` is neither 0 nor 1 (``counts`` is then meaningless).
     """
-    src_a, src_b, dst, starts = _sorted_tables(net)
-    widths = [net.in_dim] + [layer.width for layer in net.layers]
+    lay = layout(net)
+    index = "uint16_t" if max(net.in_dim, *lay.widths) <= 1 << 16 else "uint32_t"
     group = net.group_size
-    planes = max(1, (group // 8 + 1).bit_length())
+    planes = max(1, (group // 16).bit_length())  # of the counter of sixteens
     cases = "\n".join(
-        f"      case {op}: for (int32_t g = s; g < e; ++g) {{ GATE_PTRS; for (int w = 0; w < LGN_W; ++w) O[w] = {expr}; }} break;"
-        for op, expr in enumerate(GATE_C))
+        f"      case {op}: for (; g < e; ++g, O += LGN_LANES) {{ {'A_PTR; ' * int(READS_A[op])}{'B_PTR; ' * int(READS_B[op])}"
+        f"for (int w = 0; w < LGN_LANES; ++w) O[w] = {expr}; }} break;" for op, expr in enumerate(GATE_C))
     return f"""/* Discretised differentiable logic gate network (Petersen et al., NeurIPS 2022), generated by quintet.
-   {net.gate_count} gates in {len(net.layers)} layers, {net.in_dim} inputs, {net.classes} classes, tau = {net.tau:g}.
+   {net.gate_count} gates in {len(net.layers)} layers ({sum(lay.widths)} evaluated, the rest reach no class sum),
+   {net.in_dim} inputs, {net.classes} classes, tau = {net.tau:g}.
    sha256 of the netlist: {net.digest()} */
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
 
 #define LGN_INPUTS {net.in_dim}
+#define LGN_BYTES {-(-net.in_dim // 8)}
 #define LGN_CLASSES {net.classes}
 #define LGN_LAYERS {len(net.layers)}
 #define LGN_GROUP {group}
 #define LGN_TAU {net.tau!r}
 #define LGN_W {words}
-#define LGN_MAX_WIDTH {max(widths)}
+#define LGN_MAX_WIDTH {max(net.in_dim, *lay.widths)}
 #define LGN_PLANES {planes}
+#if defined(__GNUC__)
+#define LGN_ALIGNED __attribute__((aligned(64)))
+#else
+#define LGN_ALIGNED
+#endif
 
-{_c_array("int32_t", "lgn_src_a", src_a)}{_c_array("int32_t", "lgn_src_b", src_b)}{_c_array("int32_t", "lgn_dst", dst)}static const int32_t lgn_op_start[LGN_LAYERS][17] = {{{",".join("{" + ",".join(map(str, row)) + "}" for row in starts.tolist())}}};
+{_c_array(index, "lgn_src_a", lay.src_a)}{_c_array(index, "lgn_src_b", lay.src_b)}{_c_array("uint8_t", "lgn_run_op", lay.run_op)}{_c_array("int32_t", "lgn_run_end", lay.run_end)}{_c_array("int32_t", "lgn_layer_runs", lay.layer_runs)}{_c_array("int32_t", "lgn_layer_gate", np.cumsum((0,) + lay.widths))}
+/* A gate acts on LGN_W words at once: one vector where the compiler has vector types (then no loop
+   across gates is vectorised into gathers), else a loop over the words. */
+#if defined(__GNUC__)
+typedef uint64_t lgn_block __attribute__((vector_size(8 * LGN_W), may_alias));
+#define LGN_LANES 1
+#else
+typedef uint64_t lgn_block;
+#define LGN_LANES LGN_W
+#endif
+/* Swap the tiles' off-diagonal halves: words i and i + d, bits shifted by s. */
+#define LGN_TILE_SWAP(d, s, mask) \
+  for (int i = 0; i < 8; ++i) if (!(i & d)) for (int q = 0; q < LGN_BYTES; ++q) {{ \
+    const uint64_t u = ((t[i][q] >> s) ^ t[i + d][q]) & mask; t[i][q] ^= u << s; t[i + d][q] ^= u; }}
+#define A_PTR const lgn_block *A = in + (size_t)lgn_src_a[g] * LGN_LANES
+#define B_PTR const lgn_block *B = in + (size_t)lgn_src_b[g] * LGN_LANES
 
-#define GATE_PTRS const uint64_t *A = in + (size_t)lgn_src_a[g] * LGN_W, *B = in + (size_t)lgn_src_b[g] * LGN_W; \\
-                  uint64_t *O = out + (size_t)lgn_dst[g] * LGN_W
-
-static void lgn_layer(const uint64_t *restrict in, uint64_t *restrict out, int layer) {{
-  for (int op = 0; op < 16; ++op) {{
-    const int32_t s = lgn_op_start[layer][op], e = lgn_op_start[layer][op + 1];
-    switch (op) {{
+/* One layer: its runs of equal gate ids in order, each gate writing the next LGN_W words of out. */
+static void lgn_layer(const lgn_block *restrict in, lgn_block *restrict out, int layer) {{
+  int32_t g = lgn_layer_gate[layer];
+  lgn_block *O = out;
+  for (int32_t r = lgn_layer_runs[layer]; r < lgn_layer_runs[layer + 1]; ++r) {{
+    const int32_t e = lgn_run_end[r];
+    switch (lgn_run_op[r]) {{
 {cases}
     }}
   }}
 }}
 
-/* Bit-transpose n (<= 64 * LGN_W) rows of 0/1 bytes into LGN_INPUTS x LGN_W words. */
-static void lgn_pack(const uint8_t *x, size_t n, uint64_t *bits) {{
-  uint8_t *bytes = (uint8_t *)bits;
-  memset(bits, 0, sizeof(uint64_t) * LGN_INPUTS * LGN_W);
-  for (size_t s0 = 0; s0 < n; s0 += 8) {{
-    const size_t rows = n - s0 < 8 ? n - s0 : 8;
-    const size_t byte = s0 / 8; /* byte index inside a feature's LGN_W words */
-    size_t d = 0;
-    for (; d + 8 <= LGN_INPUTS; d += 8) {{
-      uint64_t t = 0;
-      for (size_t r = 0; r < rows; ++r) {{
-        uint64_t v; memcpy(&v, x + (s0 + r) * LGN_INPUTS + d, 8);
-        t |= (v & 0x0101010101010101ULL) << r;
+/* Bit-transpose 64 rows of 0/1 bytes (x: row-major, readable 8 bytes past its last row's features)
+   into word w of each feature's LGN_W words: eight rows at a time become one byte per feature
+   (bit r = row r), then each 8 x 8 byte tile is transposed so that a feature's eight bytes meet.
+   Returns the OR of every 8 bytes read (a bit outside 0x01 in a byte: a value other than 0 and 1). */
+static uint64_t lgn_pack64(const uint8_t *x, uint64_t *bits, size_t w) {{
+  uint64_t t[8][LGN_BYTES] LGN_ALIGNED, seen = 0;
+  for (int i = 0; i < 8; ++i)
+    for (int q = 0; q < LGN_BYTES; ++q) {{
+      uint64_t acc = 0;
+      for (int r = 0; r < 8; ++r) {{
+        uint64_t v;
+        memcpy(&v, x + (size_t)(8 * i + r) * LGN_INPUTS + 8 * q, 8);
+        seen |= v;
+        acc |= (v & 0x0101010101010101ULL) << r;
       }}
-      for (int j = 0; j < 8; ++j) bytes[(d + j) * LGN_W * 8 + byte] = (uint8_t)(t >> (8 * j));
+      t[i][q] = acc;
     }}
-    for (; d < LGN_INPUTS; ++d) {{
-      uint8_t t = 0;
-      for (size_t r = 0; r < rows; ++r) t |= (uint8_t)((x[(s0 + r) * LGN_INPUTS + d] & 1u) << r);
-      bytes[d * LGN_W * 8 + byte] = t;
+  LGN_TILE_SWAP(4, 32, 0x00000000FFFFFFFFULL)
+  LGN_TILE_SWAP(2, 16, 0x0000FFFF0000FFFFULL)
+  LGN_TILE_SWAP(1, 8, 0x00FF00FF00FF00FFULL)
+  for (int q = 0; q < LGN_BYTES; ++q)
+    for (int j = 0; j < 8 && 8 * q + j < LGN_INPUTS; ++j) bits[(size_t)(8 * q + j) * LGN_W + w] = t[j][q];
+  return seen;
+}}
+
+/* n <= 64 * LGN_W samples -> LGN_INPUTS x LGN_W words, sample s at bit s % 64 of word s / 64.
+   A group of fewer than 64 rows, or the one holding the last row, goes through a zero-padded copy. */
+static uint64_t lgn_pack(const uint8_t *x, size_t n, int last, uint64_t *bits) {{
+  static uint8_t pad[64 * LGN_INPUTS + 8];
+  uint64_t seen = 0;
+  for (size_t w = 0; w < LGN_W; ++w) {{
+    const size_t s0 = 64 * w, m = n <= s0 ? 0 : n - s0 < 64 ? n - s0 : 64;
+    if (m == 64 && !(last && s0 + 64 == n)) {{
+      seen |= lgn_pack64(x + s0 * LGN_INPUTS, bits, w);
+    }} else {{
+      memset(pad, 0, sizeof pad);
+      if (m) memcpy(pad, x + s0 * LGN_INPUTS, m * LGN_INPUTS);
+      seen |= lgn_pack64(pad, bits, w);
+    }}
+  }}
+  return seen;
+}}
+
+#define CSA(h, l, a, b, c) do {{ const lgn_block u_ = (a) ^ (b); h = ((a) & (b)) | (u_ & (c)); l = u_ ^ (c); }} while (0)
+#define CSA4(out, w, x0, x1, x2, x3) do {{ lgn_block a_, b_; CSA(a_, tree[0][w], tree[0][w], x0, x1); \
+  CSA(b_, tree[0][w], tree[0][w], x2, x3); CSA(out, tree[1][w], tree[1][w], a_, b_); }} while (0)
+
+/* planes[0 .. k) += x, one bit per sample: a ripple-carry vertical counter. */
+static void lgn_ripple(lgn_block (*planes)[LGN_LANES], int k, const lgn_block *x) {{
+  for (int w = 0; w < LGN_LANES; ++w) {{
+    lgn_block carry = x[w];
+    for (int p = 0; p < k; ++p) {{
+      const lgn_block next = planes[p][w] & carry;
+      planes[p][w] ^= carry;
+      carry = next;
     }}
   }}
 }}
 
-#define CSA(h, l, a, b, c) do {{ const uint64_t u_ = (a) ^ (b); h = ((a) & (b)) | (u_ & (c)); l = u_ ^ (c); }} while (0)
+/* sums[s] += bit s of the plane << shift, for the 64 * LGN_W samples of a block (in 32-bit halves,
+   which vectorise as 32-bit lanes). */
+static void lgn_add_plane(int32_t *restrict sums, const lgn_block *plane, int shift) {{
+  uint64_t words[LGN_W];
+  memcpy(words, plane, sizeof words);
+  for (int h = 0; h < 2 * LGN_W; ++h) {{
+    const uint32_t half = (uint32_t)(words[h / 2] >> (32 * (h % 2)));
+    for (int b = 0; b < 32; ++b) sums[32 * h + b] += (int32_t)((half >> b) & 1u) << shift;
+  }}
+}}
 
-/* counts[s * LGN_CLASSES + c] for the n samples of one block: a carry-save (Harley-Seal) adder
-   over eight output words at a time, the eights rippled into a vertical counter, the rest (< 8 words)
-   rippled into a small counter of their own. */
-static void lgn_group_sum(const uint64_t *last, size_t n, int32_t *counts) {{
+/* counts[s * LGN_CLASSES + c] for the n samples of one block. Per class group, a carry-save
+   (Harley-Seal) tree adds 16 output rows at a time into ones, twos, fours and eights, its sixteens
+   go into a ripple counter; the rows left over (< 16) and the tree's four planes are added into a
+   5-plane counter; the bit planes are then summed per sample. */
+static void lgn_group_sum(const lgn_block *last, size_t n, int32_t *counts) {{
+  int32_t sums[64 * LGN_W] LGN_ALIGNED;
   for (int c = 0; c < LGN_CLASSES; ++c) {{
-    uint64_t ones[LGN_W] = {{0}}, twos[LGN_W] = {{0}}, fours[LGN_W] = {{0}}, rest[3][LGN_W] = {{{{0}}}};
-    uint64_t high[LGN_PLANES][LGN_W];
+    lgn_block tree[4][LGN_LANES], low[5][LGN_LANES], high[LGN_PLANES][LGN_LANES];
+    memset(tree, 0, sizeof tree);
+    memset(low, 0, sizeof low);
     memset(high, 0, sizeof high);
-    const uint64_t *base = last + (size_t)c * LGN_GROUP * LGN_W;
+    const lgn_block *base = last + (size_t)c * LGN_GROUP * LGN_LANES;
     int i = 0;
-    for (; i + 8 <= LGN_GROUP; i += 8) {{
-      const uint64_t *x = base + (size_t)i * LGN_W;
-      uint64_t eights[LGN_W];
-      for (int w = 0; w < LGN_W; ++w) {{
-        uint64_t ta, tb, fa, fb;
-        CSA(ta, ones[w], ones[w], x[w], x[LGN_W + w]);
-        CSA(tb, ones[w], ones[w], x[2 * LGN_W + w], x[3 * LGN_W + w]);
-        CSA(fa, twos[w], twos[w], ta, tb);
-        CSA(ta, ones[w], ones[w], x[4 * LGN_W + w], x[5 * LGN_W + w]);
-        CSA(tb, ones[w], ones[w], x[6 * LGN_W + w], x[7 * LGN_W + w]);
-        CSA(fb, twos[w], twos[w], ta, tb);
-        CSA(eights[w], fours[w], fours[w], fa, fb);
+    for (; i + 16 <= LGN_GROUP; i += 16) {{
+      const lgn_block *x = base + (size_t)i * LGN_LANES;
+      lgn_block sixteens[LGN_LANES];
+      for (int w = 0; w < LGN_LANES; ++w) {{
+#define X(k) x[(k) * LGN_LANES + w]
+        lgn_block f0, f1, f2, f3, e0, e1;
+        CSA4(f0, w, X(0), X(1), X(2), X(3));
+        CSA4(f1, w, X(4), X(5), X(6), X(7));
+        CSA4(f2, w, X(8), X(9), X(10), X(11));
+        CSA4(f3, w, X(12), X(13), X(14), X(15));
+#undef X
+        CSA(e0, tree[2][w], tree[2][w], f0, f1);
+        CSA(e1, tree[2][w], tree[2][w], f2, f3);
+        CSA(sixteens[w], tree[3][w], tree[3][w], e0, e1);
       }}
-      for (int p = 0; p < LGN_PLANES; ++p)
-        for (int w = 0; w < LGN_W; ++w) {{
-          const uint64_t carry = high[p][w] & eights[w];
-          high[p][w] ^= eights[w];
-          eights[w] = carry;
-        }}
+      lgn_ripple(high, LGN_PLANES, sixteens);
     }}
-    for (; i < LGN_GROUP; ++i)
-      for (int w = 0; w < LGN_W; ++w) {{
-        uint64_t carry = base[(size_t)i * LGN_W + w];
-        for (int p = 0; p < 3; ++p) {{
-          const uint64_t next = rest[p][w] & carry;
-          rest[p][w] ^= carry;
-          carry = next;
-        }}
-      }}
-    for (size_t s = 0; s < n; ++s) {{
-      const int w = (int)(s / 64), b = (int)(s % 64);
-      int32_t total = (int32_t)((ones[w] >> b) & 1) + 2 * (int32_t)((twos[w] >> b) & 1) + 4 * (int32_t)((fours[w] >> b) & 1);
-      for (int p = 0; p < 3; ++p) total += (int32_t)((rest[p][w] >> b) & 1) << p;
-      for (int p = 0; p < LGN_PLANES; ++p) total += (int32_t)((high[p][w] >> b) & 1) << (p + 3);
-      counts[s * LGN_CLASSES + c] = total;
-    }}
+    for (; i < LGN_GROUP; ++i) lgn_ripple(low, 4, base + (size_t)i * LGN_LANES);
+    for (int p = 0; p < 4; ++p) lgn_ripple(low + p, 5 - p, tree[p]);
+    memset(sums, 0, sizeof sums);
+    for (int p = 0; p < 5; ++p) lgn_add_plane(sums, low[p], p);
+    for (int p = 0; p < LGN_PLANES; ++p) lgn_add_plane(sums, high[p], p + 4);
+    for (size_t s = 0; s < n; ++s) counts[s * LGN_CLASSES + c] = sums[s];
   }}
 }}
 
-void lgn_class_counts(const uint8_t *x, size_t n, int32_t *counts) {{
-  static uint64_t buf_a[(size_t)LGN_MAX_WIDTH * LGN_W], buf_b[(size_t)LGN_MAX_WIDTH * LGN_W];
+int lgn_class_counts(const uint8_t *x, size_t n, int32_t *counts) {{
+  static lgn_block buf_a[(size_t)LGN_MAX_WIDTH * LGN_LANES], buf_b[(size_t)LGN_MAX_WIDTH * LGN_LANES];
   const size_t block = 64 * LGN_W;
+  uint64_t seen = 0;
   for (size_t i = 0; i < n; i += block) {{
     const size_t m = n - i < block ? n - i : block;
-    uint64_t *in = buf_a, *out = buf_b;
-    lgn_pack(x + i * LGN_INPUTS, m, in);
+    lgn_block *in = buf_a, *out = buf_b;
+    seen |= lgn_pack(x + i * LGN_INPUTS, m, i + m == n, (uint64_t *)in);
     for (int l = 0; l < LGN_LAYERS; ++l) {{
       lgn_layer(in, out, l);
-      uint64_t *t = in; in = out; out = t;
+      lgn_block *t = in; in = out; out = t;
     }}
     lgn_group_sum(in, m, counts + i * LGN_CLASSES);
   }}
+  return (seen & ~0x0101010101010101ULL) != 0;
 }}
 """
 
@@ -258,7 +357,7 @@ class CompiledLogicNet:
             except QuintetError:
                 path, self.compile_seconds = build_library(source, compiler, PORTABLE_CFLAGS, use_cache)
             fn = ctypes.CDLL(str(path)).lgn_class_counts
-            fn.restype = None
+            fn.restype = ctypes.c_int
             fn.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_void_p]
             self._fn = fn
 
@@ -271,10 +370,12 @@ class CompiledLogicNet:
         """``(N, classes)`` int32 GroupSum counts; ``x``: ``(N, in_dim)`` of 0/1 (or bool)."""
         if self._fn is None:
             return class_counts_numpy(self.net, x)
-        data = check_binary_input(x, self.net.in_dim)
+        data = check_binary_input(x, self.net.in_dim, scan_bytes=False)  # the C code checks bytes as it reads
         counts = np.empty((data.shape[0], self.net.classes), dtype=np.int32)
-        if data.shape[0]:
-            self._fn(data.ctypes.data, data.shape[0], counts.ctypes.data)
+        with _C_CALL:
+            status = self._fn(data.ctypes.data, data.shape[0], counts.ctypes.data) if data.shape[0] else 0
+        if status:
+            check_binary_input(data, self.net.in_dim)  # raises, naming the value
         return counts
 
     def __call__(self, x: np.ndarray | torch.Tensor) -> torch.Tensor:

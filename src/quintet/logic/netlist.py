@@ -86,8 +86,9 @@ class GateNetwork:
         return cls(int(in_dim), tuple(layers), int(classes), float(tau))
 
 
-def check_binary_input(x: np.ndarray | torch.Tensor, in_dim: int) -> np.ndarray:
-    """``(N, in_dim)`` 0/1 data as a C-contiguous uint8 array; anything else raises."""
+def check_binary_input(x: np.ndarray | torch.Tensor, in_dim: int, scan_bytes: bool = True) -> np.ndarray:
+    """``(N, in_dim)`` 0/1 data as a C-contiguous uint8 array; anything else raises. ``scan_bytes=False``
+    leaves the values of uint8 input unchecked (for a reader that checks them itself)."""
     if isinstance(x, torch.Tensor):
         x = x.detach().cpu().numpy()
     x = np.asarray(x)
@@ -96,13 +97,13 @@ def check_binary_input(x: np.ndarray | torch.Tensor, in_dim: int) -> np.ndarray:
     if x.dtype == np.bool_:
         return np.ascontiguousarray(x).view(np.uint8)
     if x.dtype == np.uint8:  # one pass: the common case of packed-ready bytes
-        if x.size and x.max() > 1:
-            raise QuintetError(f"a compiled network takes binary input (0/1 or bool); found the value {x.max()!r}")
+        if scan_bytes and x.size and x.max() > 1:
+            raise QuintetError(f"a compiled network takes binary input (0/1 or bool); found the value {x.max().item()!r}")
         return np.ascontiguousarray(x)
     binary = (x == 0) | (x == 1)
     if not binary.all():
         bad = x[~binary].flat[0]
-        raise QuintetError(f"a compiled network takes binary input (0/1 or bool); found the value {bad!r}")
+        raise QuintetError(f"a compiled network takes binary input (0/1 or bool); found the value {bad.item()!r}")
     return np.ascontiguousarray(x, dtype=np.uint8)
 
 
