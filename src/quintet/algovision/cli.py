@@ -9,6 +9,7 @@ from pathlib import Path
 import typer
 
 from quintet.core import options
+from quintet.core.distributed import current
 from quintet.core.errors import QuintetError
 
 app = typer.Typer(help="Relaxed control flow for algorithmic supervision (AlgoVision, NeurIPS 2021).",
@@ -38,8 +39,10 @@ def _train(cfg, train, out: Path, threads: int, keys: tuple[str, ...]) -> None:
 
     torch.set_num_threads(threads)
     cfg.check()
-    run = Run(out, cfg)
     result = train(cfg, out)
+    if not current().is_main:
+        return
+    run = Run(out, cfg)
     result.pop("model", None)
     run.log_metrics(result)
     run.finish()

@@ -20,6 +20,7 @@ from torch import nn
 
 from quintet.algovision.edit_distance import levenshtein, soft_edit_distance
 from quintet.algovision.training import fit
+from quintet.core.distributed import current
 from quintet.core.errors import QuintetError
 from quintet.sorting.ranking import DigitSource
 
@@ -120,9 +121,12 @@ def train_edit(cfg: EditConfig, source: DigitSource, out: Path | None = None, ti
     model = DigitCNN(*source.train[0].shape[-2:], channels=tuple(cfg.width))
     images, labels = source.test[0][: cfg.eval_digits], source.test[1][: cfg.eval_digits]
 
+    procs = current()
+    procs.check_batch(cfg.batch_size)
+
     def step_loss(gen):
-        a, b, dist = pairs.sample(cfg.batch_size, gen)
-        return ((soft_edit_distance(model(a), model(b), cfg.beta) - dist) ** 2).mean()
+        a, b, dist = procs.shard(*pairs.sample(cfg.batch_size, gen))
+        return ((soft_edit_distance(model(a), model(b), cfg.beta) - dist) ** 2).mean() * procs.weight(cfg.batch_size)
 
     def evaluate():
         predicted = model(images).argmax(-1).numpy()

@@ -23,6 +23,7 @@ from torch import nn
 from quintet.algovision.shortest_path import dijkstra, relaxed_shortest_path
 from quintet.algovision.terrain import TerrainMaps, make_terrain
 from quintet.algovision.training import fit
+from quintet.core.distributed import current
 from quintet.core.errors import QuintetError, check_choice
 
 __all__ = ["PathConfig", "CostCNN", "train_path", "evaluate_paths", "PATH_METHODS", "blackbox_shortest_path"]
@@ -120,9 +121,13 @@ def train_path(cfg: PathConfig, out: Path | None = None, time_limit: float | Non
     torch.manual_seed(cfg.seed)
     model = CostCNN(cfg.tile)
 
+    dist = current()
+    dist.check_batch(cfg.batch_size)
+
     def step_loss(gen):
-        maps = train.batch(torch.randint(len(train), (cfg.batch_size,), generator=gen))
-        return path_loss(cfg, model(maps.images), maps)
+        rows = dist.shard(torch.randint(len(train), (cfg.batch_size,), generator=gen))
+        maps = train.batch(rows)
+        return path_loss(cfg, model(maps.images), maps) * dist.weight(cfg.batch_size)
 
     record = fit(model, step_loss, steps=cfg.steps, lr=cfg.lr, seed=cfg.seed, config=asdict(cfg), out=out,
                  evaluate=lambda: evaluate_paths(model, test.batch(torch.arange(min(len(test), 100)))),

@@ -14,6 +14,7 @@ import torch
 
 from quintet.algovision.bubble import relaxed_bubble_sort
 from quintet.algovision.training import fit
+from quintet.core.distributed import current
 from quintet.core.errors import QuintetError, check_choice
 from quintet.sorting.functional import diffsort
 from quintet.sorting.losses import ranking_loss, ranks_from_scores
@@ -80,10 +81,12 @@ def train_sorting(cfg: SortingConfig, source: DigitSource, out: Path | None = No
     h, w = source.train[0].shape[-2:]
     model = ScoreCNN(h, 4 * w, channels=tuple(cfg.width))
     loss = sorting_loss(cfg)
+    dist = current()
+    dist.check_batch(cfg.batch_size)
 
     def step_loss(gen):
-        images, values = train_sets.sample(cfg.batch_size, gen)
-        return loss(model(images), values)
+        images, values = dist.shard(*train_sets.sample(cfg.batch_size, gen))
+        return loss(model(images), values) * dist.weight(cfg.batch_size)
 
     record = fit(model, step_loss, steps=cfg.steps, lr=cfg.lr, seed=cfg.seed, config=asdict(cfg), out=out,
                  evaluate=lambda: evaluate_ranking(model, test_sets, min(cfg.eval_sets, 200), seed=cfg.seed + 7),

@@ -1,6 +1,11 @@
 """The training loop shared by the three supervision tasks: Adam, periodic evaluation,
 safetensors checkpoints and exact resumption (each step draws its batch from a generator seeded
-by ``(seed, step)``, so a resumed run sees the same batches as an uninterrupted one)."""
+by ``(seed, step)``, so a resumed run sees the same batches as an uninterrupted one).
+
+Under ``accelerate launch`` every process draws the same global batch; a task's loss keeps the
+process's rows (:meth:`~quintet.core.distributed.Dist.shard`) weighted by
+:meth:`~quintet.core.distributed.Dist.weight`, and :func:`fit` averages the gradients, writes
+checkpoints and logs on the main process only."""
 
 from __future__ import annotations
 
@@ -11,7 +16,8 @@ from typing import Callable
 import numpy as np
 import torch
 
-from quintet.core.io import latest_checkpoint, load_checkpoint, save_checkpoint
+from quintet.core.distributed import current
+from quintet.core.io import load_checkpoint, save_checkpoint
 
 __all__ = ["fit", "batch_generator"]
 
@@ -30,11 +36,15 @@ def fit(model: torch.nn.Module, loss_fn: Callable[[torch.Generator], torch.Tenso
     written with another configuration, other than ``steps``, is refused).
     Returns ``{"steps", "seconds", "curve"}``; ``curve`` holds the loss and ``evaluate()`` results.
     """
+    dist = current()
+    log = dist.main_only(log)
+    dist.broadcast_parameters(model)
     optim = torch.optim.Adam(model.parameters(), lr=lr)
     ckpt = out / "checkpoints" if out is not None else None
     step, curve = 0, []
-    if ckpt is not None and latest_checkpoint(ckpt) is not None:
-        state = load_checkpoint(ckpt, model, optim, expected_config=config, ignore=("steps", "eval_every"))
+    resume_from = dist.latest_checkpoint(ckpt)
+    if resume_from is not None:
+        state = load_checkpoint(resume_from, model, optim, expected_config=config, ignore=("steps", "eval_every"))
         step, curve = state["step"], state["extra"].get("curve", [])
         log(f"resumed from step {step}")
     start, losses = time.perf_counter(), []
@@ -42,10 +52,12 @@ def fit(model: torch.nn.Module, loss_fn: Callable[[torch.Generator], torch.Tenso
         loss = loss_fn(batch_generator(seed, step))
         optim.zero_grad(set_to_none=True)
         loss.backward()
+        dist.sync_gradients(model.parameters())
         optim.step()
-        losses.append(loss.item())
+        dist.average_buffers(model)  # batch-norm statistics of the shards
+        losses.append(float(dist.all_sum(loss.detach())) / dist.world)
         step += 1
-        out_of_time = time_limit is not None and time.perf_counter() - start > time_limit
+        out_of_time = time_limit is not None and dist.any(time.perf_counter() - start > time_limit)
         if evaluate is not None and (step % eval_every == 0 or step == steps or out_of_time):
             model.eval()
             with torch.no_grad():
@@ -53,7 +65,7 @@ def fit(model: torch.nn.Module, loss_fn: Callable[[torch.Generator], torch.Tenso
             model.train()
             curve.append({"step": step, "loss": float(np.mean(losses[-eval_every:])), **metrics})
             log(f"step {step}: loss {curve[-1]['loss']:.4f} " + " ".join(f"{k} {v:.3f}" for k, v in metrics.items()))
-        if ckpt is not None and (step % checkpoint_every == 0 or step == steps or out_of_time):
+        if ckpt is not None and dist.is_main and (step % checkpoint_every == 0 or step == steps or out_of_time):
             save_checkpoint(ckpt, model, step=step, config=config, optimizer=optim, extra={"curve": curve})
         if out_of_time:
             log(f"time limit reached at step {step}")

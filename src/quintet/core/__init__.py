@@ -1,5 +1,7 @@
-"""Helpers that several methods really share: errors, atomic I/O, checkpoints, runs, seeds, devices."""
+"""Helpers that several methods really share: errors, atomic I/O, checkpoints, runs, seeds, devices,
+and data-parallel training over several processes."""
 
+from quintet.core.distributed import Dist, current
 from quintet.core.errors import QuintetError
 from quintet.core.io import (
     atomic_write,
@@ -15,6 +17,7 @@ from quintet.core.runs import Run, markdown_table
 from quintet.core.seed import seed_everything
 
 __all__ = [
+    "Dist",
     "QuintetError",
     "Run",
     "atomic_write",
@@ -22,6 +25,7 @@ __all__ = [
     "atomic_write_json",
     "atomic_write_text",
     "check_checkpoint",
+    "current",
     "latest_checkpoint",
     "load_checkpoint",
     "markdown_table",

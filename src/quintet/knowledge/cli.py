@@ -8,6 +8,7 @@ from typing import Any, Literal, Optional
 import typer
 
 from quintet.core import options
+from quintet.core.distributed import current
 
 app = typer.Typer(help="Knowledge neurons (Dai et al., 2022): attribution, suppress/amplify, fact editing.",
                   no_args_is_help=True)
@@ -37,6 +38,8 @@ def train_factlm_cmd(
     if epochs is not None:
         config = replace(config, epochs=epochs)
     metrics = train_factlm(out, config, log=typer.echo, resume=resume, progress=True)
+    if not current().is_main:
+        return
     typer.echo(f"saved to {out}: " + ", ".join(f"{k}={v}" for k, v in metrics.items()))
 
 

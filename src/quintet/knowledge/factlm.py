@@ -33,8 +33,9 @@ from typing import Callable
 
 import torch
 
+from quintet.core.distributed import Dist, current
 from quintet.core.errors import QuintetError
-from quintet.core.io import atomic_write_json, latest_checkpoint, load_checkpoint, save_checkpoint
+from quintet.core.io import atomic_write_json, load_checkpoint, save_checkpoint
 from quintet.core.progress import progress_bar
 from quintet.knowledge.pararel import FactBag, pararel_bags, relation_templates
 from quintet.knowledge.prompts import encode
@@ -116,14 +117,43 @@ def _corrupt(ids: torch.Tensor, attention: torch.Tensor, positions: torch.Tensor
     return out, labels, is_object
 
 
-def _accuracy(model, tokenizer, pairs: list[tuple[str, str]], batch_size: int = 256) -> float:
+def _accuracy(model, tokenizer, pairs: list[tuple[str, str]], batch_size: int = 256, dist: Dist = Dist()) -> float:
+    """Top-1 accuracy on ``pairs``; each process scores its share and the answers are gathered."""
     from quintet.knowledge.editing import answer_probs
 
     if not pairs:
         return float("nan")
     model.eval()
-    scores = answer_probs(model, tokenizer, [p for p, _ in pairs], [a for _, a in pairs], batch_size=batch_size)
-    return float(scores.correct.float().mean())
+    lo, hi = dist.bounds(len(pairs))
+    mine = pairs[lo:hi]
+    correct = torch.zeros(0, dtype=torch.bool)
+    if mine:
+        correct = answer_probs(model, tokenizer, [p for p, _ in mine], [a for _, a in mine],
+                               batch_size=batch_size).correct.cpu()
+    return float(dist.gather(correct, len(pairs)).float().mean())
+
+
+def _masked_lm_loss(model, ids: torch.Tensor, attention: torch.Tensor, labels: torch.Tensor,
+                    is_object: torch.Tensor, label_smoothing: float, batch_size: int, dist: Dist) -> torch.Tensor | None:
+    """Cross-entropy at the object slots (a mean over the ``batch_size`` prompts) plus the one at the
+    other predicted tokens (a mean over all of them in the batch), of this process's rows, scaled so
+    that gradients averaged over processes are those of the whole batch; ``None`` without rows."""
+    others = int(dist.all_sum(float(((labels >= 0) & ~is_object).sum())))
+    if len(ids) == 0:  # the last, short batch of an epoch may leave a process without rows
+        return None
+    rows, cols = torch.nonzero(labels >= 0, as_tuple=True)
+    # the MLM head only at the predicted positions: the head over all positions dominates the cost
+    hidden = model.bert(input_ids=ids.to(dist.device), attention_mask=attention.to(dist.device)).last_hidden_state
+    logits = model.cls(hidden[rows.to(hidden.device), cols.to(hidden.device)])
+    gold = labels[rows, cols].to(logits.device)
+    obj = is_object[rows, cols].to(logits.device)
+    loss = torch.nn.functional.cross_entropy(logits[obj], gold[obj], label_smoothing=label_smoothing)
+    loss = loss * dist.weight(batch_size)
+    if others:
+        part = torch.nn.functional.cross_entropy(logits[~obj], gold[~obj], label_smoothing=label_smoothing,
+                                                 reduction="sum")
+        loss = loss + part * (dist.world / others)
+    return loss
 
 
 def train_factlm(
@@ -135,28 +165,35 @@ def train_factlm(
     progress: bool = False,
 ) -> dict:
     """Train (or resume) a fact LM into ``out``; returns its metrics (accuracies, time). ``progress``
-    shows a bar (rate, loss, accuracy) on stderr."""
-    from transformers import BertConfig, BertForMaskedLM
+    shows a bar (rate, loss, accuracy) on stderr.
 
-    from quintet.core.device import make_accelerator
+    Under ``accelerate launch`` each process trains on its rows of every batch (gradients averaged,
+    the loss normalised over the whole batch); the main process builds the vocabulary and writes
+    every file. Dropout masks are drawn per process, so only a run without dropout repeats a
+    one-process run exactly."""
+    from transformers import BertConfig, BertForMaskedLM, BertTokenizerFast
+
     from quintet.core.seed import seed_everything
 
     out = Path(out)
+    dist = current()
+    dist.check_batch(config.batch_size)
+    log, progress = dist.main_only(log), progress and dist.is_main
     seed_everything(config.seed)
     start = time.perf_counter()
     ckpt_dir = out / "checkpoints"
-    if not resume and ckpt_dir.exists():
+    if not resume and ckpt_dir.exists() and dist.is_main:
         import shutil
 
         shutil.rmtree(ckpt_dir)
+    dist.barrier()
     vocab = out / "tokenizer-build" / "vocab.txt"
-    if resume and latest_checkpoint(ckpt_dir) is not None and vocab.is_file():
-        # the vocabulary the checkpoint was trained with (WordPiece training breaks ties differently per run)
-        from transformers import BertTokenizerFast
-
-        tokenizer = BertTokenizerFast(str(vocab), do_lower_case=True)
-    else:
-        tokenizer = _wordpiece(_corpus(data_dir), config.vocab_size, out / "tokenizer-build")
+    resume_from = dist.latest_checkpoint(ckpt_dir) if resume else None
+    # with a checkpoint: the vocabulary it was trained with (WordPiece breaks ties differently per run)
+    if dist.is_main and (resume_from is None or not vocab.is_file()):
+        _wordpiece(_corpus(data_dir), config.vocab_size, out / "tokenizer-build")
+    dist.barrier()
+    tokenizer = BertTokenizerFast(str(vocab), do_lower_case=True)
     bags = pararel_bags(tokenizer, config.facts_per_relation, config.heldout_fraction, config.seed, data_dir=data_dir)
     train_pairs = [(p, b.object) for b in bags for p in b.prompts]
     held_pairs = [(p, b.object) for b in bags for p in b.heldout]
@@ -167,17 +204,16 @@ def train_factlm(
         num_attention_heads=config.num_heads, intermediate_size=config.intermediate_size,
         max_position_embeddings=128, hidden_dropout_prob=config.dropout, attention_probs_dropout_prob=config.dropout,
     )
-    model = BertForMaskedLM(bert_config)
+    model = BertForMaskedLM(bert_config).to(dist.device)
+    dist.broadcast_parameters(model)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=0.01)
     first_epoch, history = 0, []
-    if resume and latest_checkpoint(ckpt_dir) is not None:
-        state = load_checkpoint(latest_checkpoint(ckpt_dir), model, optimizer, expected_config=asdict(config),
+    if resume_from is not None:
+        state = load_checkpoint(resume_from, model, optimizer, expected_config=asdict(config),
                                 ignore=("epochs", "target_accuracy"))
         first_epoch, history = state["step"], state["extra"].get("history", [])
         log(f"[factlm] resumed from epoch {first_epoch}")
     batch = encode(tokenizer, [p for p, _ in train_pairs], [a for _, a in train_pairs], causal=False)
-    accelerator = make_accelerator(cpu=not torch.cuda.is_available())
-    model, optimizer = accelerator.prepare(model, optimizer)
     steps_per_epoch = math.ceil(len(batch) / config.batch_size)
     total = steps_per_epoch * config.epochs
     schedule = torch.optim.lr_scheduler.LambdaLR(
@@ -192,60 +228,58 @@ def train_factlm(
     bar = progress_bar(config.epochs * steps_per_epoch, "fact LM", first_epoch * steps_per_epoch, progress)
     finished = bool(history) and history[-1]["train_acc"] >= config.target_accuracy  # stopped early before
     for epoch in range(first_epoch, first_epoch if finished else config.epochs):
-        # each epoch's masking and dropout come from (seed, epoch): a resumed run repeats an uninterrupted one
-        torch.manual_seed(config.seed * 1_000_003 + epoch)
+        # each epoch's masking comes from (seed, epoch) and its dropout from (seed, epoch, process):
+        # a resumed run repeats an uninterrupted one
+        torch.manual_seed(config.seed * 1_000_003 + epoch + 7919 * dist.rank)
         gen = torch.Generator().manual_seed(config.seed * 1_000_003 + epoch)
         model.train()
         order = torch.randperm(len(batch), generator=gen)
         for s in range(0, len(batch), config.batch_size):
             idx = order[s : s + config.batch_size]
             width = int(batch.inputs["attention_mask"][idx].sum(1).max())
+            # the whole batch is corrupted alike on every process, which then keeps its rows
             ids, labels, is_object = _corrupt(filled[idx, :width], batch.inputs["attention_mask"][idx, :width],
                                               batch.positions[idx], special, n_special, tokenizer.mask_token_id,
                                               tokenizer.vocab_size, config.mlm_probability, gen)
-            att = batch.inputs["attention_mask"][idx, :width].to(accelerator.device)
-            rows, cols = torch.nonzero(labels >= 0, as_tuple=True)
-            # the MLM head only at the predicted positions: the head over all positions dominates the cost
-            inner = accelerator.unwrap_model(model)
-            hidden = inner.bert(input_ids=ids.to(accelerator.device), attention_mask=att).last_hidden_state
-            logits = inner.cls(hidden[rows.to(hidden.device), cols.to(hidden.device)])
-            gold = labels[rows, cols].to(logits.device)
-            obj = is_object[rows, cols].to(logits.device)
-            loss = torch.nn.functional.cross_entropy(logits[obj], gold[obj], label_smoothing=config.label_smoothing)
-            if bool((~obj).any()):
-                loss = loss + torch.nn.functional.cross_entropy(logits[~obj], gold[~obj],
-                                                                label_smoothing=config.label_smoothing)
+            ids, labels, is_object, att = dist.shard(ids, labels, is_object, batch.inputs["attention_mask"][idx, :width])
+            loss = _masked_lm_loss(model, ids, att, labels, is_object, config.label_smoothing, len(idx), dist)
             optimizer.zero_grad(set_to_none=True)
-            accelerator.backward(loss)
+            if loss is not None:
+                loss.backward()
+            dist.sync_gradients(model.parameters())
             optimizer.step()
             schedule.step()
             bar.update(1)
-            bar.set_postfix(epoch=epoch + 1, loss=f"{float(loss.detach()):.4f}", acc=f"{train_acc:.3f}", refresh=False)
-        train_acc = _accuracy(accelerator.unwrap_model(model), tokenizer, train_pairs)
+            shown = float(loss.detach()) if loss is not None else 0.0
+            bar.set_postfix(epoch=epoch + 1, loss=f"{shown:.4f}", acc=f"{train_acc:.3f}", refresh=False)
+        train_acc = _accuracy(model, tokenizer, train_pairs, dist=dist)
         history.append({"epoch": epoch + 1, "train_acc": round(train_acc, 4)})
-        save_checkpoint(ckpt_dir, accelerator.unwrap_model(model), step=epoch + 1, config=asdict(config),
-                        optimizer=optimizer, extra={"history": history})
+        if dist.is_main:
+            save_checkpoint(ckpt_dir, model, step=epoch + 1, config=asdict(config), optimizer=optimizer,
+                            extra={"history": history})
         if (epoch + 1) % 5 == 0:
             log(f"[factlm] epoch {epoch + 1}: train top-1 accuracy {train_acc:.3f}")
         if train_acc >= config.target_accuracy:
             break
     bar.close()
-    model = accelerator.unwrap_model(model).eval()
+    model = model.eval()
     metrics = {
         "facts": len(bags),
         "train_prompts": len(train_pairs),
         "heldout_prompts": len(held_pairs),
         "epochs_run": len(history),
-        "train_accuracy": _accuracy(model, tokenizer, train_pairs),
-        "heldout_accuracy": _accuracy(model, tokenizer, held_pairs),
+        "train_accuracy": _accuracy(model, tokenizer, train_pairs, dist=dist),
+        "heldout_accuracy": _accuracy(model, tokenizer, held_pairs, dist=dist),
         "train_seconds": round(time.perf_counter() - start, 1),
     }
-    model.save_pretrained(out)
-    tokenizer.save_pretrained(out)
-    atomic_write_json(out / "facts.json", {
-        "config": asdict(config), "metrics": metrics,
-        "facts": [asdict(b) for b in bags],
-    })
+    if dist.is_main:
+        model.save_pretrained(out)
+        tokenizer.save_pretrained(out)
+        atomic_write_json(out / "facts.json", {
+            "config": asdict(config), "metrics": metrics,
+            "facts": [asdict(b) for b in bags],
+        })
+    dist.barrier()  # the saved model is complete before any process returns
     log(f"[factlm] train accuracy {metrics['train_accuracy']:.3f}, held-out templates {metrics['heldout_accuracy']:.3f}")
     if not metrics["train_accuracy"] >= config.target_accuracy:
         log(f"[factlm] WARNING: train top-1 accuracy {100 * metrics['train_accuracy']:.1f} % is below the "

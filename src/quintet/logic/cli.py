@@ -12,6 +12,7 @@ from typing import Optional
 import typer
 
 from quintet.core import options
+from quintet.core.distributed import current
 from quintet.core.errors import QuintetError
 
 app = typer.Typer(help="Differentiable logic gate networks: train, discretise, compile to C/Verilog.",
@@ -108,6 +109,8 @@ def train_cmd(
                       eval_every=eval_every, seed=seed, arch=arch, channels=pair)
     data = load_binary(dataset, limit=limit)
     result = train(cfg, data, out=out, log=typer.echo)
+    if not current().is_main:
+        return
     result.pop("model")
     run = Run(out, result.pop("config"))
     run.log_metrics(result)

@@ -13,6 +13,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from quintet.core.distributed import Dist, current
 from quintet.core.errors import QuintetError, check_choice
 from quintet.core.io import latest_checkpoint, load_checkpoint, save_checkpoint
 from quintet.logic.conv import ConvLogicTree, OrPool, conv_logic_network
@@ -91,15 +92,18 @@ def batch_indices(n: int, batch_size: int, step: int, seed: int) -> torch.Tensor
 
 
 @torch.no_grad()
-def accuracy(model: nn.Module, x: np.ndarray, y: np.ndarray, discrete: bool, batch: int = 1000) -> float:
-    """Accuracy in eval mode (``discrete=True``: argmax gates) or train mode (relaxed gates)."""
+def accuracy(model: nn.Module, x: np.ndarray, y: np.ndarray, discrete: bool, batch: int = 1000,
+             dist: Dist | None = None) -> float:
+    """Accuracy in eval mode (``discrete=True``: argmax gates) or train mode (relaxed gates). Under
+    several processes each predicts its share of the rows and the predictions are gathered."""
+    dist = dist or current()
     was_training = model.training
     model.train(not discrete)
-    correct = 0
-    for i in range(0, len(x), batch):
-        out = model(torch.from_numpy(x[i:i + batch]).float())
-        correct += int((out.argmax(1).numpy() == y[i:i + batch]).sum())
+    lo, hi = dist.bounds(len(x))
+    predicted = [model(torch.from_numpy(x[i:min(i + batch, hi)]).float()).argmax(1) for i in range(lo, hi, batch)]
+    mine = torch.cat(predicted) if predicted else torch.zeros(0, dtype=torch.int64)
     model.train(was_training)
+    correct = int((dist.gather(mine, len(x)).numpy() == y).sum())
     return correct / max(1, len(x))
 
 
@@ -140,13 +144,18 @@ def train(cfg: TrainConfig, data: BinaryDataset, out: str | Path | None = None,
     "train_acc_discrete" (on the first ``TRAIN_EVAL_ROWS`` rows), "gates"}``.
     """
     cfg = TrainConfig.from_dict({**asdict(cfg), "in_dim": data.in_dim, "classes": data.classes})
+    dist = current()
+    dist.check_batch(min(cfg.batch_size, len(data.x_train)))
+    log = dist.main_only(log)
     model = build_model(cfg)
+    dist.broadcast_parameters(model)
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     step, history, seconds = 0, [], 0.0
-    if out is not None and latest_checkpoint(out) is not None:
-        saved = load_checkpoint_config(out)
+    resume_from = dist.latest_checkpoint(out)
+    if resume_from is not None:
+        saved = load_checkpoint_config(resume_from)
         _check_architecture(saved, cfg, Path(out))
-        state = load_checkpoint(out, model, optimizer)
+        state = load_checkpoint(resume_from, model, optimizer)
         step, history = state["step"], state["extra"].get("history", [])
         seconds = state["extra"].get("train_seconds", 0.0)
         log(f"resumed from step {step}")
@@ -156,16 +165,18 @@ def train(cfg: TrainConfig, data: BinaryDataset, out: str | Path | None = None,
     model.train()
     start, eval_seconds = time.perf_counter(), 0.0
     while step < cfg.steps:
-        idx = batch_indices(len(x_train), cfg.batch_size, step, cfg.seed)
-        loss = nn.functional.cross_entropy(model(x_train[idx].float()), y_train[idx])
+        rows = batch_indices(len(x_train), cfg.batch_size, step, cfg.seed)
+        idx = dist.shard(rows)  # this process's part of the global batch
+        loss = nn.functional.cross_entropy(model(x_train[idx].float()), y_train[idx]) * dist.weight(len(rows))
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        dist.sync_gradients(model.parameters())
         optimizer.step()
         step += 1
-        out_of_time = time_limit is not None and time.perf_counter() - start > time_limit
+        out_of_time = time_limit is not None and dist.any(time.perf_counter() - start > time_limit)
         if step % cfg.eval_every == 0 or step == cfg.steps or out_of_time:
             eval_start = time.perf_counter()
-            row = {"step": step, "loss": round(loss.item(), 5),
+            row = {"step": step, "loss": round(float(dist.all_sum(loss.detach())) / dist.world, 5),
                    "seconds": round(seconds + eval_start - start - eval_seconds, 2),
                    "test_acc_discrete": accuracy(model, data.x_test, data.y_test, discrete=True),
                    "test_acc_relaxed": accuracy(model, data.x_test, data.y_test, discrete=False)}
@@ -173,7 +184,7 @@ def train(cfg: TrainConfig, data: BinaryDataset, out: str | Path | None = None,
             eval_seconds += time.perf_counter() - eval_start
             log(f"step {step}: loss {row['loss']:.4f}, test acc discrete {row['test_acc_discrete']:.4f}, "
                 f"relaxed {row['test_acc_relaxed']:.4f}")
-        if out is not None and (step % every == 0 or step == cfg.steps or out_of_time):
+        if out is not None and dist.is_main and (step % every == 0 or step == cfg.steps or out_of_time):
             save_checkpoint(out, model, step=step, config=asdict(cfg), optimizer=optimizer,
                             extra={"history": history,
                                    "train_seconds": seconds + time.perf_counter() - start - eval_seconds})

@@ -11,6 +11,7 @@ from typing import Any, Optional
 import typer
 
 from quintet.core import options
+from quintet.core.distributed import current
 from quintet.core.errors import QuintetError
 
 app = typer.Typer(help="GenDR: the generalized differentiable renderer (distributions × T-conorms).",
@@ -175,6 +176,8 @@ def fit_pose_cmd(
                      poses=poses, steps=steps, image_size=size, lr=lr, lr_end=lr_end, angle_min=angle_min, angle_max=angle_max,
                      seed=seed)
     result = fit_pose(load_mesh(_mesh_file(mesh), normalize=False), cfg, log=typer.echo)
+    if not current().is_main:
+        return
     typer.echo(json.dumps({k: result[k] for k in ("success_rate", "median_error_deg", "final_error_deg")}))
 
 
@@ -212,6 +215,8 @@ def fit_shape_cmd(
     if template_mesh.vertices.abs().max() > 1:
         raise QuintetError("the template's vertices must lie inside [-1, 1]³ (its parameterisation needs it)")
     result = fit_shape(template_mesh, load_mesh(_mesh_file(target)), cameras, cfg, log=typer.echo)
+    if not current().is_main:
+        return
     if out is not None:
         import trimesh
 

@@ -7,6 +7,10 @@ while τ is annealed log-linearly; a pose is recovered when its angular error is
 
 Shape (the authors' ``opt_shape.py``): a 642-vertex sphere is deformed to match the 24 silhouettes
 of one elevation ring of a mesh; the IoU of the final hard silhouettes measures the fit.
+
+Under ``accelerate launch`` the pose fit gives each process its share of the (independent) poses,
+and the shape fit its share of the views, with gradients averaged; metrics are computed on the
+gathered results, so both equal a one-process run.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from typing import Callable, Optional
 import numpy as np
 import torch
 
+from quintet.core.distributed import Dist, current
 from quintet.core.errors import QuintetError
 from quintet.render.camera import get_points_from_angles, look_at, perspective
 from quintet.render.mesh import Mesh
@@ -138,12 +143,17 @@ def fit_pose(
     With ``record_every > 0`` the result also holds ``trajectory``: poses and silhouettes of the
     first pose every that many steps (for figures).
     """
-    targets = target_poses(cfg.poses, cfg.seed)
+    dist = current()
+    dist.check_batch(cfg.poses, "number of poses")
+    log = dist.main_only(log) if log else None
+    # every process draws all poses and fits its own share of them (each pose is independent)
+    targets = dist.shard(target_poses(cfg.poses, cfg.seed))
     with torch.no_grad():
         goal = hard_silhouette(mesh.face_vertices(pose_screen_vertices(mesh.vertices, targets)), cfg.image_size)
     g = torch.Generator().manual_seed(cfg.seed)
-    poses = torch.nn.Parameter(_initial_poses(cfg.poses, cfg.angle_min, cfg.angle_max, g))
-    initial_error = angular_error(poses.detach()).clone()
+    initial = _initial_poses(cfg.poses, cfg.angle_min, cfg.angle_max, g)
+    initial_error = angular_error(initial)
+    poses = torch.nn.Parameter(dist.shard(initial).clone())
     optim = torch.optim.Adam([poses], lr=cfg.lr, betas=(0.5, 0.99))
     taus = np.logspace(math.log10(cfg.tau_start), math.log10(cfg.tau_end), cfg.steps)
     lrs = np.logspace(math.log10(cfg.lr), math.log10(cfg.lr_end or cfg.lr), cfg.steps)
@@ -160,14 +170,15 @@ def fit_pose(
         optim.zero_grad()
         loss.backward()
         optim.step()
-        if not torch.isfinite(poses).all():
+        if dist.any(not bool(torch.isfinite(poses).all())):
             if log:
                 log(f"non-finite pose at step {step}; stopping")
             break
         if log and (step % 50 == 0 or step == cfg.steps - 1):
-            log(f"step {step:4d} tau {tau:.1e} loss {loss.item():.4f} "
-                f"success {float((angular_error(poses.detach()) < SUCCESS_DEGREES).float().mean()):.2f}")
-    error = angular_error(poses.detach())
+            error = dist.gather(angular_error(poses.detach()), cfg.poses)
+            log(f"step {step:4d} tau {tau:.1e} loss {float(dist.all_sum(loss.detach())):.4f} "
+                f"success {float((error < SUCCESS_DEGREES).float().mean()):.2f}")
+    error = dist.gather(angular_error(poses.detach()), cfg.poses)
     error = torch.where(torch.isfinite(error), error, torch.full_like(error, math.inf))
     result = {
         "config": asdict(cfg),
@@ -246,9 +257,10 @@ def ring_screen(vertices: torch.Tensor, cameras: torch.Tensor, viewing_angle: fl
     return perspective(look_at(vertices[None].expand(cameras.shape[0], -1, -1), eye), viewing_angle)
 
 
-def silhouette_iou(a: torch.Tensor, b: torch.Tensor) -> float:
-    """Mean IoU of binary silhouettes ``(B, S, S)``."""
-    return float((1 - iou_loss(a, b)).mean())
+def silhouette_iou(a: torch.Tensor, b: torch.Tensor, dist: Dist = Dist(), views: int | None = None) -> float:
+    """Mean IoU of binary silhouettes ``(B, S, S)``; with ``dist``, of the ``views`` silhouettes
+    whose shards the processes hold."""
+    return float(dist.gather(1 - iou_loss(a, b), views or len(a)).mean())
 
 
 def fit_shape(
@@ -257,31 +269,40 @@ def fit_shape(
 ) -> dict:
     """Deform ``template`` to ``target``'s silhouettes from ``cameras: (N, 3)``; returns IoU and vertices."""
     torch.manual_seed(cfg.seed)
+    dist = current()
+    views = len(cameras)
+    dist.check_batch(views, "number of views")
+    log = dist.main_only(log) if log else None
     with torch.no_grad():
         goal = hard_silhouette(target.face_vertices(ring_screen(target.vertices, cameras, cfg.viewing_angle)),
                                cfg.image_size)
+    mine, my_goal = dist.shard(cameras, goal)  # this process's views
     model = SphereDeformation(template)
+    dist.broadcast_parameters(model)
     optim = torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=(0.5, 0.95))
     settings = cfg.settings()
     best = 0.0
     for step in range(cfg.steps):
         vertices = model()
-        screen = template.face_vertices(ring_screen(vertices, cameras, cfg.viewing_angle))
+        screen = template.face_vertices(ring_screen(vertices, mine, cfg.viewing_angle))
         pred = render(screen, settings)
-        loss = (iou_loss(pred, goal).mean() + cfg.laplacian_weight * laplacian_loss(vertices, template.faces)
+        # the regularisers enter every process's loss once, so the averaged gradient holds them once
+        loss = (iou_loss(pred, my_goal).mean() * dist.weight(views)
+                + cfg.laplacian_weight * laplacian_loss(vertices, template.faces)
                 + cfg.flatten_weight * flatten_loss(vertices, template.faces))
         with torch.no_grad():
-            best = max(best, silhouette_iou(hard_silhouette(screen, cfg.image_size), goal))
+            best = max(best, silhouette_iou(hard_silhouette(screen, cfg.image_size), my_goal, dist, views))
         optim.zero_grad()
         loss.backward()
+        dist.sync_gradients(model.parameters())
         optim.step()
         if log and (step % 25 == 0 or step == cfg.steps - 1):
-            log(f"step {step:4d} loss {loss.item():.4f} best hard IoU {best:.4f}")
+            log(f"step {step:4d} loss {float(dist.all_sum(loss.detach())) / dist.world:.4f} best hard IoU {best:.4f}")
     with torch.no_grad():
         vertices = model()
         final = silhouette_iou(
-            hard_silhouette(template.face_vertices(ring_screen(vertices, cameras, cfg.viewing_angle)), cfg.image_size),
-            goal)
+            hard_silhouette(template.face_vertices(ring_screen(vertices, mine, cfg.viewing_angle)), cfg.image_size),
+            my_goal, dist, views)
     return {"config": asdict(cfg), "iou": final, "best_iou": max(best, final), "vertices": vertices, "goal": goal}
 
 

@@ -112,6 +112,7 @@ def train_cmd(
     """Train a CNN from orderings of multi-digit numbers only (ICML 2021 Sec. 5.1)."""
     import torch
 
+    from quintet.core.distributed import current
     from quintet.core.runs import Run
     from quintet.sorting.networks import resolve_network
     from quintet.sorting.ranking import RankingConfig, check_memory, train_ranking
@@ -130,6 +131,8 @@ def train_cmd(
     torch.set_num_threads(threads)
     result = train_ranking(cfg, _source(source, seed), out=out, log=typer.echo, progress=True, max_memory=limit)
     result.pop("model")
+    if not current().is_main:  # under `accelerate launch` the main process writes the run
+        return
     run = Run(out, cfg)
     run.log_metrics(result)
     run.finish()

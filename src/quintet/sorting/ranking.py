@@ -21,9 +21,9 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from quintet.core.distributed import Dist, current
 from quintet.core.errors import QuintetError
 from quintet.core.io import (
-    latest_checkpoint,
     load_checkpoint,
     load_tensors,
     save_checkpoint,
@@ -167,16 +167,19 @@ class ScoreCNN(nn.Module):
 
 
 @torch.no_grad()
-def evaluate_ranking(model: nn.Module, sets: MultiDigitSets, count: int, seed: int, batch: int = 100) -> dict:
+def evaluate_ranking(model: nn.Module, sets: MultiDigitSets, count: int, seed: int, batch: int = 100,
+                     dist: Dist | None = None) -> dict:
     """Exact-match and element-wise rank accuracy on ``count`` fixed sets (equal values count in
-    their stable order, as the true permutation of the loss)."""
+    their stable order, as the true permutation of the loss). Under several processes each scores
+    its shard of every batch and the scores are gathered, so every set counts once."""
+    dist = dist or current()
     model.eval()
     gen = torch.Generator().manual_seed(seed)
     exact = elem = total = 0
     for start in range(0, count, batch):
         b = min(batch, count - start)
         imgs, values = sets.sample(b, gen)
-        scores = model(imgs.to(next(model.parameters()).device)).cpu()
+        scores = dist.gather(model(dist.shard(imgs).to(next(model.parameters()).device)).cpu(), b)
         right = ranks_from_scores(scores) == ranks_from_scores(values)
         exact += int(right.all(-1).sum())
         elem += int(right.sum())
@@ -267,6 +270,14 @@ def _step_generator(cfg: RankingConfig, step: int) -> torch.Generator:
     return torch.Generator().manual_seed(cfg.seed * 1_000_003 + step + 1)
 
 
+def _local_device(device: str | torch.device, dist: Dist) -> torch.device:
+    """``device``, or this process's own GPU when several processes were asked for plain ``cuda``."""
+    device = torch.device(device)
+    if dist.world > 1 and device.type == dist.device.type and device.index is None:
+        return dist.device
+    return device
+
+
 def train_ranking(cfg: RankingConfig, source: DigitSource, out: Path | None = None,
                   log: Callable[[str], None] = print, time_limit: float | None = None, until: int | None = None,
                   progress: bool = False, max_memory: int | None = None, evaluate: bool = True,
@@ -282,21 +293,27 @@ def train_ranking(cfg: RankingConfig, source: DigitSource, out: Path | None = No
     ``{"exact_match", "element_wise", "best_step", "valid_exact_match"}`` with ``evaluate``.
     """
     _check_config(cfg)
+    dist = current()
+    dist.check_batch(cfg.batch_size)
+    log, progress = dist.main_only(log), progress and dist.is_main
     check_memory(cfg, tuple(source.train[0].shape[-2:]), max_memory)
     train_sets, valid_sets, test_sets = _splits(cfg, source)
     torch.manual_seed(cfg.seed)
     h, w = source.train[0].shape[-2:]
+    device = _local_device(device, dist)
     model = ScoreCNN(h, w * cfg.digits, channels=tuple(cfg.width)).to(device)
+    dist.broadcast_parameters(model)
     optim = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     step, curve, best, spent = 0, [], {"step": 0, "valid_exact_match": -1.0}, 0.0
     losses: list[float] = []  # the last 50 training losses (the curve's smoothed loss)
     ckpt_dir = out / "checkpoints" if out is not None else None
     best_file = out / "best.safetensors" if out is not None else None
     best_state = None
-    if ckpt_dir is not None and latest_checkpoint(ckpt_dir) is not None:
-        saved = json.loads((latest_checkpoint(ckpt_dir) / "config.json").read_text())
+    resume_from = dist.latest_checkpoint(ckpt_dir)
+    if resume_from is not None:
+        saved = json.loads((resume_from / "config.json").read_text())
         check_resumable(saved, cfg, out)
-        state = load_checkpoint(ckpt_dir, model, optim)
+        state = load_checkpoint(resume_from, model, optim)
         step, curve = state["step"], state["extra"].get("curve", [])
         best = state["extra"].get("best", best)
         spent = state["extra"].get("train_seconds", 0.0)
@@ -309,15 +326,17 @@ def train_ranking(cfg: RankingConfig, source: DigitSource, out: Path | None = No
                dynamic_ncols=True)
     say = bar.write if progress else log
     while step < target:
-        imgs, values = train_sets.sample(cfg.batch_size, _step_generator(cfg, step))
+        # every process draws the same global batch and keeps its rows of it
+        imgs, values = dist.shard(*train_sets.sample(cfg.batch_size, _step_generator(cfg, step)))
         scores = model(imgs.to(device))
         _, perm = diffsort(scores, network=cfg.network, relaxation=cfg.relaxation, steepness=beta,
                            art_lambda=cfg.art_lambda)
-        loss = ranking_loss(perm, ranks_from_scores(values).to(device))
+        loss = ranking_loss(perm, ranks_from_scores(values).to(device)) * dist.weight(cfg.batch_size)
         optim.zero_grad(set_to_none=True)
         loss.backward()
+        dist.sync_gradients(model.parameters())
         optim.step()
-        losses = [*losses[-49:], loss.item()]
+        losses = [*losses[-49:], float(dist.all_sum(loss.detach().cpu())) / dist.world]
         step += 1
         bar.update(1)
         bar.set_postfix(loss=f"{np.mean(losses):.4f}")
@@ -328,7 +347,7 @@ def train_ranking(cfg: RankingConfig, source: DigitSource, out: Path | None = No
                 if metrics["exact_match"] > best["valid_exact_match"]:
                     best = {"step": step, "valid_exact_match": metrics["exact_match"]}
                     best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-                    if best_file is not None:
+                    if best_file is not None and dist.is_main:
                         save_tensors(best_file, best_state)
             else:
                 metrics = evaluate_ranking(model, test_sets, min(cfg.eval_sets, 300), seed=cfg.seed + 10_000)
@@ -336,8 +355,8 @@ def train_ranking(cfg: RankingConfig, source: DigitSource, out: Path | None = No
             curve.append({"step": step, "loss": float(np.mean(losses)), "split": split, **metrics})
             say(f"step {step}: loss {curve[-1]['loss']:.4f} {split} exact {metrics['exact_match']:.3f} "
                       f"elementwise {metrics['element_wise']:.3f}")
-        out_of_time = time_limit is not None and time.perf_counter() - start > time_limit
-        if ckpt_dir is not None and (step % cfg.checkpoint_every == 0 or step == target or out_of_time):
+        out_of_time = time_limit is not None and dist.any(time.perf_counter() - start > time_limit)
+        if ckpt_dir is not None and dist.is_main and (step % cfg.checkpoint_every == 0 or step == target or out_of_time):
             save_checkpoint(ckpt_dir, model, step=step, config=asdict(cfg), optimizer=optim,
                             extra={"curve": curve, "seed": cfg.seed, "best": best, "recent_losses": losses,
                                    "train_seconds": spent + time.perf_counter() - start})
