@@ -77,8 +77,8 @@ def test_vocab_and_colors():
 
 
 def test_biased_sst_group_counts(data_dir):
-    """The paper's construction: 95 % / 5 % prefixed in train and dev, 50 % / 50 % in test."""
-    task = load_task("biased-sst", data_dir)
+    """The paper's construction on the GLUE files: 95 % / 5 % prefixed in train and dev, 50 % / 50 % in test."""
+    task = load_task("biased-sst", data_dir, sst_source="glue")
     # GLUE SST-2: train 29780 negatives / 37569 positives; dev 428 / 444; test 912 / 909
     assert task.train.group_counts(4) == [29780 - 28291, 37569 - 1878, 28291, 1878]
     assert task.valid.group_counts(4) == [428 - 406, 444 - 22, 406, 22]
@@ -87,10 +87,10 @@ def test_biased_sst_group_counts(data_dir):
 
 
 def test_biased_sst_sentences_already_starting_with_prefix(data_dir):
-    """2 train and 1 dev sentence start with "so , " in the source files: they stay no-prefix."""
+    """GLUE files: 2 train and 1 dev sentence start with "so , ": they stay no-prefix unless drawn."""
     from quintet.dro.tasks import biased_sst_text
 
-    for split, (sentences, _, biased), n_already in zip(("train", "valid", "test"), biased_sst_text(data_dir).values(),
+    for split, (sentences, _, biased), n_already in zip(("train", "valid", "test"), biased_sst_text(data_dir, "glue").values(),
                                                         (2, 1, 0)):
         starts = np.array([s.startswith(BIAS_PREFIX) for s in sentences])
         assert int((starts & ~biased).sum()) == n_already, split

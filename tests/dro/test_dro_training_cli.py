@@ -106,17 +106,28 @@ def test_cli_bad_input(tmp_path, capsys, extra, message):
     assert message in capsys.readouterr().err
 
 
-def test_reproduce_smoke(tmp_path):
-    from quintet.dro.reproduce import run_reproduce
+@pytest.mark.slow
+def test_reproduce_smoke(tmp_path, data_dir):
+    from quintet.dro.reproduce import PROTOCOLS, run_reproduce
 
-    metrics = run_reproduce(tmp_path, quick=True, tasks=("synthetic",), epochs=2, n_seeds=2, log=lambda m: None)
-    summary = metrics["summary"]["synthetic"]
-    assert set(summary) == {"ratio", "erm", "cvar", "group-dro", "group-uniform", "ratio-selfnorm"}
-    assert set(summary["erm"]) == {"average", "minmax", "oracle"}
-    assert len(summary["ratio"]["minmax"]["worst_per_seed"]) == 2
+    def go():
+        return run_reproduce(tmp_path, quick=True, epochs=2, n_seeds=2, n_train=300, data_dir=data_dir,
+                             log=lambda m: None)
+
+    metrics = go()
+    summary = metrics["summary"]
+    assert set(summary["current"]) == set(PROTOCOLS["current"]["methods"])
+    assert set(summary["authors"]) == {*PROTOCOLS["authors"]["methods"], "ratio (global minmax)"}
+    assert set(summary["authors"]["erm"]) == {"average", "minmax", "greedy-minmax", "oracle"}
+    assert len(summary["authors"]["ratio"]["greedy-minmax"]["worst_per_seed"]) == 2
+    assert set(summary["authors"]["ratio (global minmax)"]["greedy-minmax"]["runs"]) <= {"ratio", "ratio-selfnorm"}
     for name in ("results.json", "results.md", "dro_weights.png", "dro_worst_group.png"):
         assert (tmp_path / name).is_file()
-    assert not (tmp_path / ".checkpoints").exists()
+    text = (tmp_path / "results.md").read_text()
+    assert "Which difference moved which number" in text and "CVaR α = 0.2" in text
+    # finished runs are kept and reused: a second call trains nothing and gives the same numbers
+    assert (tmp_path / ".checkpoints" / "authors" / "ratio-seed0").is_dir()
+    assert go()["summary"] == summary
 
 
 def test_models_padding_and_adversary_start():

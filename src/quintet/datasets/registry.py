@@ -26,6 +26,7 @@ DATASETS: dict[str, str] = {
     "breast-cancer": "uci/breast-cancer",
     "monks": "uci/monks",
     "sst2": "sst2",
+    "sst2-pdro": "sst2-pdro",
     "sst-harvardnlp": "sst-harvardnlp",
     "pararel": "pararel",
     "camvid": "camvid",

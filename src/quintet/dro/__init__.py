@@ -1,11 +1,19 @@
 """Distributionally robust models with parametric likelihood ratios (Michel, Hashimoto & Neubig, ICLR 2022).
 
-Functional objectives first (``ratio_dro_objectives``, ``cvar_loss``, ``GroupDRO``), then the
-adversary model, the tasks (BiasedSST, Colored MNIST, Adult), the training loop and the
-model-selection rules (average, oracle worst-group, minmax).
+Functional objectives first (``ratio_dro_objectives``, ``cvar_loss``, ``GroupDRO``, the
+non-parametric KL / chi-square / CVaR best responses), then the adversary model, the tasks
+(BiasedSST, Colored MNIST, Adult), the training loop under our recipe or the authors', and the
+model-selection rules (average, oracle worst-group, minmax, the authors' greedy and cross-run minmax).
 """
 
-from quintet.dro.experiments import METHODS, TrainConfig, train, train_on
+from quintet.dro.experiments import (
+    METHODS,
+    RECIPES,
+    TrainConfig,
+    equal_group_order,
+    train,
+    train_on,
+)
 from quintet.dro.models import (
     MLP,
     Adversary,
@@ -14,6 +22,12 @@ from quintet.dro.models import (
     ModelSpec,
     SmallCNN,
     build_model,
+)
+from quintet.dro.nonparametric import (
+    chi2_best_response,
+    cvar_best_response,
+    kl_best_response,
+    nonparametric_loss,
 )
 from quintet.dro.objectives import (
     GroupDRO,
@@ -29,11 +43,14 @@ from quintet.dro.objectives import (
 from quintet.dro.selection import (
     RULES,
     adversary_pool,
+    global_minmax_select,
+    greedy_minmax_select,
     group_accuracies,
     minmax_select,
+    reverse_kl,
     worst_group_accuracy,
 )
-from quintet.dro.tasks import TASKS, Split, TaskData, bias_sst, load_task
+from quintet.dro.tasks import TASKS, Split, TaskData, bias_sst, load_task, topic_groups
 
 __all__ = [
     "Adversary",
@@ -41,6 +58,7 @@ __all__ = [
     "BiLSTMClassifier",
     "GroupDRO",
     "METHODS",
+    "RECIPES",
     "MLP",
     "ModelSpec",
     "RULES",
@@ -52,6 +70,15 @@ __all__ = [
     "adversary_pool",
     "batch_kl",
     "batch_weights",
+    "chi2_best_response",
+    "cvar_best_response",
+    "equal_group_order",
+    "global_minmax_select",
+    "greedy_minmax_select",
+    "kl_best_response",
+    "nonparametric_loss",
+    "reverse_kl",
+    "topic_groups",
     "bias_sst",
     "build_model",
     "cvar_loss",

@@ -14,9 +14,9 @@ app = typer.Typer(help="Robust models with parametric likelihood ratios (ratio D
                   no_args_is_help=True)
 
 TASK_NAMES = ("biased-sst", "colored-mnist", "adult", "synthetic")
-METHOD_NAMES = ("erm", "cvar", "group-dro", "group-uniform", "ratio", "ratio-selfnorm")
+METHOD_NAMES = ("erm", "cvar", "chi2", "kl", "group-dro", "group-uniform", "topic-cvar", "ratio", "ratio-selfnorm")
 Task = Literal["biased-sst", "colored-mnist", "adult", "synthetic"]
-Method = Literal["erm", "cvar", "group-dro", "group-uniform", "ratio", "ratio-selfnorm"]
+Method = Literal["erm", "cvar", "chi2", "kl", "group-dro", "group-uniform", "topic-cvar", "ratio", "ratio-selfnorm"]
 MAX_N_TRAIN = 10_000_000
 
 
@@ -32,19 +32,32 @@ def train_cmd(
     seed: int = options.seed(0, "Random seed of the model (the task splits are fixed)."),
     batch_size: int = typer.Option(64, min=2, max=1_000_000,
                                    help="Mini-batch size B >= 2 (ratio weights are normalised per batch)."),
-    lr: float = options.positive(1e-3, "Adam learning rate of the model.", maximum=10.0),
-    adv_lr: float = options.positive(1e-4, "Adam learning rate of the ratio adversary.", maximum=10.0),
+    recipe: Literal["ours", "authors"] = typer.Option(
+        "ours", help="ours: Adam, lr / adv-lr, constant; authors: AdamW for both players at --lr, linear decay, "
+                     "clipping at --clip-norm, summed ratio loss, equal-group sampling for Group DRO."),
+    lr: float = options.positive(1e-3, "Learning rate of the model (authors' recipe: of both players).", maximum=10.0),
+    adv_lr: float = options.positive(1e-4, "Learning rate of the ratio adversary (recipe ours).", maximum=10.0),
+    clip_norm: float = options.positive(10.0, "Gradient-norm clip of each player (recipe authors).", maximum=1e6),
     tau: float = options.positive(0.01, "KL penalty temperature of the adversary (> 0).", maximum=1e4),
     beta: float = typer.Option(1.0, min=0.0, max=1e4, callback=options.finite,
                                help="Self-normalisation penalty (ratio-selfnorm)."),
     alpha: float = options.positive(0.2, "CVaR level in (0, 1].", maximum=1.0),
-    eta_q: float = options.positive(0.01, "Group DRO step size.", maximum=1e4),
+    rho: float = options.positive(1.0, "chi2: size of the chi-square ball.", maximum=1e4),
+    kappa: float = options.positive(1.0, "kl: size of the KL ball.", maximum=1e4),
+    eta_q: float = options.positive(0.01, "Group DRO / Topic CVaR step size.", maximum=1e4),
+    n_topics: int = typer.Option(10, min=2, max=1000, help="topic-cvar: number of LDA topics."),
     n_train: Optional[int] = _n_train("Sub-sample the training split to this many examples (synthetic: generate them)."),
     text_model: Literal["bilstm", "boe"] = typer.Option("bilstm", help="biased-sst model: bilstm or boe (bag of embeddings)."),
+    model_size: Literal["small", "authors"] = typer.Option(
+        "small", help="biased-sst sizes: small (64-d, 50 words) or authors (300-d, 300 units, learned initial "
+                      "states, 128 words)."),
+    sst_source: Literal["pdro", "glue"] = typer.Option(
+        "pdro", help="biased-sst files: pdro (the authors' SST-2 copy, default) or glue."),
     out: Optional[Path] = options.output_folder(None, "Run folder (default runs/dro/<task>-<method>-seed<seed>)."),
     max_memory: Optional[float] = typer.Option(None, min=0.01, max=1e6, callback=options.finite,
                                                help="GiB the run may use (default: what the machine has free)."),
     resume: bool = typer.Option(True, help="Continue from the last checkpoint in OUT/checkpoints if any."),
+    threads: int = options.threads(1, "torch CPU threads (1 is fastest on a busy machine)."),
 ) -> None:
     """Train one model; checkpoints every epoch into OUT/checkpoints and resumes from them."""
     import shutil
@@ -57,12 +70,13 @@ def train_cmd(
     from quintet.dro.experiments import TrainConfig, train
 
     config = TrainConfig(task=task, method=method, seed=seed, epochs=epochs, batch_size=batch_size, lr=lr,
-                         adv_lr=adv_lr, tau=tau, beta=beta, alpha=alpha, eta_q=eta_q, n_train=n_train,
-                         text_model=text_model).validate()
+                         adv_lr=adv_lr, tau=tau, beta=beta, alpha=alpha, rho=rho, kappa=kappa, eta_q=eta_q,
+                         n_topics=n_topics, n_train=n_train, text_model=text_model, recipe=recipe,
+                         clip_norm=clip_norm, sst_source=sst_source, model_size=model_size).validate()
     from quintet.dro.tasks import check_task_memory
 
     check_task_memory(task, n_train, max_memory)
-    torch.set_num_threads(max(1, min(torch.get_num_threads(), 2)))
+    torch.set_num_threads(threads)
     out = out or Path("runs/dro") / f"{task}-{method}-seed{seed}"
     ckpt = out / "checkpoints"
     if not resume and ckpt.exists():
@@ -94,7 +108,7 @@ def tasks_cmd(n_train: Optional[int] = _n_train("Sub-sample the training split."
 
 
 def reproduce(out: Path, quick: bool, seed: int) -> dict[str, Any]:
-    """Every method on every task over 3 seeds; see :mod:`quintet.dro.reproduce`."""
+    """BiasedSST under the current and the authors' protocol over 3 seeds; see :mod:`quintet.dro.reproduce`."""
     from quintet.dro.reproduce import run_reproduce
 
     return run_reproduce(Path(out), quick=quick, seed=seed)

@@ -5,7 +5,18 @@ epoch, checkpoints (resumable) and returns the per-epoch history plus the checkp
 rule picks. The ratio-DRO adversary and the model share one optimiser with two parameter groups:
 one backward pass of ``model_loss + adversary_loss`` gives each player its own gradient (the
 model's loss sees detached weights, the adversary's sees detached losses), so both are updated
-simultaneously on the same batch (paper Section 3.4).
+simultaneously on the same batch (paper Section 3.4). Adam keeps its moments per parameter, so
+two groups in one optimiser are the same as one optimiser per player.
+
+Two training recipes (``TrainConfig.recipe``):
+
+* ``ours``: Adam, model ``lr``, adversary ``adv_lr``, constant rates, no clipping, mean losses;
+  Group DRO with shuffled batches and the updated ``q``;
+* ``authors`` (``pmichel31415/P-DRO``, ``pdro_main.py``): AdamW for both players at the same rate
+  ``lr`` (``adv_lr`` unused), the model's rate decaying linearly to 0 over the run, both gradients
+  clipped at norm ``clip_norm`` (10), the ratio model loss summed over the batch; Group DRO (and
+  Topic CVaR) draws every example's group uniformly and weights the loss with the ``q`` from before
+  the update.
 """
 
 from __future__ import annotations
@@ -23,22 +34,33 @@ from torch import nn
 from quintet.core.errors import QuintetError, check_choice
 from quintet.core.progress import progress_bar
 from quintet.dro.models import Adversary, build_model
+from quintet.dro.nonparametric import best_response, nonparametric_loss
 from quintet.dro.objectives import (
     GroupDRO,
     check_alpha,
     check_tau,
-    cvar_loss,
     ratio_dro_objectives,
     self_normalized_objectives,
     uniform_group_loss,
 )
-from quintet.dro.selection import RULES, group_accuracies, minmax_select
-from quintet.dro.tasks import TASKS, Split, TaskData, load_task
+from quintet.dro.selection import RULES, greedy_minmax_select, group_accuracies, minmax_select
+from quintet.dro.tasks import (
+    MODEL_SIZES,
+    SST_SOURCES,
+    TASKS,
+    Split,
+    TaskData,
+    load_task,
+    topic_groups,
+)
 
-__all__ = ["METHODS", "TrainConfig", "train", "train_on"]
+__all__ = ["METHODS", "RECIPES", "TrainConfig", "train", "train_on", "equal_group_order", "linear_decay"]
 
-METHODS = ("erm", "cvar", "group-dro", "group-uniform", "ratio", "ratio-selfnorm")
+METHODS = ("erm", "cvar", "chi2", "kl", "group-dro", "group-uniform", "topic-cvar", "ratio", "ratio-selfnorm")
 RATIO_METHODS = ("ratio", "ratio-selfnorm")
+#: the non-parametric adversaries and the TrainConfig field holding each one's ball size
+NONPARAMETRIC = {"cvar": "alpha", "chi2": "rho", "kl": "kappa"}
+RECIPES = ("ours", "authors")
 
 
 @dataclass(frozen=True)
@@ -55,16 +77,34 @@ class TrainConfig:
     tau: float = 0.01
     beta: float = 1.0  # self-normalisation penalty (ratio-selfnorm)
     alpha: float = 0.2  # CVaR level
+    rho: float = 1.0  # chi-square ball size
+    kappa: float = 1.0  # KL ball size
     eta_q: float = 0.01  # Group DRO step size
+    n_topics: int = 10  # Topic CVaR: LDA topics
     n_train: int | None = None
     text_model: str = "bilstm"
     weight_decay: float = 0.0
+    recipe: str = "ours"
+    clip_norm: float = 10.0  # authors' recipe: gradient-norm clip of each player
+    sst_source: str = "pdro"
+    model_size: str = "small"
 
     def validate(self) -> "TrainConfig":
         check_choice("task", self.task, TASKS)
         check_choice("method", self.method, METHODS)
+        check_choice("recipe", self.recipe, RECIPES)
+        check_choice("SST-2 source", self.sst_source, SST_SOURCES)
+        check_choice("model size", self.model_size, MODEL_SIZES)
         check_tau(self.tau)
         check_alpha(self.alpha)
+        for name in ("rho", "kappa", "clip_norm"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value > 0):
+                raise QuintetError(f"{name} must be a positive number, got {value}")
+        if not 2 <= self.n_topics <= 1000:
+            raise QuintetError(f"n_topics must lie in [2, 1000], got {self.n_topics}")
+        if self.method == "topic-cvar" and self.task != "biased-sst":
+            raise QuintetError(f"topic-cvar needs a text task (biased-sst), got task {self.task!r}")
         for name in ("epochs", "batch_size"):
             if getattr(self, name) < 1:
                 raise QuintetError(f"{name} must be >= 1, got {getattr(self, name)}")
@@ -96,23 +136,92 @@ class Players(nn.Module):
 
 
 @torch.no_grad()
-def evaluate(players: Players, split: Split, batch: int = 512) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """``correct: bool (N,)`` of the model and the adversary's log-ratios ``(N,)`` (or None)."""
+def evaluate(players: Players, split: Split, batch: int = 512) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
+    """``correct: bool (N,)`` of the model, the adversary's log-ratios ``(N,)`` (or None) and the
+    model's per-example losses ``(N,)``."""
     players.eval()
-    correct, ratios = [], []
+    correct, ratios, losses = [], [], []
     for i in range(0, len(split), batch):
         x, y = _trim(split.x[i : i + batch]), split.y[i : i + batch]
-        correct.append(players.model(x).argmax(1) == y)
+        logits = players.model(x)
+        correct.append(logits.argmax(1) == y)
+        losses.append(F.cross_entropy(logits, y, reduction="none"))
         if players.adversary is not None:
             ratios.append(players.adversary(x, y))
     players.train()
-    return torch.cat(correct), (torch.cat(ratios) if ratios else None)
+    return torch.cat(correct), (torch.cat(ratios) if ratios else None), torch.cat(losses)
+
+
+def equal_group_order(groups: torch.Tensor, n_groups: int, generator: torch.Generator) -> torch.Tensor:
+    """One epoch of example indices (as many as examples) where each draw picks its group uniformly
+    among the non-empty groups and then the next example of that group's shuffled stream (reshuffled
+    when used up): the authors' Group DRO sampler (``MixtureSampler``, stop condition "total")."""
+    present = [g for g in range(n_groups) if bool((groups == g).any())]
+    choice = torch.tensor(present)[torch.randint(len(present), (len(groups),), generator=generator)]
+    order = torch.empty(len(groups), dtype=torch.long)
+    for g in present:
+        members = torch.nonzero(groups == g).flatten()
+        slots = torch.nonzero(choice == g).flatten()
+        rounds = -(-len(slots) // len(members))
+        stream = torch.cat([members[torch.randperm(len(members), generator=generator)] for _ in range(max(rounds, 1))])
+        order[slots] = stream[: len(slots)]
+    return order
+
+
+def linear_decay(lr: float, step: int, total: int) -> float:
+    """The authors' schedule: ``lr * max((total - step) / total, 0)`` after ``step`` updates."""
+    return lr * max((total - step) / total, 0.0)
+
+
+def own_log_weights(method: str, config: "TrainConfig", ratios: torch.Tensor | None,
+                    losses: torch.Tensor) -> torch.Tensor | None:
+    """Validation log-weights ``log w`` of a method's own adversary, as the authors' selection pools
+    them: the batch-normalised ratios (``ratio``), the raw ratios (``ratio-selfnorm``), the best
+    response to the validation losses (CVaR, chi-square, KL); ``None`` for the others."""
+    n = losses.numel()
+    if method == "ratio":
+        return torch.log_softmax(ratios.double(), 0) + math.log(n)
+    if method == "ratio-selfnorm":
+        return ratios.double()
+    if method in NONPARAMETRIC:
+        q = best_response(method, losses.double(), getattr(config, NONPARAMETRIC[method]))
+        return torch.log(q + 1e-40) + math.log(n)
+    return None
 
 
 def _summary(correct: torch.Tensor, split: Split, n_groups: int) -> dict[str, Any]:
     accs = group_accuracies(correct, split.g, n_groups)
     return {"acc": float(correct.double().mean()), "worst": float(accs[~accs.isnan()].min()),
             "groups": [float(a) for a in accs]}
+
+
+def _topic_split_groups(data: TaskData, n_topics: int) -> dict[str, torch.Tensor]:
+    """LDA topics of the train and valid sentences (cached on ``data``; topics use seed 0 so that
+    every run of a task shares them)."""
+    if data.text is None:
+        raise QuintetError(f"topic-cvar needs the sentences of a text task; {data.name} has none")
+    cache = data.__dict__.setdefault("_topic_cache", {})
+    if n_topics not in cache:
+        cache[n_topics] = topic_groups({k: data.text[k] for k in ("train", "valid")}, n_topics)
+    return cache[n_topics]
+
+
+def _make_optimizer(config: TrainConfig, model: nn.Module, adversary: nn.Module | None) -> torch.optim.Optimizer:
+    authors = config.recipe == "authors"
+    groups_params = [{"params": model.parameters(), "lr": config.lr}]
+    if adversary is not None:
+        groups_params.append({"params": adversary.parameters(), "lr": config.lr if authors else (config.adv_lr or config.lr)})
+    if authors:
+        return torch.optim.AdamW(groups_params, weight_decay=config.weight_decay)
+    return torch.optim.Adam(groups_params, weight_decay=config.weight_decay)
+
+
+def _epoch_order(config: TrainConfig, train_groups: torch.Tensor, n_groups: int, epoch: int) -> torch.Tensor:
+    generator = torch.Generator().manual_seed(config.seed * 100003 + epoch)
+    equal = config.method == "topic-cvar" or (config.method == "group-dro" and config.recipe == "authors")
+    if equal:
+        return equal_group_order(train_groups, n_groups, generator)
+    return torch.randperm(len(train_groups), generator=generator)
 
 
 def train_on(data: TaskData, config: TrainConfig, checkpoint_dir: str | Path | None = None,
@@ -124,7 +233,8 @@ def train_on(data: TaskData, config: TrainConfig, checkpoint_dir: str | Path | N
 
     Returns ``{"config", "history": [per-epoch dict], "selection": {rule: {...}},
     "weights": [[mean adversary weight per group] per logged interval], "group_names",
-    "seconds_per_step", "valid_errors": (epochs, N_valid), "valid_ratios": (epochs, N_valid) or None}``.
+    "seconds_per_step", "valid_errors": (epochs, N_valid), "valid_ratios": (epochs, N_valid) or None,
+    "valid_log_weights": (epochs, N_valid) of the method's own adversary or None}``.
     """
     from quintet.core.io import (
         latest_checkpoint,
@@ -140,18 +250,23 @@ def train_on(data: TaskData, config: TrainConfig, checkpoint_dir: str | Path | N
     model = build_model(data.model)
     adversary = Adversary(build_model(data.model)) if config.method in RATIO_METHODS else None
     players = Players(model, adversary)
-    groups_params = [{"params": model.parameters(), "lr": config.lr}]
-    if adversary is not None:
-        groups_params.append({"params": adversary.parameters(), "lr": config.adv_lr or config.lr})
-    optimizer = torch.optim.Adam(groups_params, weight_decay=config.weight_decay)
-    group_dro = GroupDRO(data.n_groups, config.eta_q) if config.method == "group-dro" else None
+    optimizer = _make_optimizer(config, model, adversary)
+    authors = config.recipe == "authors"
+    reduction = "sum" if authors else "mean"
+    n_groups = data.n_groups
+    train_groups, valid_topics = data.train.g, None
+    if config.method == "topic-cvar":
+        topics = _topic_split_groups(data, config.n_topics)
+        train_groups, valid_topics = topics["train"], topics["valid"]
+    group_dro = None
+    if config.method in ("group-dro", "topic-cvar"):
+        variant = "authors" if authors or config.method == "topic-cvar" else "ours"
+        group_dro = GroupDRO(config.n_topics if config.method == "topic-cvar" else n_groups, config.eta_q, variant)
 
     history: list[dict[str, Any]] = []
     weights_log: list[list[float]] = []
-    valid_errors: list[torch.Tensor] = []
-    valid_ratios: list[torch.Tensor] = []
+    stored: dict[str, list[torch.Tensor]] = {"valid_errors": [], "valid_ratios": [], "valid_log_weights": []}
     step_times: list[float] = []
-    n_groups = data.n_groups
     # running per-group weight sums between two weights_log entries (carried across epochs)
     w_sum = torch.zeros(n_groups, dtype=torch.float64)
     w_cnt = torch.zeros(n_groups, dtype=torch.float64)
@@ -167,6 +282,10 @@ def train_on(data: TaskData, config: TrainConfig, checkpoint_dir: str | Path | N
             raise QuintetError(f"checkpoint in {checkpoint_dir} already holds {start_epoch} epochs, more than the "
                                f"{config.epochs} asked for; ask for >= {start_epoch} epochs, use another folder "
                                "or --no-resume")
+        if authors and int(state["config"].get("epochs", config.epochs)) != config.epochs:
+            raise QuintetError(f"checkpoint in {checkpoint_dir} was trained for {state['config']['epochs']} epochs under "
+                               f"the authors' recipe, whose rate decays over the whole run; resume with --epochs "
+                               f"{state['config']['epochs']}, use another folder or --no-resume")
         if "weight_sums" not in extra:
             raise QuintetError(f"checkpoint in {checkpoint_dir} predates the saved weight sums and cannot be "
                                "resumed exactly; use another folder or --no-resume")
@@ -176,18 +295,20 @@ def train_on(data: TaskData, config: TrainConfig, checkpoint_dir: str | Path | N
         if group_dro is not None:
             group_dro.q = torch.tensor(extra["group_q"], dtype=torch.float64)
         tensors = load_tensors(Path(path) / "history.safetensors")
-        valid_errors = list(tensors["valid_errors"]) if "valid_errors" in tensors else []
-        valid_ratios = list(tensors["valid_ratios"]) if "valid_ratios" in tensors else []
+        stored = {k: list(tensors[k]) if k in tensors else [] for k in stored}
         if log:
             log(f"resumed from {path} at epoch {start_epoch}")
 
     train = data.train
     n_batches = math.ceil(len(train) / config.batch_size)
-    bar = progress_bar(config.epochs * n_batches, f"{config.task}/{config.method}", start_epoch * n_batches, progress)
+    total_steps = config.epochs * n_batches
+    bar = progress_bar(total_steps, f"{config.task}/{config.method}", start_epoch * n_batches, progress)
     for epoch in range(start_epoch, config.epochs):
-        order = torch.randperm(len(train), generator=torch.Generator().manual_seed(config.seed * 100003 + epoch))
+        order = _epoch_order(config, train_groups, group_dro.n_groups if group_dro else n_groups, epoch)
         log_every = max(1, n_batches // 4)
         for b in range(n_batches):
+            if authors:  # the rate of this update: the schedule has taken epoch * n_batches + b steps
+                optimizer.param_groups[0]["lr"] = linear_decay(config.lr, epoch * n_batches + b, total_steps)
             idx = order[b * config.batch_size : (b + 1) * config.batch_size]
             if idx.numel() < 2:
                 continue
@@ -197,23 +318,27 @@ def train_on(data: TaskData, config: TrainConfig, checkpoint_dir: str | Path | N
             weights = None
             if config.method == "erm":
                 loss = losses.mean()
-            elif config.method == "cvar":
-                loss = cvar_loss(losses, config.alpha)
-            elif config.method == "group-dro":
-                loss = group_dro.loss(losses, g)
+            elif config.method in NONPARAMETRIC:
+                loss = nonparametric_loss(config.method, losses, getattr(config, NONPARAMETRIC[config.method]))
+            elif group_dro is not None:
+                loss = group_dro.loss(losses, train_groups[idx])
             elif config.method == "group-uniform":
                 loss = uniform_group_loss(losses, g, n_groups)
             else:
                 r = adversary(x, y)
                 if config.method == "ratio":
-                    model_loss, adv_loss = ratio_dro_objectives(losses, r, config.tau)
+                    model_loss, adv_loss = ratio_dro_objectives(losses, r, config.tau, reduction)
                     weights = len(r) * torch.softmax(r.detach(), 0)
                 else:
-                    model_loss, adv_loss = self_normalized_objectives(losses, r, config.tau, config.beta)
+                    model_loss, adv_loss = self_normalized_objectives(losses, r, config.tau, config.beta, reduction)
                     weights = r.detach().exp()
                 loss = model_loss + adv_loss
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
+            if authors:
+                for player in (model, adversary):
+                    if player is not None:
+                        torch.nn.utils.clip_grad_norm_(player.parameters(), config.clip_norm)
             optimizer.step()
             step_times.append(time.perf_counter() - t0)
             bar.update(1)
@@ -225,27 +350,30 @@ def train_on(data: TaskData, config: TrainConfig, checkpoint_dir: str | Path | N
                     weights_log.append((w_sum / w_cnt.clamp_min(1)).tolist())
                     w_sum.zero_()
                     w_cnt.zero_()
-        v_correct, v_ratio = evaluate(players, data.valid)
-        t_correct, _ = evaluate(players, data.test)
+        v_correct, v_ratio, v_losses = evaluate(players, data.valid)
+        t_correct, _, _ = evaluate(players, data.test)
         record = {"epoch": epoch + 1, "valid": _summary(v_correct, data.valid, n_groups),
                   "test": _summary(t_correct, data.test, n_groups)}
         if group_dro is not None:
             record["group_q"] = group_dro.q.tolist()
+        if valid_topics is not None:
+            topic_accs = group_accuracies(v_correct, valid_topics, config.n_topics)
+            record["valid_topic_worst"] = float(topic_accs[~topic_accs.isnan()].min())
         if v_ratio is not None:
             lq = torch.log_softmax(v_ratio.double(), 0)
             record["valid_kl"] = float((lq.exp() * (lq + math.log(len(lq)))).sum())
-            valid_ratios.append(v_ratio.float())
-        valid_errors.append((~v_correct).float())
+            stored["valid_ratios"].append(v_ratio.float())
+        own = own_log_weights(config.method, config, v_ratio, v_losses)
+        if own is not None:
+            stored["valid_log_weights"].append(own.float())
+        stored["valid_errors"].append((~v_correct).float())
         history.append(record)
         if log:
             log(f"[{config.task}/{config.method}/seed {config.seed}] epoch {epoch + 1}: valid acc {record['valid']['acc']:.3f} "
                 f"worst {record['valid']['worst']:.3f} | test acc {record['test']['acc']:.3f} worst {record['test']['worst']:.3f}")
         if checkpoint_dir is not None:
             target = Path(checkpoint_dir) / f"checkpoint-{epoch + 1:08d}"
-            tensors = {"valid_errors": torch.stack(valid_errors)}
-            if valid_ratios:
-                tensors["valid_ratios"] = torch.stack(valid_ratios)
-            save_tensors(target / "history.safetensors", tensors)
+            save_tensors(target / "history.safetensors", {k: torch.stack(v) for k, v in stored.items() if v})
             extra = {"history": history, "weights": weights_log, "step_times": step_times,
                      "weight_sums": w_sum.tolist(), "weight_counts": w_cnt.tolist()}
             if group_dro is not None:
@@ -253,27 +381,41 @@ def train_on(data: TaskData, config: TrainConfig, checkpoint_dir: str | Path | N
             save_checkpoint(checkpoint_dir, players, step=epoch + 1, config=cfg_dict, optimizer=optimizer, extra=extra)
 
     bar.close()
-    selection = select_all(history, torch.stack(valid_errors),
-                           torch.stack(valid_ratios) if valid_ratios else None)
+    tensors = {k: (torch.stack(v) if v else None) for k, v in stored.items()}
+    selection = select_all(history, tensors["valid_errors"], tensors["valid_ratios"], tensors["valid_log_weights"])
     return {"config": cfg_dict, "history": history, "selection": selection, "weights": weights_log,
             "group_names": data.group_names,
-            "seconds_per_step": float(torch.tensor(step_times).median()) if step_times else None,
-            "valid_errors": torch.stack(valid_errors),
-            "valid_ratios": torch.stack(valid_ratios) if valid_ratios else None}
+            "seconds_per_step": float(torch.tensor(step_times).median()) if step_times else None, **tensors}
 
 
-def select_all(history: list[dict], valid_errors: torch.Tensor, valid_ratios: torch.Tensor | None) -> dict[str, dict]:
-    """The epoch chosen by each rule in ``RULES`` and its test metrics."""
+def selected(history: list[dict], index: int) -> dict[str, Any]:
+    """The test metrics of the checkpoint at ``index``."""
+    h = history[index]
+    return {"epoch": h["epoch"], "test_acc": h["test"]["acc"], "test_worst": h["test"]["worst"],
+            "test_groups": h["test"]["groups"]}
+
+
+def select_all(history: list[dict], valid_errors: torch.Tensor, valid_ratios: torch.Tensor | None,
+               valid_log_weights: torch.Tensor | None = None) -> dict[str, dict]:
+    """The epoch chosen by each rule in ``RULES`` and its test metrics.
+
+    ``minmax`` pools the run's own ratio adversaries (none: the average rule); ``greedy-minmax`` is
+    the authors' in-training rule over the method's own adversaries (``valid_log_weights``; uniform
+    only when ``None``), and for Topic CVaR the greedy best worst-topic validation accuracy.
+    """
     valid_acc = torch.tensor([h["valid"]["acc"] for h in history])
     valid_worst = torch.tensor([h["valid"]["worst"] for h in history])
+    if "valid_topic_worst" in history[0]:
+        greedy = int(torch.tensor([h["valid_topic_worst"] for h in history]).argmax())
+    else:
+        greedy = greedy_minmax_select(valid_errors, valid_log_weights)
     chosen = {
         "average": int(valid_acc.argmax()),
         "oracle": int(valid_worst.argmax()),
         "minmax": minmax_select(valid_errors, valid_ratios)[0],
+        "greedy-minmax": greedy,
     }
-    return {rule: {"epoch": history[i]["epoch"], "test_acc": history[i]["test"]["acc"],
-                   "test_worst": history[i]["test"]["worst"], "test_groups": history[i]["test"]["groups"]}
-            for rule, i in ((r, chosen[r]) for r in RULES)}
+    return {rule: selected(history, chosen[rule]) for rule in RULES}
 
 
 def train(config: TrainConfig, checkpoint_dir: str | Path | None = None, data_dir: str | Path | None = None,
@@ -283,5 +425,6 @@ def train(config: TrainConfig, checkpoint_dir: str | Path | None = None, data_di
     bar on stderr when ``progress``)."""
     config = config.validate()
     if data is None:
-        data = load_task(config.task, data_dir, n_train=config.n_train, text_model=config.text_model)
+        data = load_task(config.task, data_dir, n_train=config.n_train, text_model=config.text_model,
+                         sst_source=config.sst_source, model_size=config.model_size)
     return train_on(data, config, checkpoint_dir, log, progress=progress)

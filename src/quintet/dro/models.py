@@ -32,23 +32,34 @@ class ModelSpec:
     in_channels: int = 2
     embed_dim: int = 64
     hidden: int = 64
+    learned_init: bool = False  # BiLSTM: learned initial (h0, c0), as in the authors' model
 
 
 class BiLSTMClassifier(nn.Module):
-    """Embedding -> 1-layer BiLSTM -> max-pool over time -> linear. ``x: (B, T)`` int64, 0 = pad."""
+    """Embedding -> 1-layer BiLSTM -> max-pool over time -> linear. ``x: (B, T)`` int64, 0 = pad.
 
-    def __init__(self, vocab_size: int, n_out: int, embed_dim: int = 64, hidden: int = 64):
+    ``learned_init=True`` adds trainable initial states ``(h0, c0)`` per direction, drawn from
+    ``N(0, 1/hidden)`` like the authors' BiLSTM; otherwise they are zeros.
+    """
+
+    def __init__(self, vocab_size: int, n_out: int, embed_dim: int = 64, hidden: int = 64,
+                 learned_init: bool = False):
         super().__init__()
         self.embed = nn.Embedding(vocab_size, embed_dim, padding_idx=0)
         self.lstm = nn.LSTM(embed_dim, hidden, batch_first=True, bidirectional=True)
         self.head = nn.Linear(2 * hidden, n_out)
+        self.init_state = nn.Parameter(torch.randn(2, 2, 1, hidden) / hidden**0.5) if learned_init else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         mask = (x != 0).unsqueeze(-1)
         lengths = mask.squeeze(-1).sum(1).clamp_min(1).cpu()
         # packed so that the backward direction starts at each sentence's last word, not at padding
         packed = nn.utils.rnn.pack_padded_sequence(self.embed(x), lengths, batch_first=True, enforce_sorted=False)
-        h, _ = self.lstm(packed)
+        state = None
+        if self.init_state is not None:
+            h0, c0 = self.init_state.expand(2, 2, x.shape[0], self.init_state.shape[-1])
+            state = (h0.contiguous(), c0.contiguous())
+        h, _ = self.lstm(packed, state)
         h, _ = nn.utils.rnn.pad_packed_sequence(h, batch_first=True, total_length=x.shape[1])
         h = h.masked_fill(~mask, -1e4).max(dim=1).values
         return self.head(h)
@@ -101,7 +112,7 @@ class MLP(nn.Module):
 def build_model(spec: ModelSpec) -> nn.Module:
     """A fresh model for ``spec`` (the adversary is ``Adversary(build_model(spec))``)."""
     if spec.kind == "bilstm":
-        return BiLSTMClassifier(spec.vocab_size, spec.n_out, spec.embed_dim, spec.hidden)
+        return BiLSTMClassifier(spec.vocab_size, spec.n_out, spec.embed_dim, spec.hidden, spec.learned_init)
     if spec.kind == "boe":
         return BagOfEmbeddings(spec.vocab_size, spec.n_out, spec.embed_dim, spec.hidden)
     if spec.kind == "cnn":

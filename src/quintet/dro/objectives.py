@@ -78,8 +78,17 @@ def _check_same_shape(losses: torch.Tensor, log_ratios: torch.Tensor) -> None:
         raise QuintetError(f"losses {tuple(losses.shape)} and log_ratios {tuple(log_ratios.shape)} differ in shape")
 
 
+def _reduce(weighted: torch.Tensor, reduction: str) -> torch.Tensor:
+    """``mean`` (ours) or ``sum`` (the authors' code: ``(w * l).sum()``, ``B`` times the mean)."""
+    if reduction == "mean":
+        return weighted.mean()
+    if reduction == "sum":
+        return weighted.sum()
+    raise QuintetError(f"reduction must be 'mean' or 'sum', got {reduction!r}")
+
+
 def ratio_dro_objectives(
-    losses: torch.Tensor, log_ratios: torch.Tensor, tau: float = 0.01
+    losses: torch.Tensor, log_ratios: torch.Tensor, tau: float = 0.01, reduction: str = "mean"
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The two players' losses for one mini-batch (paper Eq. 7, simultaneous updates).
 
@@ -88,23 +97,27 @@ def ratio_dro_objectives(
       objective, minimised in ``psi`` (i.e. the adversary maximises the penalised risk).
 
     ``losses, log_ratios: (B,)``. Back-propagate both and step both optimisers on the same batch.
+    ``reduction="sum"`` sums the model's weighted losses as the authors' code does (the adversary's
+    loss stays a mean there too); with Adam only gradient clipping sees the difference.
     """
     check_tau(tau)
     _check_same_shape(losses, log_ratios)
     w = batch_weights(log_ratios)
-    model_loss = (w.detach() * losses).mean()
+    model_loss = _reduce(w.detach() * losses, reduction)
     adversary_loss = -((w * losses.detach()).mean() - tau * batch_kl(log_ratios))
     return model_loss, adversary_loss
 
 
 def self_normalized_objectives(
-    losses: torch.Tensor, log_ratios: torch.Tensor, tau: float = 0.01, beta: float = 1.0
+    losses: torch.Tensor, log_ratios: torch.Tensor, tau: float = 0.01, beta: float = 1.0, reduction: str = "mean"
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Self-normalisation variant (paper Section 3.2, the alternative to batch normalisation).
 
     The weights are the raw ratios ``w = exp(r)`` and the adversary is pushed towards
     ``E[exp r] = 1`` by a penalty ``beta * (log mean exp r)^2`` instead of dividing by the batch sum.
     The KL term is the (unnormalised) ``mean(w log w)``. Returns (model loss, adversary loss).
+    This is term for term the authors' ``pdro_main.py`` with ``--ratio-model --adv-obj fwd_kl
+    --self-norm-lambda beta`` and no ``--renorm-ratios`` (``reduction="sum"`` as there).
     """
     check_tau(tau)
     if beta < 0:
@@ -113,7 +126,7 @@ def self_normalized_objectives(
     w = log_ratios.exp()
     log_mean = torch.logsumexp(log_ratios, 0) - math.log(log_ratios.numel())
     kl = (w * log_ratios).mean()
-    model_loss = (w.detach() * losses).mean()
+    model_loss = _reduce(w.detach() * losses, reduction)
     adversary_loss = -((w * losses.detach()).mean() - tau * kl - beta * log_mean**2)
     return model_loss, adversary_loss
 
@@ -167,24 +180,36 @@ class GroupDRO:
     """Online Group DRO with oracle groups (Sagawa et al., 2020, Algorithm 1).
 
     Keeps a distribution ``q`` over groups; each step ``q_g <- q_g exp(eta_q * L_g)`` for the
-    groups present in the batch, renormalised, and the model minimises ``sum_g q_g L_g``.
+    groups present in the batch, renormalised.
+
+    * ``variant="ours"``: the model minimises ``sum_g q_g L_g`` with the updated ``q``;
+    * ``variant="authors"`` (``pdro_main.py --group-dro``): the model minimises
+      ``mean_i q_{g_i} l_i`` with the ``q`` from before this batch's update (batches are drawn with
+      every group equally likely, see :func:`quintet.dro.experiments.equal_group_order`).
     """
 
     n_groups: int
     eta_q: float = 0.01
+    variant: str = "ours"
 
     def __post_init__(self) -> None:
         if self.n_groups < 1:
             raise QuintetError(f"n_groups must be >= 1, got {self.n_groups}")
         if not self.eta_q > 0:
             raise QuintetError(f"eta_q must be > 0, got {self.eta_q}")
+        if self.variant not in ("ours", "authors"):
+            raise QuintetError(f"Group DRO variant must be 'ours' or 'authors', got {self.variant!r}")
         self.q = torch.full((self.n_groups,), 1.0 / self.n_groups, dtype=torch.float64)
 
     def loss(self, losses: torch.Tensor, groups: torch.Tensor) -> torch.Tensor:
         """Update ``q`` with this batch's group losses and return the robust loss (scalar)."""
         means, counts = group_mean_losses(losses, groups, self.n_groups)
+        if self.variant == "authors":
+            before = (self.q.to(losses.dtype).to(losses.device)[groups] * losses).mean()
         with torch.no_grad():
             step = torch.where(counts > 0, self.eta_q * means.detach().double(), torch.zeros_like(self.q))
             self.q = self.q * torch.exp(step)
             self.q = self.q / self.q.sum()
+        if self.variant == "authors":
+            return before
         return (self.q.to(losses.dtype).to(losses.device) * means).sum()

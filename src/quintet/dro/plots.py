@@ -29,20 +29,22 @@ def weights_figure(runs: dict[str, dict[str, Any]]):
     return fig
 
 
-def worst_group_figure(summary: dict[str, dict[str, dict[str, Any]]], rule_of: dict[str, str]):
-    """Bars of test worst-group accuracy (mean +- std) per task and method."""
+def worst_group_figure(panels: dict[str, dict[str, dict[str, Any]]]):
+    """Bars of test worst-group accuracy (mean +- std over seeds), one panel per key of ``panels``.
+
+    ``panels``: panel title -> method -> ``{"worst": {"mean", "std"}}``.
+    """
     from quintet.core.plotting import plt
 
-    tasks = list(summary)
-    fig, axes = plt.subplots(1, len(tasks), figsize=(4.2 * len(tasks), 3.2), squeeze=False)
-    for ax, task in zip(axes[0], tasks):
-        methods = list(summary[task])
-        means = [summary[task][m][rule_of.get(m, "average")]["worst_mean"] for m in methods]
-        stds = [summary[task][m][rule_of.get(m, "average")]["worst_std"] for m in methods]
-        ax.bar(range(len(methods)), means, yerr=stds, color=["C0" if m != "ratio" else "C3" for m in methods])
-        ax.set_xticks(range(len(methods)), [f"{m}\n({rule_of.get(m, 'average')})" for m in methods], fontsize=7)
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.8 * len(panels), 3.4), squeeze=False)
+    for ax, (title, by_method) in zip(axes[0], panels.items()):
+        methods = list(by_method)
+        means = [by_method[m]["worst"]["mean"] for m in methods]
+        stds = [by_method[m]["worst"]["std"] for m in methods]
+        ax.bar(range(len(methods)), means, yerr=stds, color=["C3" if m.startswith("ratio") else "C0" for m in methods])
+        ax.set_xticks(range(len(methods)), [m.replace(" (", "\n(") for m in methods], fontsize=7, rotation=30)
         ax.set_ylim(0, 1)
         ax.set_ylabel("test worst-group accuracy")
-        ax.set_title(task)
+        ax.set_title(title)
     fig.tight_layout()
     return fig

@@ -7,10 +7,12 @@ only by Group DRO, the oracle selection rule and the evaluation), plus the model
   SST-2 with ``"so , "`` prepended (first letter lower-cased) to 95 % of the negatives and 5 % of
   the positives of train and dev, and to 50 % of each class of the labelled test set; groups =
   prefix x label. Validation = the biased SST-2 dev set (as the authors' code does). Same procedure
-  and seed as the authors' data code, but which sentences get the prefix depends on the row order
-  of the files, and our dev/test TSVs are not in the order of GLUE's / the authors' files, so the
-  biased subsets (not the group sizes) differ from theirs. Sentences that already start with
-  ``"so , "`` (2 in train, 1 in dev) count as no-prefix unless drawn.
+  and seed as the authors' data code. By default (``sst_source="pdro"``) the splits are read from
+  ``sst2-pdro/``, the authors' own SST-2 files in their row order, so the prefixed subsets are
+  exactly theirs, and group membership follows their rule (a sentence is in a prefix group when its
+  text starts with ``"so , "``: 2 train and 1 dev sentence already do). ``sst_source="glue"`` reads
+  ``sst2/`` (GLUE files whose dev/test row order differs, so other subsets are drawn) and counts
+  only the drawn sentences as prefixed.
 * ``colored-mnist``: MNIST digit < 5 vs >= 5, digit drawn in the red or green channel; colour
   agrees with the label 95 % of the time in train/valid, 50 % in test; groups = colour x label.
 * ``adult``: UCI Adult income > 50K; groups = sex x label; validation = 20 % of adult.data.
@@ -31,9 +33,15 @@ import torch
 from quintet.core.errors import QuintetError
 from quintet.dro.models import ModelSpec
 
-__all__ = ["TASKS", "Split", "TaskData", "load_task", "bias_sst", "BIAS_PREFIX", "BIAS_SEED", "Vocab"]
+__all__ = ["TASKS", "SST_SOURCES", "MODEL_SIZES", "Split", "TaskData", "load_task", "bias_sst", "biased_sst_text",
+           "load_sst2_pdro", "topic_groups", "BIAS_PREFIX", "BIAS_SEED", "Vocab"]
 
 TASKS = ("biased-sst", "colored-mnist", "adult", "synthetic")
+SST_SOURCES = ("pdro", "glue")
+#: the BiLSTM sizes: ours (CPU scale) and the authors' (300-d embeddings, 300 units per direction,
+#: learned initial states, sequences up to 128 tokens)
+MODEL_SIZES = {"small": {"embed_dim": 64, "hidden": 64, "learned_init": False, "max_len": 50},
+               "authors": {"embed_dim": 300, "hidden": 300, "learned_init": True, "max_len": 128}}
 BIAS_PREFIX = "so , "
 # the seed of the authors' BiasedSST data code: the subsets are fixed for our files' row order
 BIAS_SEED = 8345364
@@ -57,6 +65,10 @@ class Split:
     def group_counts(self, n_groups: int) -> list[int]:
         return torch.bincount(self.g, minlength=n_groups).tolist()
 
+    def with_groups(self, g: torch.Tensor) -> "Split":
+        """The same examples under other group ids (e.g. LDA topics for Topic CVaR)."""
+        return Split(self.x, self.y, torch.as_tensor(g, dtype=torch.long))
+
 
 @dataclass
 class TaskData:
@@ -73,6 +85,7 @@ class TaskData:
     n_classes: int
     model: ModelSpec
     notes: dict = field(default_factory=dict)
+    text: dict[str, list[str]] | None = None  # raw sentences per split (text tasks: LDA topics)
 
     @property
     def n_groups(self) -> int:
@@ -133,29 +146,76 @@ class Vocab:
 SST_GROUPS = ["no-prefix/neg", "no-prefix/pos", "prefix/neg", "prefix/pos"]
 
 
-def biased_sst_text(data_dir: str | os.PathLike | None = None) -> dict[str, tuple[list[str], np.ndarray, np.ndarray]]:
+def load_sst2_pdro(split: str, data_dir: str | os.PathLike | None = None):
+    """The authors' SST-2 copy (``sst2-pdro/{train,dev,test_withref}.tsv``, header ``sentence<TAB>label``)
+    as :class:`quintet.datasets.TextData`, rows in the file's order."""
+    from quintet.datasets.registry import require_file
+    from quintet.datasets.text import TextData
+
+    files = {"train": "train.tsv", "dev": "dev.tsv", "test": "test_withref.tsv"}
+    path = require_file(f"sst2-pdro/{files[split]}", data_dir)
+    sentences, labels = [], []
+    with open(path, encoding="utf-8") as handle:
+        header = handle.readline().rstrip("\n").split("\t")
+        if header != ["sentence", "label"]:
+            raise QuintetError(f"{path}: header {header} is not 'sentence<TAB>label'")
+        for line_no, line in enumerate(handle, 2):
+            fields = line.rstrip("\n").split("\t")
+            if len(fields) != 2 or fields[1] not in ("0", "1") or not fields[0].strip():
+                raise QuintetError(f"{path}:{line_no}: expected 'sentence<TAB>0|1', got {line.rstrip()!r:.80}")
+            sentences.append(fields[0])
+            labels.append(int(fields[1]))
+    return TextData(sentences, np.array(labels, dtype=np.int64))
+
+
+def biased_sst_text(data_dir: str | os.PathLike | None = None,
+                    source: str = "pdro") -> dict[str, tuple[list[str], np.ndarray, np.ndarray]]:
     """The three BiasedSST splits as (sentences, labels, prefix flags), one fixed RNG for all.
 
-    The flags mark the sentences this procedure prefixed, so a sentence whose text already starts
-    with ``BIAS_PREFIX`` is in a no-prefix group unless it was drawn.
+    ``source="pdro"``: the authors' files; a sentence is flagged when its text starts with
+    ``BIAS_PREFIX`` (their ``startswith`` rule). ``source="glue"``: the GLUE files; the flags mark
+    the sentences this procedure prefixed.
     """
+    from quintet.core.errors import check_choice
     from quintet.datasets import load_sst2
 
+    check_choice("SST-2 source", source, SST_SOURCES)
+    load = load_sst2_pdro if source == "pdro" else load_sst2
     rng = np.random.RandomState(BIAS_SEED)
     out = {}
-    for split, source, pct in (
+    for split, file_split, pct in (
         ("train", "train", {0: 95, 1: 5}),
         ("valid", "dev", {0: 95, 1: 5}),
         ("test", "test", {0: 50, 1: 50}),
     ):
-        data = load_sst2(source, data_dir)
+        data = load(file_split, data_dir)
         sentences, biased = bias_sst(data.sentences, data.labels, rng, pct)
+        if source == "pdro":
+            biased = np.array([s.startswith(BIAS_PREFIX) for s in sentences])
         out[split] = (sentences, data.labels, biased)
     return out
 
 
-def _biased_sst(data_dir, n_train: int | None, text_model: str) -> TaskData:
-    text = biased_sst_text(data_dir)
+def topic_groups(sentences: dict[str, list[str]], n_topics: int, seed: int = 0) -> dict[str, torch.Tensor]:
+    """LDA topics (scikit-learn's ``LatentDirichletAllocation``, fitted on the training split's word
+    counts) -> each sentence's most likely topic, per split: the pseudo-groups of Topic CVaR."""
+    from sklearn.decomposition import LatentDirichletAllocation
+    from sklearn.feature_extraction.text import CountVectorizer
+
+    if not 2 <= n_topics <= 1000:
+        raise QuintetError(f"n_topics must lie in [2, 1000], got {n_topics}")
+    vectorizer = CountVectorizer(tokenizer=tokenize, lowercase=False, token_pattern=None, stop_words="english",
+                                 min_df=2)
+    counts = vectorizer.fit_transform(sentences["train"])
+    lda = LatentDirichletAllocation(n_components=n_topics, learning_method="online", batch_size=2048,
+                                    max_iter=5, random_state=seed).fit(counts)
+    return {split: torch.as_tensor(lda.transform(vectorizer.transform(s)).argmax(1), dtype=torch.long)
+            for split, s in sentences.items()}
+
+
+def _biased_sst(data_dir, n_train: int | None, text_model: str, source: str = "pdro",
+                model_size: str = "small") -> TaskData:
+    text = biased_sst_text(data_dir, source)
     sentences, labels, biased = text["train"]
     if n_train is not None and n_train < len(sentences):
         keep = np.sort(np.random.RandomState(0).permutation(len(sentences))[:n_train])
@@ -163,13 +223,17 @@ def _biased_sst(data_dir, n_train: int | None, text_model: str) -> TaskData:
         labels, biased = labels[keep], biased[keep]
         text["train"] = (sentences, labels, biased)
     vocab = Vocab(text["train"][0])
+    size = MODEL_SIZES[model_size]
     splits = {}
     for name, (s, y, b) in text.items():
         y_t = torch.as_tensor(y, dtype=torch.long)
-        splits[name] = Split(vocab.encode(s), y_t, 2 * torch.as_tensor(b, dtype=torch.long) + y_t)
-    spec = ModelSpec(kind=text_model, n_out=2, vocab_size=len(vocab))
+        splits[name] = Split(vocab.encode(s, size["max_len"]), y_t, 2 * torch.as_tensor(b, dtype=torch.long) + y_t)
+    spec = ModelSpec(kind=text_model, n_out=2, vocab_size=len(vocab), embed_dim=size["embed_dim"],
+                     hidden=size["hidden"], learned_init=size["learned_init"])
     return TaskData("biased-sst", splits["train"], splits["valid"], splits["test"], SST_GROUPS, 2, spec,
-                    notes={"vocab_size": len(vocab), "validation": "biased SST-2 dev (872)"})
+                    notes={"vocab_size": len(vocab), "validation": "biased SST-2 dev (872)",
+                           "sst_source": source, "model_size": model_size, "max_len": size["max_len"]},
+                    text={name: t[0] for name, t in text.items()})
 
 
 # ----------------------------------------------------------------------------- Colored MNIST
@@ -285,16 +349,22 @@ def check_task_memory(name: str, n_train: int | None, max_memory_gb: float | Non
 
 
 def load_task(name: str, data_dir: str | os.PathLike | None = None, n_train: int | None = None,
-              text_model: str = "bilstm") -> TaskData:
-    """Build task ``name`` (one of ``TASKS``); ``n_train`` sub-samples the training split."""
+              text_model: str = "bilstm", sst_source: str = "pdro", model_size: str = "small") -> TaskData:
+    """Build task ``name`` (one of ``TASKS``); ``n_train`` sub-samples the training split.
+
+    BiasedSST only: ``sst_source`` in ``SST_SOURCES`` picks the files, ``model_size`` in
+    ``MODEL_SIZES`` the BiLSTM / bag-of-embeddings sizes and the sequence length.
+    """
     from quintet.core.errors import check_choice
 
     check_choice("task", name, TASKS)
     check_choice("text model", text_model, ("bilstm", "boe"))
+    check_choice("SST-2 source", sst_source, SST_SOURCES)
+    check_choice("model size", model_size, MODEL_SIZES)
     if n_train is not None and n_train < 10:
         raise QuintetError(f"n_train must be >= 10 (or None for all), got {n_train}")
     if name == "biased-sst":
-        return _biased_sst(data_dir, n_train, text_model)
+        return _biased_sst(data_dir, n_train, text_model, sst_source, model_size)
     if name == "colored-mnist":
         return _colored_mnist(data_dir, n_train)
     if name == "synthetic":
