@@ -142,8 +142,27 @@ def _programs():
             L.Let("y", lambda m, y: m.sum((1, 2)) + y),
             L.Output("m"), L.Output("y"), beta=2.0)
 
+    def loops(L):  # a While in a For (variables read after it, by the next outer iteration, or only inside
+        # it), a For inside an If branch, an array read and written by cells
+        return L.Algorithm(
+            L.Input("x"), L.Var("acc", torch.tensor(0.0)), L.Var("tmp", torch.tensor(0.0)),
+            L.Var("step", torch.tensor(0.0)), L.Var("carry", torch.tensor(1.0)), L.Var("y", torch.tensor(0.0)),
+            L.Var("cells", lambda x: torch.zeros(3)),
+            L.For("r", 2,
+                  L.Let("x", lambda x, carry: x * carry),
+                  L.While(L.LT("x", 4.0),
+                          L.Let("step", lambda x: x * 0.5),
+                          L.Let("x", lambda x, step: x + step + 0.5),
+                          L.Let("carry", lambda carry: carry * 0.9)),
+                  L.Let("cells", ["r"], "x"),
+                  L.Let("tmp", "cells", [lambda r: r + 1]),
+                  L.If(L.GT("x", 5.0), if_true=[L.For("j", 2, L.Let("acc", lambda acc, j: acc + j + 1.0)),
+                                                L.Let("cells", [lambda r: r + 1], "acc")])),
+            L.Let("y", lambda acc, x, tmp: acc + x + tmp),
+            L.Output("y"), L.Output("cells"), beta=1.5)
+
     return {"abs_and_clip": (abs_and_clip, 1), "doubling": (doubling, 1), "combined": (combined, 2),
-            "arrays": (arrays, 1), "extrema": (extrema, 1), "matrix": (matrix, 1)}
+            "arrays": (arrays, 1), "extrema": (extrema, 1), "matrix": (matrix, 1), "loops": (loops, 1)}
 
 
 @pytest.mark.parametrize("name", list(_programs()))
@@ -152,10 +171,20 @@ def test_own_programs_match_reference(name):
     gen = torch.Generator().manual_seed(7)
     shape = (6, 4) if name in ("arrays", "extrema", "matrix") else (6,)
     inputs = [torch.randn(shape, generator=gen, dtype=torch.float64) * 2 for _ in range(n_inputs)]
-    if name == "doubling":
+    if name in ("doubling", "loops"):
         inputs = [inputs[0].abs() + 0.3]
     ours, theirs = _both(build)
     assert_same(_run(ours, *inputs), _run(theirs, *inputs))
+
+
+def test_static_analysis_of_bubble_sort():
+    """The While accumulates only what is read after it; the If blends only what its branch writes."""
+    loop = bubble_sort_program(5.0).statements[0]
+    if_swap = loop.sequence[1].sequence[2]
+    assert loop.live == {"array", "swaps"}
+    assert if_swap.written == ["array", "swapped", "swaps"]
+    assert loop.reads() == {"swapped", "n", "array", "i", "a", "b", "swaps"}
+    assert loop.writes() == {"swapped", "a", "b", "array", "swaps", "n"}
 
 
 def test_hard_if_matches_reference():
@@ -164,3 +193,45 @@ def test_hard_if_matches_reference():
     # the reference's hard mode thresholds If but not While; with few elements both stop after the sort
     theirs = bubble_sort_program(5.0, hard=True, language=ref)(x)
     assert torch.allclose(ours[0], theirs[0], atol=1e-4)
+
+
+def test_loop_shared_by_two_algorithms_keeps_both_reads():
+    loop = Q.While(Q.LT("x", 3.0), Q.Let("x", lambda x: x + 1.0), Q.Let("y", lambda x: 2 * x))
+    first = Q.Algorithm(Q.Input("x"), Q.Var("y", torch.tensor(0.0)), loop, Q.Output("x"), beta=2.0)
+    second = Q.Algorithm(Q.Input("x"), Q.Var("y", torch.tensor(0.0)), loop, Q.Output("y"), beta=2.0)
+    assert loop.live == {"x", "y"}
+    x = torch.tensor([0.5, 2.5, 4.0], dtype=torch.float64)
+    theirs = [ref.Algorithm(ref.Input("x"), ref.Var("y", torch.tensor(0.0)),
+                            ref.While(ref.LT("x", 3.0), ref.Let("x", lambda x: x + 1.0), ref.Let("y", lambda x: 2 * x)),
+                            ref.Output(name), beta=2.0) for name in ("x", "y")]
+    assert_same(_run(first, x), _run(theirs[0], x))
+    assert_same(_run(second, x), _run(theirs[1], x))
+
+
+class _Copy(Q.Statement):
+    """A statement defined outside the package: it declares neither what it reads nor what it writes."""
+
+    label = "Copy"
+
+    def __init__(self, target: str, source: str):
+        self.target, self.source = target, source
+
+    def run(self, env, batch):
+        env[self.target] = env[self.source] * 1.0
+
+
+def test_undeclared_statements_count_as_reading_and_writing_everything():
+    def build(copy_t, copy_z):
+        return Q.Algorithm(
+            Q.Input("x"), Q.Var("t", torch.tensor(0.0)), Q.Var("y", torch.tensor(0.0)), Q.Var("z", torch.tensor(0.0)),
+            Q.While(Q.LT("x", 3.0), Q.Let("x", lambda x: x + 1.0), Q.Let("t", lambda x: x * 3.0)),
+            copy_t,
+            Q.If(Q.GT("x", 3.5), if_true=copy_z),
+            Q.Output("y"), Q.Output("z"), beta=2.0)
+
+    custom = build(_Copy("y", "t"), _Copy("z", "t"))
+    declared = build(Q.Let("y", "t"), Q.Let("z", "t"))
+    assert custom.statements[0].live is None and custom.statements[2].written is None
+    assert declared.statements[0].live == {"t", "x", "y", "z"} and declared.statements[2].written == ["z"]
+    x = torch.tensor([0.5, 2.5, 4.0], dtype=torch.float64)
+    assert_same(_run(custom, x), _run(declared, x), tol=1e-12)

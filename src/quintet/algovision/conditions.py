@@ -7,12 +7,13 @@ independent events.  ``beta=None`` takes the enclosing algorithm's inverse tempe
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 import torch
 
 from quintet.algovision import relaxations as R
-from quintet.algovision.scope import Bound, Env, describe, is_function, read
+from quintet.algovision.scope import Bound, Env, describe, is_function, reader
 from quintet.core.errors import QuintetError
 
 __all__ = ["Condition", "Eq", "NEq", "LT", "LEq", "GT", "GEq", "CatProbEq", "CosineSimilarity", "IsTrue",
@@ -35,15 +36,17 @@ class Condition:
         self.beta = check_beta(beta, self.label)
         self.left = self._operand(left)
         self.right = self._operand(right)
+        self.reads = frozenset(_names(left) | _names(right))
 
     def _operand(self, value: Any):
         if isinstance(value, str):
-            return lambda env, name=value: read(env, name, self.label)
+            return reader(value, self.label)
         if is_function(value):
             return Bound(value, self.label)
         return lambda env, const=value: const
 
     def configure(self, beta: float) -> None:
+        """Take the algorithm's ``beta`` unless the condition set its own."""
         if self.beta is None:
             self.beta = beta
 
@@ -136,12 +139,19 @@ class IsFalse(Condition):
         return 1.0 - a
 
 
+def _names(operand: Any) -> set[str]:
+    """The variables an operand reads: its name, or a lambda's parameters."""
+    if isinstance(operand, str):
+        return {operand}
+    return set(inspect.getfullargspec(operand).args) if is_function(operand) else set()
+
+
 def _check_unit(value: Any, where: str) -> None:
     if not isinstance(value, torch.Tensor) or not value.is_floating_point():
         raise QuintetError(f"{where}: expected a float tensor holding probabilities, got {type(value).__name__}")
-    if bool(value.min() < 0) or bool(value.max() > 1):
-        raise QuintetError(f"{where}: probabilities must lie in [0, 1], got values in "
-                           f"[{float(value.min()):.4g}, {float(value.max()):.4g}]")
+    low, high = (float(v) for v in torch.aminmax(value.detach()))
+    if low < 0 or high > 1:
+        raise QuintetError(f"{where}: probabilities must lie in [0, 1], got values in [{low:.4g}, {high:.4g}]")
 
 
 class And(Condition):
@@ -152,6 +162,7 @@ class And(Condition):
             if not isinstance(c, Condition):
                 raise QuintetError(f"{type(self).__name__}: expected two conditions, got {c!r}")
         self.first, self.second = first, second
+        self.reads = first.reads | second.reads
         self.label = f"({first.label} {'&' if isinstance(self, And) else '|'} {second.label})"
         self.beta = 1.0  # the operands carry their own beta
 

@@ -14,8 +14,8 @@ from typing import Any
 import torch
 
 from quintet.algovision.conditions import check_beta
-from quintet.algovision.scope import Bound, Env, check_name, dense, is_function
-from quintet.algovision.statements import Statement, _hard_value
+from quintet.algovision.scope import Bound, Env, batched, check_name, dense, is_function
+from quintet.algovision.statements import Statement, _hard_value, set_live
 from quintet.core.errors import QuintetError
 
 __all__ = ["Input", "Output", "Variable", "Var", "VariableInt", "VarInt", "Algorithm"]
@@ -70,7 +70,7 @@ class Variable:
         value = self.initial(env) if isinstance(self.initial, Bound) else self.initial
         if not isinstance(value, torch.Tensor):
             raise QuintetError(f"{self.label}: the lambda returned {type(value).__name__}; expected a tensor")
-        return value.unsqueeze(0).repeat(batch, *[1] * value.dim())
+        return batched(value, batch)
 
 
 class VariableInt:
@@ -138,6 +138,7 @@ class Algorithm(torch.nn.Module):
         for statement in self.statements:
             statement.configure(beta=self.beta, max_iter=self.max_iter, epsilon=self.epsilon, hard=self.hard,
                                 debug=self.debug)
+        set_live(self.statements, frozenset(out.name for out in self.outputs))
 
     def initial_state(self, *inputs: torch.Tensor) -> tuple[Env, int]:
         """The variable table before the first statement, and the batch size."""

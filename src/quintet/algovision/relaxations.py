@@ -20,8 +20,8 @@ def soft_gt(a: torch.Tensor, b: torch.Tensor | float, beta: float) -> torch.Tens
 
 
 def soft_lt(a: torch.Tensor, b: torch.Tensor | float, beta: float) -> torch.Tensor:
-    """``P(a < b) = sigmoid(-beta (a - b))``."""
-    return torch.sigmoid(-((a - b) * beta))
+    """``P(a < b) = sigmoid(beta (b - a))``."""
+    return torch.sigmoid((b - a) * beta)
 
 
 def soft_eq(a: torch.Tensor, b: torch.Tensor | float, beta: float) -> torch.Tensor:

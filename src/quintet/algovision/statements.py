@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import collections.abc
 import warnings
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import torch
 
@@ -22,8 +22,10 @@ from quintet.algovision.scope import (
     Bound,
     Env,
     Overlay,
+    batched,
     blend,
     check_name,
+    check_weight,
     dense,
     describe,
     expand_weight,
@@ -31,8 +33,11 @@ from quintet.algovision.scope import (
     is_hard,
     lookup,
     read,
+    reader,
 )
 from quintet.core.errors import QuintetError
+
+Names = frozenset[str] | None  # variable names; None: not known, any variable
 
 __all__ = ["Statement", "Let", "LetInt", "Print", "If", "While", "For", "MaxIterationsWarning"]
 
@@ -62,6 +67,29 @@ class Statement:
     def conditions(self) -> list[Condition]:
         return []
 
+    def operands(self) -> list[Any] | None:
+        """Names and lambdas this statement itself reads (not its children); ``None``: unknown."""
+        return None
+
+    def reads(self) -> Names:
+        """Every variable this statement, its conditions and its children may read."""
+        operands = self.operands()
+        return _union(None if operands is None else frozenset(_names(operands)),
+                      *(getattr(cond, "reads", None) for cond in self.conditions()),
+                      *(child.reads() for child in self.children()))
+
+    def writes(self) -> Names:
+        """Every variable this statement may assign (loop variables excluded); ``None``: unknown."""
+        return None
+
+    def set_live(self, after: Names) -> None:
+        """Record which variables may be read after this statement (see :func:`set_live`)."""
+        for block in self.blocks():
+            set_live(block, after)
+
+    def blocks(self) -> list[list["Statement"]]:
+        return []
+
     def run(self, env: Env, batch: int) -> None:
         raise NotImplementedError
 
@@ -78,6 +106,37 @@ def _block(value: Any, where: str) -> list[Statement]:
         if not isinstance(item, Statement):
             raise QuintetError(f"{where}: expected a statement (Let, If, While, For, ...), got {item!r}")
     return items
+
+
+def _names(items: Any) -> set[str]:
+    """Variable names among operands: names themselves and the parameters of lambdas."""
+    if isinstance(items, str):
+        return {items}
+    if type(items) is Bound:
+        return set(items.names)
+    if isinstance(items, (list, tuple)):
+        return {name for item in items for name in _names(item)}
+    return set()
+
+
+def _union(*parts: Names) -> Names:
+    """The union of sets of names; ``None`` (unknown: any variable) absorbs the rest."""
+    return None if any(part is None for part in parts) else frozenset().union(*parts)
+
+
+def _writes(block: Sequence[Statement]) -> Names:
+    return _union(*(statement.writes() for statement in block))
+
+
+def set_live(block: Sequence[Statement], after: Names) -> None:
+    """Static liveness, once per program: each statement learns which variables may be read after it
+    (``after``: what follows the block).  Conservative: a later read counts even after an overwrite,
+    a loop body sees every read of the loop, and a statement or condition that does not declare its
+    reads (``None``) counts as reading every variable."""
+    live = after
+    for statement in reversed(block):
+        statement.set_live(live)
+        live = _union(live, statement.reads())
 
 
 def run_block(block: Sequence[Statement], env: Env, batch: int) -> None:
@@ -151,6 +210,29 @@ class Let(Statement):
         self.value = Bound(value, self.label) if is_function(value) else value
         self.value_index = [self._index(i) for i in self.value_index] if self.value_index else None
         self.target_index = [self._index(i) for i in self.target_index] if self.target_index else None
+        # ``a = 1.0``, ``a = f(...)``, ``a = array[i]`` and ``array[i] = x`` with one integer index:
+        # shortcuts (the cells of an array kept as an Overlay); anything else takes the general path.
+        whole = isinstance(self.targets, str) and self.target_index is None and self.value_index is None
+        if whole and type(self.value) in (int, float):
+            self.run = self._run_constant
+        elif whole and type(self.value) is Bound:
+            self.run = self._run_lambda
+        elif isinstance(self.targets, str) and self.target_index is None and type(self.value) is str \
+                and _one_hard_index(self.value_index):
+            self._at = _operand_reader(self.value_index[0], self.label)
+            self.run = self._run_read
+        elif isinstance(self.targets, str) and self.value_index is None and type(self.value) in (str, Bound) \
+                and _one_hard_index(self.target_index):
+            self._at = _operand_reader(self.target_index[0], self.label)
+            self._get = _operand_reader(self.value, self.label)
+            self.run = self._run_write
+
+    def writes(self) -> Names:
+        return frozenset(self.targets if isinstance(self.targets, list) else [self.targets])
+
+    def operands(self) -> list[Any]:
+        written = self.targets if self.target_index is not None else None  # a partial write keeps the rest
+        return [self.value, self.value_index or [], self.target_index or [], written]
 
     def _index(self, index: Any):
         if is_function(index):
@@ -170,7 +252,7 @@ class Let(Statement):
         elif kind is int or kind is slice:
             return index
         elif isinstance(index, torch.Tensor) and soft_ok:
-            return index.unsqueeze(0).repeat(batch, *[1] * index.dim())
+            return batched(index, batch)
         if type(index) is int:
             return index
         if isinstance(index, torch.Tensor) and soft_ok:
@@ -187,7 +269,7 @@ class Let(Statement):
         elif isinstance(value, str):
             value = lookup(env, value, self.label)
         elif isinstance(value, torch.Tensor):
-            value = value.unsqueeze(0).repeat(batch, *[1] * value.dim())
+            value = batched(value, batch)
         if self.value_index is None:
             return dense(value)
         shape = getattr(value, "shape", ())
@@ -223,8 +305,44 @@ class Let(Statement):
             cell.append(i % size)
         return tuple(cell)
 
+    def _run_read(self, env: Env, batch: int) -> None:
+        source, i = env.get(self.value), self._at(env)
+        if type(i) is int and type(source) is Overlay and source.depth == 1 and 0 <= i < source.base.shape[1]:
+            value = source.cell((i,))
+        else:
+            value = self._value(env, batch)
+        _assign(env, self.targets, value, self.label)
+
+    def _run_constant(self, env: Env, batch: int) -> None:
+        old = env.get(self.targets)
+        if type(old) is torch.Tensor:
+            env[self.targets] = torch.full_like(old, self.value)
+        else:
+            self._store(env, self.value, batch)
+
+    def _run_lambda(self, env: Env, batch: int) -> None:
+        value = self.value(env)
+        if type(value) is torch.Tensor:
+            _assign(env, self.targets, value, self.label)
+        else:
+            self._store(env, value, batch)
+
+    def _run_write(self, env: Env, batch: int) -> None:
+        old, i, value = env.get(self.targets), self._at(env), self._get(env)
+        if type(old) is torch.Tensor and old.dim() > 1:
+            old = Overlay(old, {}, 1)
+        if type(i) is int and type(old) is Overlay and old.depth == 1 and 0 <= i < old.base.shape[1] \
+                and type(value) is torch.Tensor and value.dtype == old.base.dtype \
+                and value.shape == old.cell_shape:
+            env[self.targets] = old.with_cell((i,), value)
+        else:
+            self._store(env, value, batch)
+
     def run(self, env: Env, batch: int) -> None:
-        value = self._value(env, batch)
+        self._store(env, self._value(env, batch), batch)
+
+    def _store(self, env: Env, value: Any, batch: int) -> None:
+        """Write an evaluated value to the targets (at the target index, if any)."""
         if isinstance(self.targets, list):
             if not isinstance(value, (tuple, list)) or len(value) != len(self.targets):
                 raise QuintetError(f"{self.label}: expected {len(self.targets)} values, got {type(value).__name__}"
@@ -266,8 +384,8 @@ class Let(Statement):
         if type(old) is not Overlay:
             old = Overlay(old, {}, len(index))
         cell = self._cell_index(index, old)
-        target = old.base[key]
-        if isinstance(value, torch.Tensor) and value.shape != target.shape:
+        target = old.cell_shape if cell is not None else old.base[key].shape  # ``_cell_index`` checked the range
+        if isinstance(value, torch.Tensor) and value.shape != target:
             while value.dim() < len(shape):
                 value = value.unsqueeze(-1)
             value = value.expand(shape)[key]
@@ -275,7 +393,7 @@ class Let(Statement):
             new = dense(old).clone()
             new[key] = value
             return new
-        return old.with_cell(cell, value if isinstance(value, torch.Tensor) else torch.full_like(target, value))
+        return old.with_cell(cell, value if isinstance(value, torch.Tensor) else old.base.new_full(target, value))
 
 
 class LetInt(Statement):
@@ -295,6 +413,12 @@ class LetInt(Statement):
         else:
             self.value = _hard_value(value, self.label)
 
+    def writes(self) -> Names:
+        return frozenset([self.target])
+
+    def operands(self) -> list[Any]:
+        return [self.value]
+
     def run(self, env: Env, batch: int) -> None:
         value = self.value
         if isinstance(value, Bound):
@@ -304,6 +428,20 @@ class LetInt(Statement):
         elif isinstance(value, list):
             value = list(value)
         _assign(env, self.target, value, self.label)
+
+
+def _one_hard_index(index: list | None) -> bool:
+    """A single index that is an int, a variable name or a lambda (not a slice or a tensor)."""
+    return index is not None and len(index) == 1 and type(index[0]) in (int, str, Bound)
+
+
+def _operand_reader(index: int | str | Bound, where: str) -> Callable[[Env], Any]:
+    """``env -> value`` of an int, a variable name (overlays made dense) or a lambda."""
+    if type(index) is int:
+        return lambda env: index
+    if type(index) is str:
+        return reader(index, where)
+    return index
 
 
 def _hard_value(value: Any, where: str) -> int | list[int]:
@@ -324,6 +462,12 @@ class Print(Statement):
         if not is_function(function):
             raise QuintetError(f"{self.label}: expected a lambda over variables")
         self.function = Bound(function, self.label)
+
+    def operands(self) -> list[Any]:
+        return [self.function]
+
+    def writes(self) -> Names:
+        return frozenset()
 
     def run(self, env: Env, batch: int) -> None:
         print(self.function(env))
@@ -354,9 +498,20 @@ class If(Statement):
         self.if_true = _block(if_true, self.label + " if_true")
         self.if_false = _block(if_false, self.label + " if_false")
         self.epsilon, self.hard, self.debug = epsilon, hard, debug
+        written = self.writes()
+        self.written = None if written is None else sorted(written)
 
     def children(self) -> list[Statement]:
         return [*self.if_true, *self.if_false]
+
+    def blocks(self) -> list[list[Statement]]:
+        return [self.if_true, self.if_false]
+
+    def operands(self) -> list[Any]:
+        return []
+
+    def writes(self) -> Names:
+        return _writes(self.children())
 
     def conditions(self) -> list[Condition]:
         return [self.condition]
@@ -365,8 +520,11 @@ class If(Statement):
         p = _probability(self.condition, env, batch, self.label)
         if self.debug:
             print(self.label, p)
-        run_true = bool(self.if_true) and float(p.detach().max()) > self.epsilon
-        run_false = bool(self.if_false) and float(p.detach().min()) < 1 - self.epsilon
+        if self.if_false:
+            low, high = torch.aminmax(p.detach())
+            run_true, run_false = bool(self.if_true) and float(high) > self.epsilon, float(low) < 1 - self.epsilon
+        else:
+            run_true, run_false = bool(self.if_true) and float(p.detach().max()) > self.epsilon, False
         if not (run_true or run_false):
             return
         true_env = dict(env)
@@ -376,24 +534,27 @@ class If(Statement):
         if run_false:
             run_block(self.if_false, false_env, batch)
         weight = (p > 0.5).to(p.dtype) if self.hard else p
-        merge(env, true_env, false_env, weight, self.label)
+        merge(env, true_env, false_env, weight, self.label, self.written)
 
 
-def merge(env: Env, true_env: Env, false_env: Env, weight: torch.Tensor, where: str) -> None:
-    """``env[k] = weight * true[k] + (1 - weight) * false[k]`` for the variables the branches changed;
-    overlays on one base blend only their replaced cells."""
+def merge(env: Env, true_env: Env, false_env: Env, weight: torch.Tensor, where: str,
+          names: Sequence[str] | None) -> None:
+    """``env[k] = weight * true[k] + (1 - weight) * false[k]`` for the variables ``names`` that the
+    branches may write (``None``: every variable; the others are unchanged); overlays on one base
+    blend only their replaced cells."""
     expanded: dict[int, torch.Tensor] = {}
 
     def mix(name: str, f: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        if t is f:
-            return t
         ndim = t.dim()
-        if ndim not in expanded:
-            expanded[ndim] = expand_weight(weight, ndim, where, name)
-        return blend(f, t, expanded[ndim])
+        w = expanded.get(ndim)
+        if w is None:
+            w = expanded[ndim] = expand_weight(weight, ndim, where, name)
+        return blend(f, t, w)
 
-    for name, t in true_env.items():
-        f = false_env[name]
+    for name in true_env if names is None else names:
+        if name not in true_env:  # a branch that did not run names an unknown variable
+            continue
+        t, f = true_env[name], false_env[name]
         if t is f:
             env[name] = t
             continue
@@ -408,17 +569,17 @@ def merge(env: Env, true_env: Env, false_env: Env, weight: torch.Tensor, where: 
             raise QuintetError(f"{where}: the branches assign different values to the hard variable {name!r}; "
                                "integer variables must not depend on relaxed conditions")
         if type(t) is Overlay and f is t.base:
-            f = Overlay(f, {}, t.depth)
+            f = Overlay(f, {}, t.depth, t.shared)
         elif type(f) is Overlay and t is f.base:
-            t = Overlay(t, {}, f.depth)
+            t = Overlay(t, {}, f.depth, f.shared)
         if type(t) is Overlay and type(f) is Overlay and t.base is f.base and t.depth == f.depth:
-            expand_weight(weight, t.base.dim(), where, name)
+            check_weight(weight, t.base.dim(), where, name)
             cells = dict(t.cells)
             for index in {**f.cells, **t.cells}:
                 tv, fv = t.cells.get(index), f.cells.get(index)
                 if tv is not fv:
                     cells[index] = mix(name, f.cell(index) if fv is None else fv, t.cell(index) if tv is None else tv)
-            env[name] = Overlay(t.base, cells, t.depth)
+            env[name] = Overlay(t.base, cells, t.depth, t.shared)
         else:
             env[name] = mix(name, dense(f), dense(t))
 
@@ -434,6 +595,8 @@ class While(Statement):
         self.sequence = _block(list(sequence), self.label)
         self.max_iter, self.epsilon, self.hard, self.debug = max_iter, epsilon, hard, debug
         self.iterations = 0
+        self.live: Names = None  # accumulate every variable until :func:`set_live` says otherwise
+        self.analysed = False
 
     def children(self) -> list[Statement]:
         return list(self.sequence)
@@ -441,25 +604,41 @@ class While(Statement):
     def conditions(self) -> list[Condition]:
         return [self.condition]
 
+    def operands(self) -> list[Any]:
+        return []
+
+    def writes(self) -> Names:
+        return _writes(self.sequence)
+
+    def set_live(self, after: Names) -> None:
+        # a union: a loop shared by two algorithms keeps what either reads after it
+        self.live = _union(self.live, after) if self.analysed else after
+        self.analysed = True
+        set_live(self.sequence, _union(self.live, self.reads()))
+
     def _p(self, env: Env, batch: int) -> torch.Tensor:
         p = _probability(self.condition, env, batch, self.label)
         return (p > 0.5).to(p.dtype) if self.hard else p
 
     def run(self, env: Env, batch: int) -> None:
         # A value that stays current from iteration a to b carries the telescoped weight
-        # P(continue before a) - P(continue after b); only changed variables are accumulated.
+        # P(continue before a) - P(continue after b); only changed variables that may be read after
+        # the loop (``live``) are accumulated, and variables current since the same iteration share
+        # one weight.
         go = self._p(env, batch)
         start = torch.ones_like(go)
-        current = dict(env)
-        since = {name: start for name in env}
+        current = {name: value for name, value in env.items() if self.live is None or name in self.live}
+        since = dict.fromkeys(current, start)
         total: dict[str, torch.Tensor] = {}
+        weights: dict[tuple, tuple] = {}  # (id(since), id(until)[, ndim]) -> (span kept alive, weight)
         i = 0
         while i < self.max_iter and float(go.detach().max()) > self.epsilon:
             run_block(self.sequence, env, batch)
-            for name, value in env.items():
-                if value is not current.get(name, value):
-                    if not is_hard(current[name]):
-                        self._add(total, name, current[name], since[name] - go)
+            for name, old in current.items():
+                value = env[name]
+                if value is not old:
+                    if not is_hard(old):
+                        self._add(total, name, old, (since[name], go), weights)
                     current[name], since[name] = value, go
             go = go * self._p(env, batch)
             i += 1
@@ -471,12 +650,22 @@ class While(Statement):
                           f"{float(go.detach().max()):.3g} > epsilon={self.epsilon}", MaxIterationsWarning, stacklevel=2)
         for name, value in current.items():
             if name in env and not is_hard(value):
-                env[name] = value if name not in total else self._add(total, name, value, since[name])
+                env[name] = value if name not in total else self._add(total, name, value, (since[name], None),
+                                                                      weights)
 
-    def _add(self, total: dict, name: str, value: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    def _add(self, total: dict, name: str, value: Any, span: tuple, weights: dict) -> torch.Tensor:
+        """``total[name] += (since - until) * value`` (``until=None``: ``since * value``); the weight
+        is computed once per span, and expanded once per number of dimensions."""
         value = dense(value)
-        term = expand_weight(weight, value.dim(), self.label, name) * value
-        total[name] = term if name not in total else total[name] + term
+        key = (id(span[0]), id(span[1]))
+        if key not in weights:
+            since, until = span
+            weights[key] = (span, since if until is None else since - until)
+        ndim_key = (*key, value.dim())
+        if ndim_key not in weights:
+            weights[ndim_key] = (span, expand_weight(weights[key][1], value.dim(), self.label, name))
+        weight = weights[ndim_key][1]
+        total[name] = weight * value if name not in total else torch.addcmul(total[name], weight, value)
         return total[name]
 
 
@@ -497,6 +686,16 @@ class For(Statement):
 
     def children(self) -> list[Statement]:
         return list(self.sequence)
+
+    def operands(self) -> list[Any]:
+        return [self.range]
+
+    def writes(self) -> Names:
+        written = _writes(self.sequence)
+        return None if written is None else written - {self.var}
+
+    def set_live(self, after: Names) -> None:
+        set_live(self.sequence, _union(after, self.reads()))
 
     def run(self, env: Env, batch: int) -> None:
         values = self.range
