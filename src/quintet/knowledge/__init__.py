@@ -5,6 +5,8 @@ SmolLM2-135M).
 Functional API: :func:`integrated_gradients` (§3.1) -> :func:`coarse_neurons` /
 :func:`refine_neurons` / :func:`adapt_sharing_ratio` / :func:`adapt_refinement` (§3.2) -> :func:`answer_probs` with
 ``factor`` 0 or 2 (§4.2), :func:`update_fact` and :func:`erase_relation` (§5).
+:func:`overlap` and :func:`drop_inter_relation` measure and remove knowledge neurons shared by facts
+of different relations (an optional refinement, not in the paper).
 :class:`KnowledgeProbe` bundles a model, its tokenizer and the settings.
 """
 
@@ -38,6 +40,7 @@ from quintet.knowledge.neurons import (
 )
 from quintet.knowledge.pretrained import load_gguf, load_pretrained
 from quintet.knowledge.probe import KnowledgeProbe
+from quintet.knowledge.specificity import drop_inter_relation, inter_relation_neurons, overlap
 
 __all__ = [
     "SUPPORTED",
@@ -51,16 +54,19 @@ __all__ = [
     "adapt_sharing_ratio",
     "answer_probs",
     "coarse_neurons",
+    "drop_inter_relation",
     "edit_value_slots",
     "erase_relation",
     "exclusive",
     "gauss_legendre",
     "get_adapter",
     "integrated_gradients",
+    "inter_relation_neurons",
     "layer_histogram",
     "load_gguf",
     "load_pretrained",
     "most_common",
+    "overlap",
     "perplexity",
     "quadrature",
     "refine_neurons",

