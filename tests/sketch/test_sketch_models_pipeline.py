@@ -194,3 +194,54 @@ def test_image_checkpoint_folder_is_keyed_by_the_image_recipe(tmp_path):
     assert (tmp_path / "image-aaaa" / "weights").read_text() == "A"
     assert (image_checkpoint_dir(tmp_path, "aaaa") / "weights").read_text() == "A"  # and comes back
     assert (tmp_path / "image-bbbb").is_dir()
+
+
+def _interrupt_at(make, step_to_stop: int):
+    def make_batch(step: int):
+        if step == step_to_stop:
+            raise KeyboardInterrupt
+        return make(step)
+    return make_batch
+
+
+def test_checkpoint_on_time_and_on_ctrl_c_resumes_exactly(tmp_path):
+    seqs = [sketch_to_tokens(sketch())[0]] * 8
+    cfg = TrainConfig(steps=6, warmup=1, checkpoint_every=1000, checkpoint_seconds=0.0, progress=False)
+    torch.manual_seed(0)
+    ref = PrimitiveModel(PrimitiveModelConfig(**TINY))
+    torch.manual_seed(0)
+    m = PrimitiveModel(PrimitiveModelConfig(**TINY))
+    train(ref, primitive_batches(G, seqs, 4), cfg)
+    # checkpoint_seconds=0: one after every step, although checkpoint_every is far away
+    slow = TrainConfig(steps=6, warmup=1, checkpoint_every=1000, checkpoint_seconds=3600.0, progress=False)
+    with pytest.raises(KeyboardInterrupt):
+        train(m, _interrupt_at(primitive_batches(G, seqs, 4), 4), slow, tmp_path)
+    assert (tmp_path / "latest").is_file()  # written on Ctrl-C, at step 4
+    m2 = PrimitiveModel(PrimitiveModelConfig(**TINY))
+    r = train(m2, primitive_batches(G, seqs, 4), slow, tmp_path)
+    assert r["resumed_from"] == 4
+    for (k, a), b in zip(ref.state_dict().items(), m2.state_dict().values()):
+        assert torch.equal(a, b), k
+    timed = tmp_path / "timed"
+    train(PrimitiveModel(PrimitiveModelConfig(**TINY)), _interrupt_at(primitive_batches(G, seqs, 4), 99), cfg, timed)
+    assert sorted(p.name for p in timed.glob("checkpoint-*")) == ["checkpoint-00000005", "checkpoint-00000006"]  # keep=2
+
+
+def test_early_stopping_keeps_the_best_weights(tmp_path):
+    seqs = [sketch_to_tokens(sketch())[0]] * 8
+    scores = iter([3.0, 2.0, 2.5, 2.6, 2.7, 1.0])
+    seen = {}
+
+    def validate(model):
+        value = next(scores)
+        seen[value] = {k: v.clone() for k, v in model.state_dict().items()}
+        return value
+
+    torch.manual_seed(0)
+    m = PrimitiveModel(PrimitiveModelConfig(**TINY))
+    cfg = TrainConfig(steps=12, warmup=1, validate_every=2, patience=3, progress=False)
+    r = train(m, primitive_batches(G, seqs, 4), cfg, tmp_path, validate=validate)
+    assert r["best_step"] == 4 and r["stopped_at"] == 10
+    assert [v for _, v in r["validation"]] == [3.0, 2.0, 2.5, 2.6, 2.7]
+    for k, v in m.state_dict().items():
+        assert torch.equal(v, seen[2.0][k]), k

@@ -125,7 +125,7 @@ def test_round_trip_one_reference_constraints():
 @settings(max_examples=150, deadline=None)
 @given(quantised_sketches())
 def test_round_trip_property(s):
-    assert all(1 <= len(c.refs) <= 2 for c in s.constraints)
+    assert all(1 <= len(c.refs) <= 3 for c in s.constraints)  # midpoint: up to 3
     t = encode_sketch(s, normalize=False)
     d = decode_sketch(t)
     assert d.primitives == s.primitives

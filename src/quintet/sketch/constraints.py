@@ -10,8 +10,9 @@ The 13 types Vitruvion models (:data:`GEOMETRIC_TYPES`, in token order) are
 coincident, concentric, equal, fix, horizontal, midpoint, normal, offset, parallel,
 perpendicular, quadrant, tangent, vertical.
 
-Arity: ``fix`` takes 1 reference, ``horizontal``/``vertical`` 1 (a line) or 2 (two points), the
-others 2. The numeric types (:data:`NUMERIC_TYPES`: distance, length, angle, radius, diameter)
+Arity: ``fix`` takes 1 reference, ``horizontal``/``vertical`` 1 (a line) or 2 (two points),
+``midpoint`` 2 (a point and the line or arc it halves) or 3 (a point midway between the other two
+points: SketchGraphs' three-reference midpoint), the others 2. The numeric types (:data:`NUMERIC_TYPES`: distance, length, angle, radius, diameter)
 carry ``value`` (lengths in sketch units, angles in radians); they are kept for reading and
 solving but not tokenised.
 
@@ -46,6 +47,7 @@ __all__ = [
     "Sketch",
     "load_sketch",
     "save_sketch",
+    "remap_swapped_ends",
 ]
 
 
@@ -80,6 +82,7 @@ NUMERIC_TYPES: tuple[ConstraintType, ...] = tuple(list(ConstraintType)[13:])
 ARITY: dict[ConstraintType, tuple[int, int]] = {
     t: (1, 1) if t in (ConstraintType.FIX, ConstraintType.LENGTH, ConstraintType.RADIUS, ConstraintType.DIAMETER)
     else (1, 2) if t in (ConstraintType.HORIZONTAL, ConstraintType.VERTICAL)
+    else (2, 3) if t == ConstraintType.MIDPOINT
     else (2, 2)
     for t in ConstraintType
 }
@@ -197,10 +200,13 @@ class Sketch:
         for key in ("primitives", "constraints"):
             if not isinstance(data.get(key, []), list):
                 raise QuintetError(f"{label}: {key!r} must be a list, got {type(data[key]).__name__}")
-        prims = []
+        prims, swapped = [], set()
         for i, p in enumerate(data["primitives"]):
             try:
-                prims.append(primitive_from_params(p["type"], p["params"], bool(p.get("construction", False))))
+                prim = primitive_from_params(p["type"], p["params"], bool(p.get("construction", False)))
+                if prim.type == "arc" and prim.start != (float(p["params"][0]), float(p["params"][1])):
+                    swapped.add(i)  # a clockwise arc was stored counter-clockwise: start and end swap
+                prims.append(prim)
             except (KeyError, TypeError, ValueError) as exc:
                 raise QuintetError(f"{label}: primitive {i} is malformed ({exc})") from None
         cons = []
@@ -209,7 +215,21 @@ class Sketch:
                 cons.append(Constraint(parse_constraint_type(c["type"]), tuple(Ref(int(r[0]), str(r[1])) for r in c["refs"]), c.get("value")))
             except (KeyError, TypeError, IndexError, ValueError) as exc:
                 raise QuintetError(f"{label}: constraint {i} is malformed ({exc})") from None
-        return cls(prims, cons, str(data.get("name", "") or name or "")).validate()
+        return cls(prims, remap_swapped_ends(cons, swapped), str(data.get("name", "") or name or "")).validate()
+
+
+_SWAP_ENDS = {"start": "end", "end": "start"}
+
+
+def remap_swapped_ends(constraints: Iterable[Constraint], swapped: set[int]) -> list[Constraint]:
+    """``constraints`` with ``start``/``end`` exchanged in references to the arcs ``swapped``
+    (arcs re-oriented counter-clockwise), so every constraint keeps its meaning."""
+    out = []
+    for c in constraints:
+        if any(r.index in swapped for r in c.refs):
+            c = Constraint(c.type, tuple(Ref(r.index, _SWAP_ENDS.get(r.part, r.part)) if r.index in swapped else r for r in c.refs), c.value)
+        out.append(c)
+    return out
 
 
 def save_sketch(sketch: Sketch, path: str | os.PathLike) -> Path:

@@ -124,6 +124,42 @@ def _render_grid(run: Run, sketches, name: str, hand_drawn: bool = True, seed: i
     return name
 
 
+def sequences_summary(data_dir=None) -> dict:
+    """Read the construction sequences, filter them, solve every filtered one with SolveSpace and
+    count those whose constraints hold as read and came back moved (must be 0)."""
+    from collections import Counter
+
+    from quintet.sketch.geometry import residual
+    from quintet.sketch.io.sequences import read_sequences, sequence_split
+    from quintet.sketch.io.sketchgraphs import vitruvion_filter
+    from quintet.sketch.solve import HOLD_TOLERANCE, solve_many
+
+    outcome, split, kept = Counter(), Counter(), []
+    for p in read_sequences(data_dir):
+        f = vitruvion_filter(p)
+        outcome[f.reason or "passed"] += 1
+        if f.passed:
+            kept.append(p.sketch)
+            split[sequence_split(p.name)] += 1
+    results = solve_many(kept, timeout=600)
+    held = held_moved = 0
+    for sk, r in zip(kept, results):
+        x0, y0, x1, y1 = sk.bbox()
+        tol = HOLD_TOLERANCE * max(x1 - x0, y1 - y0)
+        translated = [c for i, c in enumerate(sk.constraints) if i not in r.unsupported]
+        if all((v := residual(sk, c)) is not None and v <= tol for c in translated):
+            held += 1
+            held_moved += bool(r.ok and r.sketch.primitives != sk.primitives)
+    cons = [c for sk in kept for c in sk.constraints]
+    return {
+        "sketches": sum(outcome.values()), "passed_filter": len(kept), "filter": dict(outcome), "split": dict(split),
+        "midpoints_3": sum(c.type.value == "midpoint" and len(c.refs) == 3 for c in cons),
+        "line_line_distances": sum(c.type.value == "distance" and all(r.part == "whole" and sk.primitives[r.index].type == "line"
+                                                                      for r in c.refs) for sk in kept for c in sk.constraints),
+        "solve": {"status": dict(Counter(r.status for r in results)), "held": held, "held_moved": held_moved},
+    }
+
+
 def foundation_report(run: Run, quick: bool = True, seed: int = 0, data_dir=None, corpus_n: int | None = None) -> tuple[str, dict]:
     """Measure the sketch foundation; returns ``(markdown, metrics)`` (metrics also logged)."""
     from quintet.sketch.constraints import GEOMETRIC_TYPES
@@ -171,6 +207,22 @@ def foundation_report(run: Run, quick: bool = True, seed: int = 0, data_dir=None
             f"SolveSpace on the {len(kept)} filtered sketches: {solve_real['status']} "
             f"(ok rate {solve_real['ok_rate']:.3f}, mean DOF left {solve_real['mean_dof']:.1f}).\n"
         )
+    # ---- construction sequences ----
+    try:
+        seq = sequences_summary(data_dir)
+    except Exception as exc:  # sequences file missing -> report it, keep going
+        seq = None
+        md.append(f"SketchGraphs construction sequences not available ({exc}).\n")
+    if seq is not None:
+        metrics["sequences"] = seq
+        md.append(
+            f"SketchGraphs construction sequences: {seq['sketches']} read through the same reader and filter; "
+            f"**{seq['passed_filter']} pass** (split by name: {seq['split']}); {seq['midpoints_3']} three-reference "
+            f"midpoints kept, {seq['line_line_distances']} line-line distances. SolveSpace on all {seq['passed_filter']}: "
+            f"{seq['solve']['status']}; {seq['solve']['held']} hold their constraints to 1e-9 of their size as read and "
+            f"{seq['solve']['held_moved']} of those came back moved.\n"
+        )
+        md.append(markdown_table([[k, v] for k, v in seq["filter"].items()], ["filter outcome (sequences)", "sketches"]) + "\n")
     # ---- procedural corpus ----
     n_solve = 100 if quick else 1000
     synth = generate_sketches(n_solve, seed=seed)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 
 from quintet.core.errors import QuintetError
-from quintet.sketch.constraints import Constraint, ConstraintType, Ref, Sketch
+from quintet.sketch.constraints import Constraint, ConstraintType, Ref, Sketch, remap_swapped_ends
 from quintet.sketch.primitives import Arc, Circle, Line, Point, Primitive
 
 __all__ = ["primitive_bbox", "transform_primitive", "transform_sketch", "residual", "residuals", "max_residual"]
@@ -59,7 +59,9 @@ def transform_primitive(p: Primitive, scale: float = 1.0, dx: float = 0.0, dy: f
         return Line(*f(p.x0, p.y0), *f(p.x1, p.y1), construction=p.construction)
     if isinstance(p, Circle):
         return Circle(*f(p.cx, p.cy), p.r * scale, construction=p.construction)
-    return Arc(*f(p.sx, p.sy), *f(p.mx, p.my), *f(p.ex, p.ey), construction=p.construction)
+    # a similarity keeps the orientation; an almost collinear arc can still turn clockwise by
+    # rounding, and is then stored with start and end exchanged (transform_sketch remaps them)
+    return Arc.through(f(p.sx, p.sy), f(p.mx, p.my), f(p.ex, p.ey), construction=p.construction)[0]
 
 
 _LENGTH_TYPES = frozenset((ConstraintType.DISTANCE, ConstraintType.LENGTH, ConstraintType.RADIUS, ConstraintType.DIAMETER))
@@ -74,7 +76,10 @@ def transform_sketch(sketch: Sketch, scale: float = 1.0, dx: float = 0.0, dy: fl
             cons.append(Constraint(c.type, c.refs, v * scale))
         else:
             cons.append(c)  # constraints are immutable: share them
-    return Sketch([transform_primitive(p, scale, dx, dy, angle) for p in sketch.primitives], cons, sketch.name)
+    prims = [transform_primitive(p, scale, dx, dy, angle) for p in sketch.primitives]
+    swapped = {i for i, (p, q) in enumerate(zip(sketch.primitives, prims))
+               if isinstance(p, Arc) and q.start != transform_primitive(Point(p.sx, p.sy), scale, dx, dy, angle).params()}
+    return Sketch(prims, remap_swapped_ends(cons, swapped), sketch.name)
 
 
 # ---- residuals ---------------------------------------------------------------------------------
@@ -182,6 +187,9 @@ def residual(sketch: Sketch, c: Constraint) -> float | None:
         if ca is not None and cb is not None:
             return abs(ca[2] - cb[2])
         return None
+    if t == T.MIDPOINT and len(objs) == 3:
+        (px, py), (ax, ay), (bx, by) = (_center_of(o) for o in objs)
+        return math.hypot(px - (ax + bx) / 2, py - (ay + by) / 2)
     if t == T.MIDPOINT:
         if isinstance(b, Point) and not isinstance(a, Point):
             a, b = b, a
@@ -255,7 +263,7 @@ def residual(sketch: Sketch, c: Constraint) -> float | None:
         if isinstance(a, Line) and cb is not None:
             return abs(_point_line_distance(cb[0], cb[1], a) - v)
         if isinstance(a, Line) and isinstance(b, Line):
-            return abs(_point_line_distance(b.x0, b.y0, a) - v)
+            return max(abs(_point_line_distance(b.x0, b.y0, a) - v), abs(_point_line_distance(b.x1, b.y1, a) - v))
     return None
 
 

@@ -22,6 +22,7 @@ MODEL_CHOICES = {"primitive": "primitive", "constraint": "constraint", "image": 
 DEFAULT_MODELS = Path("runs/sketch-models")
 N_HEADS = 4
 MAX_N_TRAIN = 1_000_000
+DATA_CHOICES = ("procedural", "sketchgraphs")
 #: where ``quintet reproduce sketch`` keeps its trained models (usable with ``generate --models``);
 #: a rerun with the same scale and seed resumes from them instead of training again.
 REPRODUCE_MODELS = Path("runs/sketch-models-reproduce")
@@ -33,9 +34,13 @@ REPRODUCE_MODELS = Path("runs/sketch-models-reproduce")
 def train_model(which: str, out: Path, *, steps: int = 2000, n_train: int = 4000, batch_size: int = 32,
                 d_model: int = 128, n_layers: int = 4, n_heads: int = N_HEADS, lr: float = 1e-3, seed: int = 0,
                 image_layers: int = 2, init_from: Optional[Path] = None, cpu: bool = False,
-                progress: bool = True) -> dict:
-    """Train one model (``primitive``, ``constraint`` or ``image``) on the procedural corpus into
-    ``out`` (resuming from its latest checkpoint); returns the training summary.
+                progress: bool = True, data: str = "procedural") -> dict:
+    """Train one model (``primitive``, ``constraint`` or ``image``) into ``out`` (resuming from its
+    latest checkpoint); returns the training summary.
+
+    ``data``: ``procedural`` (``n_train`` corpus sketches) or ``sketchgraphs`` (the train split of
+    the filtered construction sequences; the primitive model then stops early on the validation
+    split's bits per primitive).
 
     ``image`` only: ``image_layers`` ViT encoder layers; ``init_from`` a trained primitive model's
     checkpoint whose decoder the image model starts from (the two-stage schedule of
@@ -55,6 +60,7 @@ def train_model(which: str, out: Path, *, steps: int = 2000, n_train: int = 4000
     from quintet.sketch.train import TrainConfig, constraint_batches, primitive_batches, train
 
     check_choice("model", which, MODEL_CHOICES)
+    check_choice("data", data, DATA_CHOICES)
     if d_model % n_heads:
         raise QuintetError(f"--d-model {d_model} is not a multiple of the {n_heads} attention heads")
     for name, value in (("steps", steps), ("n-train", n_train), ("batch-size", batch_size), ("layers", n_layers)):
@@ -67,7 +73,21 @@ def train_model(which: str, out: Path, *, steps: int = 2000, n_train: int = 4000
     torch.set_num_threads(int(os.environ.get("QUINTET_SKETCH_THREADS", "1")))  # see models_experiment
     torch.manual_seed(seed)
     g = PrimitiveGrammar()
-    pvals, cvals = tokenize_all(procedural_sketches(n_train, seed))
+    validate = None
+    if data == "sketchgraphs":
+        from quintet.sketch.models.metrics import model_bits
+        from quintet.sketch.real_experiment import real_splits
+
+        splits = real_splits()
+        if not splits:
+            raise QuintetError("--data sketchgraphs needs sketchgraphs/sequences.jsonl.xz under the data root (QUINTET_DATA)")
+        pvals, cvals = tokenize_all(splits["train"])
+        val_p = tokenize_all(splits["validation"])[0]
+        if which == "primitive":
+            def validate(m):
+                return model_bits(m, val_p)["bits_per_primitive"]
+    else:
+        pvals, cvals = tokenize_all(procedural_sketches(n_train, seed))
     size = dict(d_model=d_model, n_layers=n_layers, n_heads=n_heads, d_ff=4 * d_model)
     cfg = TrainConfig(steps=steps, batch_size=batch_size, lr=lr, warmup=min(100, steps // 10 + 1),
                       checkpoint_every=max(1, min(500, steps)), seed=seed, cpu=cpu, progress=progress)
@@ -83,7 +103,7 @@ def train_model(which: str, out: Path, *, steps: int = 2000, n_train: int = 4000
     else:
         model = ConstraintModel(ConstraintModelConfig(**size, n_encoder_layers=max(1, n_layers // 2 + 1)))
         make = constraint_batches(g, pvals, cvals, batch_size, seed)
-    result = train(model, make, cfg, out, description=which)
+    result = train(model, make, cfg, out, description=which, validate=validate)
     result.pop("history")
     return result
 
@@ -219,11 +239,15 @@ def register(app: typer.Typer) -> None:
             None, "--model image: trained primitive checkpoint (e.g. runs/sketch-models/primitive) whose "
                        "decoder the image model starts from (the two-stage schedule; same --d-model/--layers)."),
         cpu: bool = typer.Option(False, help="Stay on the CPU even where a GPU exists."),
+        data: Literal["procedural", "sketchgraphs"] = typer.Option(
+            "procedural", help="procedural corpus, or the train split of the real SketchGraphs sequences "
+                               "(early stopping on the validation split for --model primitive)."),
     ) -> None:
-        """Train a Vitruvion model on the procedural corpus (checkpoint + resume, accelerate)."""
+        """Train a Vitruvion model (checkpoints every few minutes and on Ctrl-C; resumes)."""
         target = out or DEFAULT_MODELS / model
         r = train_model(model, target, steps=steps, n_train=n_train, batch_size=batch_size, d_model=d_model,
-                        n_layers=layers, lr=lr, seed=seed, image_layers=image_layers, init_from=init_from, cpu=cpu)
+                        n_layers=layers, lr=lr, seed=seed, image_layers=image_layers, init_from=init_from, cpu=cpu,
+                        data=data)
         typer.echo(f"{model} model in {target}: {json.dumps(r)}")
 
     @app.command("generate")

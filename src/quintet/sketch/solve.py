@@ -242,6 +242,11 @@ class _System:
             else:
                 return False
             return True
+        if t == T.MIDPOINT and len(refs) == 3:
+            # a point midway between two points: the midpoint of a helper segment between them
+            helper = self.s.add_line_2d(self.g, self.center(refs[1]), self.center(refs[2]), self.wp)
+            self._c(CT.AT_MIDPOINT, p1=self.center(refs[0]), e1=helper)
+            return True
         if t == T.MIDPOINT:
             ra, rb = refs
             if a_k != "point":
@@ -309,9 +314,7 @@ class _System:
                 s_ = (cx - line.x0) * ux + (cy - line.y0) * uy
                 guess = (line.x0 + s_ * ux, line.y0 + s_ * uy)
             else:
-                ax, ay, ar = _circle_of(self.sketch.primitives[ra.index])
-                d = math.hypot(cx - ax, cy - ay) or 1.0
-                guess = (ax + (cx - ax) / d * ar, ay + (cy - ay) / d * ar)
+                guess = _circle_contact(_circle_of(self.sketch.primitives[ra.index]), (cx, cy, r))
             self._contact(self.ents[ra.index], a_k, self.ents[rb.index], guess)
             return True
         # ---- numeric ----
@@ -332,7 +335,8 @@ class _System:
             # the sketch is nearer pi - v — otherwise a consistent sketch gets mirrored
             (ax, ay), (bx, by) = _line_dir(prims[0]), _line_dir(prims[1])
             measured = math.atan2(abs(ax * by - ay * bx), ax * bx + ay * by)
-            v = measured if v is None else v
+            # Onshape stores oriented angles (e.g. 290°); between lines only cos(v) matters
+            v = measured if v is None else math.acos(max(-1.0, min(1.0, math.cos(v))))
             inverse = abs(measured - (math.pi - v)) < abs(measured - v)
             self.s.angle(self.g, self.ent(refs[0]), self.ent(refs[1]), math.degrees(v), self.wp, inverse)
             return True
@@ -348,6 +352,16 @@ class _System:
                 self.s.distance(self.g, ca, cb, float(v), self.wp)
                 return True
             ra, rb = refs
+            if a_k == "line" and b_k == "line":
+                # parallel lines at distance v: both ends of the second on the offset of the first
+                line, other = prims[0], prims[1]
+                ux, uy = _line_dir(line)
+                for end in ("start", "end"):
+                    px, py = other.point(end)
+                    signed = (px - line.x0) * uy - (py - line.y0) * ux
+                    dist = abs(signed) if v is None else v
+                    self._c(CT.PT_LINE_DISTANCE, v=math.copysign(dist, signed), p1=self.ents[rb.index][end], e1=self.ent(ra))
+                return True
             if b_k != "line":
                 ra, rb = rb, ra
                 ca, cb = cb, ca
@@ -388,6 +402,21 @@ class _System:
         return Sketch(prims, list(self.sketch.constraints), self.sketch.name)
 
 
+def _circle_contact(a: tuple[float, float, float], b: tuple[float, float, float]) -> tuple[float, float]:
+    """The contact point of circles ``a`` and ``b`` (``(cx, cy, r)``) for the tangency, internal or
+    external, that their input positions are nearer: the solver's starting guess, so a tangency
+    that already holds is kept as it is instead of being flipped to the other kind."""
+    (ax, ay, ar), (bx, by, br) = a, b
+    d = math.hypot(bx - ax, by - ay)
+    if d == 0.0:
+        return ax + ar, ay
+    internal = abs(d - abs(ar - br)) < abs(d - (ar + br))
+    if internal:  # on the larger circle, on the side of the smaller one
+        (ox, oy, orad), (tx, ty) = ((ax, ay, ar), (bx, by)) if ar >= br else ((bx, by, br), (ax, ay))
+        return ox + (tx - ox) / d * orad, oy + (ty - oy) / d * orad
+    return ax + (bx - ax) / d * ar, ay + (by - ay) / d * ar
+
+
 #: a solved arc's sweep is kept this far (radians) short of a full turn
 _FULL_TURN_MARGIN = 1e-6
 
@@ -404,6 +433,30 @@ def _solved_arc(center, start, end, construction: bool) -> Arc:
         sweep += 2 * math.pi
     sweep = min(sweep, 2 * math.pi - _FULL_TURN_MARGIN)
     return Arc.from_center(cx, cy, math.hypot(sx - cx, sy - cy), a0, a0 + sweep, construction)
+
+
+#: a constraint holds when its residual is within this fraction of the sketch's size
+HOLD_TOLERANCE = 1e-9
+
+
+def _holds(sketch: Sketch, indices) -> bool:
+    """True when each constraint ``indices`` of ``sketch`` has a residual within
+    :data:`HOLD_TOLERANCE` of the sketch's size (its bounding box's long side)."""
+    from quintet.sketch.geometry import residual
+
+    x0, y0, x1, y1 = sketch.bbox()
+    tol = HOLD_TOLERANCE * max(x1 - x0, y1 - y0, 1e-12)
+    for i in indices:
+        r = residual(sketch, sketch.constraints[i])
+        if r is None or r > tol:
+            return False
+    return True
+
+
+def _already_holds(sketch: Sketch, unsupported: list[int]) -> bool:
+    """True when every translated constraint holds on the input (see :func:`_holds`)."""
+    skip = set(unsupported)
+    return _holds(sketch, [i for i in range(len(sketch.constraints)) if i not in skip])
 
 
 def _run(slvs, sketch: Sketch, skip: frozenset = frozenset()):
@@ -431,19 +484,36 @@ def solve_here(sketch: Sketch, name_failures: bool = True) -> SolveResult:
         return SolveResult("error", None, -1, message=str(exc))
     status = STATUS.get(int(res["result"]), "error")
     dof = int(res["dof"])
+    if _already_holds(sketch, unsupported):
+        # the input is a solution: never move it, and never call it inconsistent because
+        # SolveSpace stalls on redundant equations (e.g. tangency, coincidence and
+        # point-on-curve all on one contact point)
+        note = "" if status == "ok" else f"SolveSpace reported {status} on redundant constraints that the input satisfies"
+        return SolveResult("ok", Sketch(list(sketch.primitives), list(sketch.constraints), sketch.name), dof, [], unsupported, note)
     if status == "ok":
         return SolveResult("ok", system.read(), dof, [], unsupported)
     failed, message = [], ""
-    if status == "inconsistent" and name_failures and len(sketch.constraints) > 64:
+    if status == "inconsistent" and len(sketch.constraints) > 64:
         message = "failing constraints not searched (more than 64 constraints)"
-    elif status == "inconsistent" and name_failures:
-        # a constraint is failing when dropping it alone makes the system consistent
+    elif status == "inconsistent":
+        # SolveSpace stalls on redundant equations that a perturbed sketch does not meet exactly
+        # (a distance between parallel lines and their parallelism, a midpoint on a line through
+        # both ends): a constraint whose removal lets it solve and that the solution then meets
+        # anyway is redundant, and the sketch is solved. Otherwise a constraint is failing when
+        # dropping it alone makes the system consistent.
         for i in range(len(sketch.constraints)):
             if i in unsupported:
                 continue
-            _s, r2, _u = _run(slvs, sketch, frozenset([i]))
-            if STATUS.get(int(r2["result"])) == "ok":
-                failed.append(i)
+            s2, r2, _u = _run(slvs, sketch, frozenset([i]))
+            if STATUS.get(int(r2["result"])) != "ok":
+                continue
+            solved = s2.read()
+            if _holds(solved, [i]):
+                note = f"constraint {i} ({sketch.constraints[i].type.value}) is redundant: met without being imposed"
+                return SolveResult("ok", solved, int(r2["dof"]), [], unsupported, note)
+            failed.append(i)
+            if not name_failures:
+                break
     return SolveResult(status, None, dof, failed, unsupported, message)
 
 

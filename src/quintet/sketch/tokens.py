@@ -44,7 +44,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from quintet.core.errors import QuintetError
-from quintet.sketch.constraints import GEOMETRIC_TYPES, Constraint, Ref, Sketch
+from quintet.sketch.constraints import GEOMETRIC_TYPES, Constraint, Ref, Sketch, remap_swapped_ends
 from quintet.sketch.geometry import transform_sketch
 from quintet.sketch.primitives import (
     N_PARAMS,
@@ -84,7 +84,6 @@ REF_OFFSETS: dict[str, dict[str, int]] = {
     "point": {"whole": 0},
 }
 _PART_AT = {kind: {off: part for part, off in offs.items()} for kind, offs in REF_OFFSETS.items()}
-_SWAP_ENDS = {"start": "end", "end": "start"}
 
 
 def bin_offset(bits: int = DEFAULT_BITS) -> int:
@@ -171,19 +170,6 @@ def _from_bins(t: int, bins: list[int], construction: bool, bits: int) -> tuple[
     return primitive_from_params(t, vals, construction), False
 
 
-def _remap_refs(constraints, swapped: set[int]) -> list[Constraint]:
-    if not swapped:
-        return list(constraints)
-    out = []
-    for c in constraints:
-        if not any(r.index in swapped for r in c.refs):
-            out.append(c)
-            continue
-        refs = tuple(Ref(r.index, _SWAP_ENDS.get(r.part, r.part)) if r.index in swapped else r for r in c.refs)
-        out.append(Constraint(c.type, refs, c.value))
-    return out
-
-
 def quantize_sketch(sketch: Sketch, bits: int = DEFAULT_BITS) -> Sketch:
     """Snap a normalised sketch to the token grid (what :func:`decode_sketch` can return).
 
@@ -196,7 +182,7 @@ def quantize_sketch(sketch: Sketch, bits: int = DEFAULT_BITS) -> Sketch:
         prims.append(q)
         if sw:
             swapped.add(i)
-    return Sketch(prims, _remap_refs(sketch.constraints, swapped), sketch.name)
+    return Sketch(prims, remap_swapped_ends(sketch.constraints, swapped), sketch.name)
 
 
 # ---- primitive sequence ------------------------------------------------------------------------
@@ -419,4 +405,4 @@ def decode_sketch(tokens: SketchTokens | tuple, bits: int = DEFAULT_BITS, strict
         if sw:
             swapped.add(i)
     cons = [] if cval is None else decode_constraints(cval, pval, bits, strict)
-    return Sketch(prims, _remap_refs(cons, swapped), name)
+    return Sketch(prims, remap_swapped_ends(cons, swapped), name)

@@ -1,6 +1,8 @@
 """Training loop for Vitruvion's models: ``accelerate`` device placement, AdamW with warmup and
-cosine decay, a tqdm bar with loss and throughput, checkpoints every ``checkpoint_every`` steps
-and resume from the latest one.
+cosine decay, a tqdm bar with loss and throughput, checkpoints every ``checkpoint_every`` steps,
+every ``checkpoint_seconds`` of training and on Ctrl-C, and resume from the latest one. With a
+``validate`` function the loop measures validation bits every ``validate_every`` steps, stops
+after ``patience`` measures without improvement and ends with the best weights (early stopping).
 
 The loop is model-agnostic: it needs a model with ``loss(batch) -> (mean_nll, n_tokens)`` and a
 ``make_batch(step) -> dict`` that is a pure function of the step (so a resumed run sees the same
@@ -32,6 +34,12 @@ class TrainConfig:
     weight_decay: float = 0.01
     grad_clip: float = 1.0
     checkpoint_every: int = 500
+    #: also write a checkpoint when this many seconds of training passed since the last one
+    checkpoint_seconds: float = 120.0
+    #: with a ``validate`` function: measure every this many steps, stop after ``patience``
+    #: measures without a new best
+    validate_every: int = 100
+    patience: int = 3
     seed: int = 0
     cpu: bool = False
     progress: bool = True
@@ -69,17 +77,23 @@ def train(
     out_dir: str | Path | None = None,
     *,
     description: str = "train",
+    validate: Callable[[nn.Module], float] | None = None,
 ) -> dict:
     """Train ``model`` in place for ``cfg.steps`` steps; resume from ``out_dir``'s latest checkpoint.
 
-    Returns ``{"history": [[step, loss], ...], "seconds": s, "tokens_per_second": r, "resumed_from": k}``.
+    ``validate(model) -> bits`` (lower is better) turns on early stopping: the returned model holds
+    the weights of the best measure. A checkpoint is written every ``cfg.checkpoint_every`` steps,
+    whenever ``cfg.checkpoint_seconds`` passed since the last one, at the end and on Ctrl-C (then
+    the interrupt propagates). Returns ``{"history": [[step, loss], ...], "validation": [[step,
+    bits], ...], "best_step": k, "stopped_at": k, "seconds": s, "tokens_per_second": r,
+    "resumed_from": k}``.
     """
     from accelerate import Accelerator
     from tqdm.auto import tqdm
 
     accelerator = Accelerator(cpu=cfg.cpu)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.98))
-    start, history = 0, []
+    start, history, val_hist, best = 0, [], [], None
     if out_dir is not None and latest_checkpoint(out_dir) is not None:
         from quintet.sketch.models.checkpoint import read_config
 
@@ -88,41 +102,102 @@ def train(
             raise QuintetError(f"{out_dir} holds a {saved_kind!r} checkpoint; cannot resume a {model.config.kind!r} model")
         state = load_checkpoint(out_dir, model, opt, expected_config=model.config.to_dict())
         start, history = int(state["step"]), list(state["extra"].get("history", []))
+        val_hist = list(state["extra"].get("validation", []))
+        best = state["extra"].get("best")
     wrapped, opt = accelerator.prepare(_LossModule(model), opt)
+    best_state = _load_best(out_dir, best)
     wrapped.train()
     t0, tokens = time.perf_counter(), 0
+    last_save = t0
+    done = start
+
+    def save() -> None:
+        nonlocal last_save
+        if out_dir is not None and accelerator.is_main_process:
+            save_model(out_dir, accelerator.unwrap_model(wrapped).model, step=done, optimizer=opt,
+                       extra={"history": history, "validation": val_hist, "best": best, "train_config": asdict(cfg)})
+            if best_state is not None and best is not None and best[0] == done:
+                _save_best(out_dir, best_state)
+            last_save = time.perf_counter()
+
+    stopped = _patience_spent(val_hist, best, cfg.patience) if validate is not None else False
     bar = tqdm(range(start, cfg.steps), desc=description, disable=not cfg.progress or not accelerator.is_main_process,
                initial=start, total=cfg.steps, dynamic_ncols=True, leave=False)
-    for step in bar:
-        for group in opt.param_groups:
-            group["lr"] = lr_at(step, cfg)
-        batch = {k: v.to(accelerator.device) for k, v in make_batch(step).items()}
-        loss, n = wrapped(batch)
-        opt.zero_grad(set_to_none=True)
-        accelerator.backward(loss)
-        if cfg.grad_clip:
-            accelerator.clip_grad_norm_(wrapped.parameters(), cfg.grad_clip)
-        opt.step()
-        tokens += n
-        value = float(loss.detach())
-        if not math.isfinite(value):
-            raise QuintetError(f"training diverged at step {step} (loss {value}); lower the learning rate")
-        history.append([step, round(value, 5)])
-        rate = tokens / max(time.perf_counter() - t0, 1e-9)
-        bar.set_postfix(loss=f"{value:.3f}", tok_s=f"{rate:.0f}")
-        done = step + 1
-        if out_dir is not None and accelerator.is_main_process and (done % cfg.checkpoint_every == 0 or done == cfg.steps):
-            save_model(out_dir, accelerator.unwrap_model(wrapped).model, step=done, optimizer=opt,
-                       extra={"history": history, "train_config": asdict(cfg)})
+    try:
+        for step in bar:
+            if stopped:
+                break
+            for group in opt.param_groups:
+                group["lr"] = lr_at(step, cfg)
+            batch = {k: v.to(accelerator.device) for k, v in make_batch(step).items()}
+            loss, n = wrapped(batch)
+            opt.zero_grad(set_to_none=True)
+            accelerator.backward(loss)
+            if cfg.grad_clip:
+                accelerator.clip_grad_norm_(wrapped.parameters(), cfg.grad_clip)
+            opt.step()
+            tokens += n
+            value = float(loss.detach())
+            if not math.isfinite(value):
+                raise QuintetError(f"training diverged at step {step} (loss {value}); lower the learning rate")
+            history.append([step, round(value, 5)])
+            rate = tokens / max(time.perf_counter() - t0, 1e-9)
+            bar.set_postfix(loss=f"{value:.3f}", tok_s=f"{rate:.0f}")
+            done = step + 1
+            if validate is not None and (done % cfg.validate_every == 0 or done == cfg.steps):
+                bits = float(validate(model))
+                model.train()
+                val_hist.append([done, round(bits, 5)])
+                if best is None or bits < best[1]:
+                    best = [done, bits]
+                    best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+                stopped = _patience_spent(val_hist, best, cfg.patience)
+            timed = time.perf_counter() - last_save >= cfg.checkpoint_seconds
+            if done % cfg.checkpoint_every == 0 or done == cfg.steps or stopped or timed:
+                save()
+    except KeyboardInterrupt:
+        if done > start:
+            save()
+        raise
     bar.close()
+    if best_state is not None:
+        model.load_state_dict(best_state)
     model.eval()
     seconds = time.perf_counter() - t0
     return {
         "history": history,
+        "validation": val_hist,
+        "best_step": best[0] if best else done,
+        "stopped_at": done,
         "seconds": round(seconds, 2),
         "tokens_per_second": round(tokens / max(seconds, 1e-9), 1),
         "resumed_from": start,
     }
+
+
+def _patience_spent(val_hist: list, best, patience: int) -> bool:
+    """True when the last ``patience`` measures came after the best one."""
+    return best is not None and sum(1 for s, _ in val_hist if s > best[0]) >= patience
+
+
+_BEST_FILE = "best.safetensors"
+
+
+def _save_best(out_dir, state: dict) -> None:
+    from safetensors.torch import save
+
+    from quintet.core.io import atomic_write_bytes
+
+    atomic_write_bytes(Path(out_dir) / _BEST_FILE, save({k: v.contiguous() for k, v in state.items()}))
+
+
+def _load_best(out_dir, best) -> dict | None:
+    """The best weights kept beside the checkpoints (early stopping), when there are any."""
+    if out_dir is None or best is None or not (Path(out_dir) / _BEST_FILE).is_file():
+        return None
+    from safetensors.torch import load_file
+
+    return load_file(str(Path(out_dir) / _BEST_FILE))
 
 
 # ---- batches ---------------------------------------------------------------------------------

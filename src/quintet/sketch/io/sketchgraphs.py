@@ -206,6 +206,33 @@ def _is_zero_size(p) -> bool:
     return False
 
 
+_PART_ORDER = ("whole", "start", "end", "center")
+
+
+def _ref_key(ref: Ref) -> tuple[int, int]:
+    """References are sorted within a constraint (by primitive, then part), as Vitruvion sorts them."""
+    return ref.index, _PART_ORDER.index(ref.part)
+
+
+def _midpoint3(prims: list, refs: list[Ref], first_is_middle: bool) -> Constraint:
+    """A midpoint between two points: ``Midpoint(point, line)`` when they are the two ends of one
+    line, else ``Midpoint(point, a, b)``. ``refs`` holds the middle point first when the source
+    says which it is; otherwise (SketchGraphs sequences sort references) it is the one nearest
+    the midpoint of the other two."""
+    xy = [prims[r.index].point(r.part) for r in refs]
+    if not first_is_middle:
+        def off(k: int) -> float:
+            (ax, ay), (bx, by) = (xy[i] for i in range(3) if i != k)
+            return math.hypot(xy[k][0] - (ax + bx) / 2, xy[k][1] - (ay + by) / 2)
+
+        k = min(range(3), key=off)
+        refs = [refs[k]] + [r for i, r in enumerate(refs) if i != k]
+    point, a, b = refs
+    if a.index == b.index and {a.part, b.part} == {"start", "end"} and isinstance(prims[a.index], Line):
+        return Constraint(ConstraintType.MIDPOINT, (point, Ref(a.index, "whole")))
+    return Constraint(ConstraintType.MIDPOINT, (point, *sorted((a, b), key=_ref_key)))
+
+
 def parse_sketch(feature: dict, document: str = "", index: int = 0) -> ParsedSketch:
     """Parse one sketch feature; malformed input raises :class:`QuintetError` naming it."""
     where = f"sketch document {document or '<unnamed>'}, sketch {index}"
@@ -242,14 +269,16 @@ def parse_sketch(feature: dict, document: str = "", index: int = 0) -> ParsedSke
             bad_types[name.lower()] += 1
             continue
         ids = [_ref_id(params, k, f"{where}, constraint {j}") for k in _REF_PARAMS if k in params]
-        if ctype == ConstraintType.MIDPOINT and "localMidpoint" in params:
-            # midpoint between two endpoints of one line -> Midpoint(point, line)
-            ends = [lookup.get(v) for v in ids[:2]]
-            point = lookup.get(_ref_id(params, "localMidpoint", f"{where}, constraint {j}"))
-            if point is not None and all(ends) and ends[0].index == ends[1].index and {ends[0].part, ends[1].part} == {"start", "end"}:
-                cons.append(Constraint(ctype, (point, Ref(ends[0].index, "whole"))))
+        if ctype == ConstraintType.MIDPOINT and ("localMidpoint" in params or len(ids) == 3):
+            if "localMidpoint" in params:
+                ids = [_ref_id(params, "localMidpoint", f"{where}, constraint {j}"), *ids[:2]]
+            refs = [lookup.get(v) for v in ids]
+            if len(refs) != 3 or any(r is None for r in refs):
+                unresolved += 1
+            elif any(r.part == "whole" and not isinstance(prims[r.index], Point) for r in refs):
+                bad_types["midpoint3/curve"] += 1
             else:
-                bad_types["midpoint3"] += 1
+                cons.append(_midpoint3(prims, refs, "localMidpoint" in params))
             continue
         refs = [lookup.get(v) for v in ids]
         if not refs or any(r is None for r in refs):
@@ -269,7 +298,7 @@ def parse_sketch(feature: dict, document: str = "", index: int = 0) -> ParsedSke
             value = _parse_quantity(params.get("length", {}).get("expression"))
         elif ctype == ConstraintType.ANGLE:
             value = _parse_quantity(params.get("angle", {}).get("expression"))
-        cons.append(Constraint(ctype, tuple(refs), value))
+        cons.append(Constraint(ctype, tuple(sorted(refs, key=_ref_key)), value))
     name = f"{document.removesuffix('.json')}#{index}" if document else f"sketch#{index}"
     sketch = Sketch(prims, cons, name).validate()
     return ParsedSketch(sketch, document, index, unsupported, bad_types, external, unresolved, zero, len(feature["constraints"]),

@@ -27,6 +27,7 @@ from dataclasses import asdict, dataclass, field
 import torch
 
 from quintet.core.errors import QuintetError
+from quintet.sketch.constraints import ARITY, GEOMETRIC_TYPES
 
 PAD, START, STOP = 0, 1, 2
 NON_COORD = 1  # coord-stream id of Start/type/flag/Stop tokens (0 is padding)
@@ -272,9 +273,7 @@ class ConstraintGrammar:
         "coincident", "concentric", "equal", "fix", "horizontal", "midpoint",
         "normal", "offset", "parallel", "perpendicular", "quadrant", "tangent", "vertical",
     )
-    arity: tuple[tuple[int, int], ...] = field(
-        default=((2, 2), (2, 2), (2, 2), (1, 1), (1, 2), (2, 2), (2, 2), (2, 2), (2, 2), (2, 2), (2, 2), (2, 2), (1, 2))
-    )
+    arity: tuple[tuple[int, int], ...] = field(default_factory=lambda: tuple(ARITY[t] for t in GEOMETRIC_TYPES))
 
     def __post_init__(self):
         if len(self.arity) != len(self.type_names):

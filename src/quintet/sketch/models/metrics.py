@@ -17,10 +17,13 @@ def count_primitives(seqs: list[list[int]], grammar: PrimitiveGrammar) -> int:
 
 
 @torch.no_grad()
-def model_bits(model, seqs: list[list[int]], batch_size: int = 64, images: torch.Tensor | None = None) -> dict[str, float]:
+def model_bits(model, seqs: list[list[int]], batch_size: int = 64, images: torch.Tensor | None = None,
+               masked: bool = True) -> dict[str, float]:
     """Bits (NLL / ln 2, every token after Start including Stop) of ``seqs`` under ``model``.
 
     ``images``: (N, 1, 128, 128) conditioning images for an image-conditioned model.
+    ``masked=False`` scores with the softmax over the whole vocabulary instead of the grammar's
+    permitted tokens (the paper's likelihood).
     Returns ``{"bits_per_sketch", "bits_per_primitive", "bits_per_token"}``.
     """
     from quintet.sketch.sample import on_model_device, primitive_batch
@@ -32,7 +35,7 @@ def model_bits(model, seqs: list[list[int]], batch_size: int = 64, images: torch
         if images is not None:
             b["image"] = images[i : i + batch_size]
         b = on_model_device(b, model)
-        nll = model.token_nll(b["val"], b["coord"], b["pos"], b.get("image"))
+        nll = model.token_nll(b["val"], b["coord"], b["pos"], b.get("image"), masked=masked)
         total += float(nll.sum())
         tokens += int((b["val"][:, 1:] != 0).sum())
     n_prims = count_primitives(seqs, model.grammar)

@@ -146,13 +146,16 @@ class PrimitiveModel(nn.Module):
         category's row. Pad targets get a Pad-only row (they are excluded from the loss)."""
         return self._category_masks[self._category_of[targets]]
 
-    def token_nll(self, val: torch.Tensor, coord: torch.Tensor, pos: torch.Tensor, image: torch.Tensor | None = None) -> torch.Tensor:
+    def token_nll(self, val: torch.Tensor, coord: torch.Tensor, pos: torch.Tensor, image: torch.Tensor | None = None,
+                  masked: bool = True) -> torch.Tensor:
         """Per-token negative log-likelihood in nats (B, T-1) of ``val[:, 1:]`` under the grammar-
-        masked model; zero at Pad targets."""
+        masked model (``masked=False``: the softmax over the whole vocabulary, as the paper
+        scores it); zero at Pad targets."""
         memory = self.encode_image(image) if self.config.image else None
         logits = self(val[:, :-1], coord[:, :-1], pos[:, :-1], memory=memory)
         targets = val[:, 1:]
-        logits = logits.masked_fill(~self.masks(targets), float("-inf"))
+        if masked:
+            logits = logits.masked_fill(~self.masks(targets), float("-inf"))
         logp = F.log_softmax(logits.float(), dim=-1)
         nll = -logp.gather(-1, targets[..., None]).squeeze(-1)
         return nll.masked_fill(targets == PAD, 0.0)
