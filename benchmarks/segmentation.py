@@ -1,5 +1,6 @@
 """Training-step and inference time of Pin the Memory vs ERM (and MLDG, memory-only) on the same
-tiny DeepLabV3+ at 120×90, one CPU thread.  Writes benchmarks/results/segmentation.json.
+tiny DeepLabV3+ at 120×90, one CPU thread, timed round-robin so that all variants see the same
+machine load.  Writes benchmarks/results/segmentation.json.
 
 Before timing, the functional forward the meta step uses (``torch.func.functional_call`` with the
 module's own parameters) is checked equal to the module's forward for both networks, so the meta
@@ -41,15 +42,19 @@ def _domains() -> tuple[list[Domain], Domain, str]:
         return [make("a"), make("b")], make("t"), "synthetic"
 
 
-def _median(fn, repeats: int, warmup: int = 3) -> float:
-    for _ in range(warmup):
-        fn()
-    times = []
+def _medians(fns: dict, repeats: int, warmup: int = 3) -> dict[str, float]:
+    """Median seconds per call of each function, timed round-robin (one call of each in turn), so a
+    change in machine load during the measurement falls on every function alike."""
+    for fn in fns.values():
+        for _ in range(warmup):
+            fn()
+    times: dict[str, list[float]] = {name: [] for name in fns}
     for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times)
+        for name, fn in fns.items():
+            t = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - t)
+    return {name: statistics.median(v) for name, v in times.items()}
 
 
 def main(repeats: int = 15) -> dict:
@@ -87,7 +92,7 @@ def main(repeats: int = 15) -> dict:
         "memory": (True, lambda net, opt, rng: erm_step(net, opt, batches, weights)),
         "pinmem": (True, lambda net, opt, rng: meta_step(net, opt, batches, weights, 0.0125, rng)),
     }
-    for name, (memory, step) in steps.items():
+    def trainer(memory: bool, step):
         torch.manual_seed(0)
         net = SegmentationNet(NetConfig.tiny(memory=memory))
         if memory:
@@ -95,20 +100,24 @@ def main(repeats: int = 15) -> dict:
         net.train()
         opt = torch.optim.SGD(net.parameters(), lr=0.05, momentum=0.9)
         rng = np.random.default_rng(0)
-        out[f"train_step_s_{name}"] = _median(lambda: step(net, opt, rng), repeats)  # noqa: B023
+        return lambda: step(net, opt, rng)
 
-    for name, net in nets.items():
-        net.eval()
-        with torch.no_grad():
-            out[f"inference_s_per_16_{name}"] = _median(lambda: net(x_eval), repeats)  # noqa: B023
+    timed = _medians({name: trainer(memory, step) for name, (memory, step) in steps.items()}, repeats)
+    out |= {f"train_step_s_{name}": v for name, v in timed.items()}
+
     pin = nets["pinmem"]
-    with torch.no_grad():
-        def gumbel_read():
-            low, _s3, feat = pin.encode(x_eval)
-            fused, _a, _s = pin.memory.read(feat, gumbel=True)
-            return pin.decode(low, fused, x_eval.shape[2:])
 
-        out["inference_s_per_16_pinmem_gumbel"] = _median(gumbel_read, repeats)
+    def gumbel_read():
+        low, _s3, feat = pin.encode(x_eval)
+        fused, _a, _s = pin.memory.read(feat, gumbel=True)
+        return pin.decode(low, fused, x_eval.shape[2:])
+
+    for net in nets.values():
+        net.eval()
+    with torch.no_grad():
+        timed = _medians({"erm": lambda: nets["erm"](x_eval), "pinmem": lambda: pin(x_eval),
+                          "pinmem_gumbel": gumbel_read}, repeats)
+    out |= {f"inference_s_per_16_{name}": v for name, v in timed.items()}
     base = out["train_step_s_erm"]
     out["train_step_ratio_vs_erm"] = {k: out[f"train_step_s_{k}"] / base for k in steps}
     out["inference_ratio_pinmem_vs_erm"] = out["inference_s_per_16_pinmem"] / out["inference_s_per_16_erm"]

@@ -222,8 +222,11 @@ def test_attention_stats_and_bound():
     assert onehot["entropy"] == pytest.approx(0.0, abs=1e-12) and onehot["max_attention"] == 1.0
     mixed = attention_stats(np.array([[0.5, 0.5, 0.0], [1.0, 0.0, 0.0]]))
     assert mixed["entropy"] == pytest.approx(np.log(2) / 2) and mixed["max_attention"] == pytest.approx(0.75)
-    # one slot at cosine 1, ten at −1, T = 1: e / (e + 10/e)
-    assert max_attention_bound(11, 1.0) == pytest.approx(np.e / (np.e + 10 / np.e))
+    # cosines in [−1, 1]: one slot at cosine 1, ten at −1, T = 1: e / (e + 10/e)
+    assert max_attention_bound(11, 1.0, (-1.0, 1.0)) == pytest.approx(np.e / (np.e + 10 / np.e))
     scores = torch.full((1, 1, 1, 11), -1.0)
     scores[..., 0] = 1.0
+    assert read_attention(scores, 0.5).max().item() == pytest.approx(max_attention_bound(11, 0.5, (-1.0, 1.0)))
+    # the default range [0, 1] of ReLU features: one slot at 1, ten at 0
+    scores[..., 1:] = 0.0
     assert read_attention(scores, 0.5).max().item() == pytest.approx(max_attention_bound(11, 0.5))

@@ -62,13 +62,14 @@ def _reference_episode(model: SegmentationNet, batches, weights: LossWeights, lr
     loss_tr, _ = total_loss(out, y_tr, weights, model.memory.classifier if mem else None)
     g_tr = torch.autograd.grad(loss_tr, theta)
     prime = {n: (p - alpha * g).detach().requires_grad_(True) for n, p, g in zip(names, theta, g_tr)}
+    own = {n: b.clone() for n, b in model.named_buffers()}  # θ' statistics, kept apart
     kwargs, written = {}, None
     if mem:
-        feat = functional_call(model, prime, (x_tr,), {"encode_only": True})["features"].detach()
-        writer = {n[len("memory."):]: p for n, p in prime.items() if n.startswith("memory.")}
+        feat = functional_call(model, (prime, own), (x_tr,), {"encode_only": True})["features"].detach()
+        writer = {n[len("memory."):]: p for n, p in (prime | own).items() if n.startswith("memory.")}
         written = functional_call(model.memory, writer, (feat, y_tr, model.memory.slots.clone()))
         kwargs["memory"] = written
-    loss_te, _ = total_loss(functional_call(model, prime, (x_te,), kwargs), y_te, weights, None)
+    loss_te, _ = total_loss(functional_call(model, (prime, own), (x_te,), kwargs), y_te, weights, None)
     g_te = torch.autograd.grad(loss_te, list(prime.values()), allow_unused=True)
     with torch.no_grad():
         for p, a, b in zip(theta, g_tr, g_te):
@@ -149,7 +150,7 @@ def test_initialise_memory_is_normalised_class_means():
     random_slots = model.memory.slots.clone()
     batches = _batches(2, seed=3)
     for _, y in batches:
-        y[y == 2] = 0  # class 2 never seen -> keeps its slot
+        y[y == 2] = 0  # class 2 never seen -> a zero slot (the authors' initialisation)
     initialise_memory(model, batches)
     assert model.training  # restored
     model.eval()
@@ -162,7 +163,7 @@ def test_initialise_memory_is_normalised_class_means():
             weights += m.sum((0, 2, 3))
     expect = l2_normalize(sums[:2] / weights[:2, None], dim=1)
     assert torch.allclose(model.memory.slots[:2], expect, atol=1e-12)
-    assert torch.equal(model.memory.slots[2], random_slots[2])
+    assert torch.equal(model.memory.slots[2], torch.zeros_like(random_slots[2]))
 
 
 @pytest.fixture(scope="module")

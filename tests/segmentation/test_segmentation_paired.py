@@ -10,7 +10,7 @@ from scipy.stats import ttest_rel
 
 from quintet.core.errors import QuintetError
 from quintet.segmentation.metrics import paired_statistics
-from quintet.segmentation.reproduce import _comparison, _comparison_tables
+from quintet.segmentation.report import comparison, comparison_tables
 
 
 def test_paired_statistics_values():
@@ -45,13 +45,13 @@ def test_paired_statistics_rejects_bad_input(a, b, match):
 def test_comparison_pairs_by_seed_and_averages_targets():
     a = [{"seed": s, "A": 0.2 + 0.01 * s, "B": 0.3} for s in range(3)]
     b = [{"seed": s, "A": 0.2, "B": 0.31 - 0.01 * s} for s in range(3)]
-    c = _comparison(a, b, ["A", "B"])
+    c = comparison(a, b, ["A", "B"])
     assert [d["mean"] for d in c["per_seed"]] == pytest.approx([-0.005, 0.005, 0.015])
     assert c["stats"]["A"]["mean"] == pytest.approx(0.01)
     assert c["stats"]["mean"]["t"] == pytest.approx(ttest_rel(np.mean([[r["A"], r["B"]] for r in a], 1),
                                                               np.mean([[r["A"], r["B"]] for r in b], 1)).statistic)
     assert c["stats"]["mean"]["wins"] == 2
-    per_seed, summary = _comparison_tables({"X − Y": c}, ["A", "B"])
+    per_seed, summary = comparison_tables({"X − Y": c}, ["A", "B"])
     assert "| 1 | +0.5 |" in per_seed and "2 of 3" in summary
     with pytest.raises(QuintetError, match="pair"):
-        _comparison(a, b[::-1], ["A", "B"])
+        comparison(a, b[::-1], ["A", "B"])

@@ -4,10 +4,16 @@ CVPR 2022): memory-guided, meta-learned domain-generalised semantic segmentation
 Functional maths first (:mod:`memory`: read/write; :mod:`losses`: cohesion, divergence, slot
 classification), then the network (:class:`SegmentationNet`, DeepLabV3+ with a categorical
 memory), the training steps (:mod:`meta`: ERM, MLDG, memory-only, Pin-the-Memory episode), the
-loops (:func:`train`, :func:`evaluate`, :func:`predict`) and the data (CamVid by sequence, the
-paper's benchmark folders).
+loops (:func:`train`, :func:`evaluate`, :func:`predict`), the data (CamVid by sequence, the
+paper's benchmark folders, the authors' augmentations) and the read's diagnosis with its bounds.
 """
 
+from quintet.segmentation.augmentations import (
+    color_jitter,
+    gaussian_blur,
+    meta_augment,
+    random_scale_crop,
+)
 from quintet.segmentation.data import (
     CAMVID_SOURCES,
     CAMVID_TARGETS,
@@ -15,8 +21,14 @@ from quintet.segmentation.data import (
     camvid_domains,
     check_images,
     check_labels,
+    holdout_split,
 )
-from quintet.segmentation.diagnosis import forced_read, memory_read_diagnosis
+from quintet.segmentation.diagnosis import (
+    forced_read,
+    max_attention_bound,
+    memory_read_diagnosis,
+    min_entropy_bound,
+)
 from quintet.segmentation.experiments import (
     METHODS,
     TrainConfig,
@@ -38,6 +50,7 @@ from quintet.segmentation.memory import (
     CategoricalMemory,
     class_sums,
     l2_normalize,
+    mean_pairwise_cosine,
     memory_scores,
     momentum_update,
     read_attention,
@@ -46,11 +59,18 @@ from quintet.segmentation.memory import (
 from quintet.segmentation.meta import (
     erm_step,
     initialise_memory,
+    inner_buffers,
     inner_params,
     meta_step,
     split_domains,
 )
-from quintet.segmentation.metrics import confusion_matrix, iou_from_confusion, mean_iou
+from quintet.segmentation.metrics import (
+    confusion_matrix,
+    detectable_difference,
+    iou_from_confusion,
+    mean_iou,
+    paired_statistics,
+)
 from quintet.segmentation.models import NetConfig, SegmentationNet, build_model
 
 __all__ = [
@@ -70,24 +90,35 @@ __all__ = [
     "check_images",
     "check_labels",
     "class_sums",
+    "color_jitter",
     "confusion_matrix",
+    "detectable_difference",
     "erm_step",
     "evaluate",
-    "forced_read",
     "feature_cohesion_loss",
+    "forced_read",
+    "gaussian_blur",
+    "holdout_split",
     "initialise_memory",
+    "inner_buffers",
     "inner_params",
     "iou_from_confusion",
     "l2_normalize",
     "load_folder",
     "load_model",
+    "max_attention_bound",
     "mean_iou",
+    "mean_pairwise_cosine",
     "memory_divergence_loss",
     "memory_read_diagnosis",
     "memory_scores",
+    "meta_augment",
     "meta_step",
+    "min_entropy_bound",
     "momentum_update",
+    "paired_statistics",
     "predict",
+    "random_scale_crop",
     "read_attention",
     "read_image",
     "read_memory",

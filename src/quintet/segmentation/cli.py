@@ -85,6 +85,14 @@ def train_cmd(
     seed: int = options.seed(),
     width: int = typer.Option(16, min=1, max=512, help="Width multiplier of the tiny trunk: stages (w, 2w, 3w, 4w)."),
     gumbel: bool = typer.Option(False, help="Gumbel-softmax memory read during training (the authors' setting)."),
+    augmentation: Literal["weak", "strong"] = typer.Option(
+        "weak", help="weak: flips + brightness/contrast jitter; strong: the authors' scale 0.5-2 crops, colour "
+                     "jitter and Gaussian blur."),
+    schedule: Literal["poly", "exp"] = typer.Option(
+        "poly", help="Learning-rate decay: poly (power 0.9) or exp (the authors', x exp(-2.25) over the run)."),
+    first_source_meta_aug: bool = typer.Option(
+        False, "--first-source-meta-aug", help="Give the first source domain the authors' strong colour jitter + "
+                                               "blur (their MLDG / Pin the Memory runs do)."),
     net: Literal["tiny", "resnet50"] = typer.Option("tiny", help="tiny (width-scaled, CPU) or resnet50 (the paper's trunk, GPU)."),
     folders: Optional[Path] = options.input_folder(None, "Root holding gtav/ synthia/ cityscapes/ bdd100k/ mapillary/; "
                                                    "then --sources/--targets name those data sets (19 classes)."),
@@ -115,6 +123,7 @@ def train_cmd(
     else:
         net_cfg = NetConfig.resnet50(num_classes=classes, gumbel_read=gumbel)
     cfg = TrainConfig(method=method, seed=seed, steps=steps, batch=batch, lr=lr, net=net_cfg.to_dict(),
+                      augmentation=augmentation, schedule=schedule, first_source_meta_aug=first_source_meta_aug,
                       checkpoint_every=checkpoint_every).validate()
     out = out or Path("runs/segment") / f"{method}-seed{seed}"
     ckpt = out / "checkpoints"

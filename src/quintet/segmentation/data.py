@@ -9,6 +9,7 @@ unseen targets 0001TP (dusk, 124) and Seq05VD (171).  Void (CamVid label 11) bec
 from __future__ import annotations
 
 import functools
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -99,12 +100,33 @@ def _camvid_domains(path: str, _mtime: int) -> dict[str, Domain]:
     return out
 
 
-def to_tensor(images: np.ndarray) -> torch.Tensor:
-    """``uint8 (N, H, W, 3)`` -> normalised ``float32 (N, 3, H, W)`` (ImageNet mean/std)."""
-    x = torch.as_tensor(np.ascontiguousarray(images)).permute(0, 3, 1, 2).float() / 255.0
+def holdout_split(domain: Domain, fraction: float) -> tuple[Domain, Domain]:
+    """``(train, held_out)``: the first ``ceil(fraction·N)`` frames (by file name, i.e. one
+    contiguous stretch of the drive) are held out, so held-out frames have no near-duplicate
+    neighbour in training except at the one boundary."""
+    if not 0.0 < fraction < 1.0:
+        raise QuintetError(f"held-out fraction must lie in (0, 1), got {fraction}")
+    n = math.ceil(fraction * len(domain))
+    if not 0 < n < len(domain):
+        raise QuintetError(f"domain {domain.name!r} has {len(domain)} frames, too few to hold out {fraction:.0%}")
+    return domain.subset(slice(n, None)), domain.subset(slice(0, n))
+
+
+def to_unit(images: np.ndarray) -> torch.Tensor:
+    """``uint8 (N, H, W, 3)`` -> ``float32 (N, 3, H, W)`` in ``[0, 1]``."""
+    return torch.as_tensor(np.ascontiguousarray(images)).permute(0, 3, 1, 2).float() / 255.0
+
+
+def normalize(x: torch.Tensor) -> torch.Tensor:
+    """``[0, 1]`` images ``(N, 3, H, W)`` -> ImageNet mean/std normalised."""
     mean = torch.tensor(MEAN).view(1, 3, 1, 1)
     std = torch.tensor(STD).view(1, 3, 1, 1)
     return (x - mean) / std
+
+
+def to_tensor(images: np.ndarray) -> torch.Tensor:
+    """``uint8 (N, H, W, 3)`` -> normalised ``float32 (N, 3, H, W)`` (ImageNet mean/std)."""
+    return normalize(to_unit(images))
 
 
 def augment(x: torch.Tensor, y: torch.Tensor, generator: torch.Generator, flip: bool = True,
@@ -124,13 +146,14 @@ def augment(x: torch.Tensor, y: torch.Tensor, generator: torch.Generator, flip: 
 
 
 class DomainSampler:
-    """Draws ``batch`` random frames from one domain per call, with its own generator."""
+    """Draws ``batch`` random frames from one domain per call, with its own generator: images
+    ``float (B, 3, H, W)`` in ``[0, 1]`` (not yet normalised), labels ``int64 (B, H, W)``."""
 
     def __init__(self, domain: Domain, batch: int, generator: torch.Generator):
         if len(domain) == 0:
             raise QuintetError(f"domain {domain.name!r} has no frames")
         self.domain, self.batch, self.g = domain, batch, generator
-        self.x = to_tensor(domain.images)
+        self.x = to_unit(domain.images)
         self.y = torch.as_tensor(domain.labels.astype(np.int64))
 
     def __call__(self) -> tuple[torch.Tensor, torch.Tensor]:
@@ -139,4 +162,4 @@ class DomainSampler:
 
 
 __all__ = ["CAMVID_SEQUENCES", "CAMVID_SOURCES", "CAMVID_TARGETS", "Domain", "DomainSampler", "augment", "camvid_domains",
-           "check_images", "check_labels", "to_tensor"]
+           "check_images", "check_labels", "holdout_split", "normalize", "to_tensor", "to_unit"]

@@ -18,15 +18,24 @@ import torch
 from quintet.core.errors import QuintetError, check_choice
 from quintet.core.io import latest_checkpoint, load_checkpoint, read_json, save_checkpoint
 from quintet.core.progress import progress_bar
+from quintet.segmentation.augmentations import (
+    STANDARD_JITTER,
+    color_jitter,
+    gaussian_blur,
+    meta_augment,
+    random_scale_crop,
+)
 from quintet.segmentation.data import (
     Domain,
     DomainSampler,
     augment,
     check_images,
     check_labels,
+    normalize,
     to_tensor,
 )
 from quintet.segmentation.losses import LossWeights
+from quintet.segmentation.memory import mean_pairwise_cosine
 from quintet.segmentation.meta import erm_step, initialise_memory, meta_step
 from quintet.segmentation.metrics import confusion_matrix, iou_from_confusion, mean_iou
 from quintet.segmentation.models import NetConfig, SegmentationNet, build_model
@@ -37,6 +46,12 @@ METHODS = {
     "memory": (True, False),
     "pinmem": (True, True),
 }
+
+
+AUGMENTATIONS = ("weak", "strong")
+SCHEDULES = ("poly", "exp")
+#: the exponential schedule's decay over a whole run (the authors' exp(−9·30 000 / 120 000))
+EXP_DECAY = 2.25
 
 
 @dataclass(frozen=True)
@@ -54,6 +69,15 @@ class TrainConfig:
     inner_lr_ratio: float = 0.25  # α = lr / 4, annealed with lr (authors' --inner_lr_anneal)
     flip: bool = True
     color: float = 0.25
+    # "weak": flip + brightness/contrast jitter of size ``color``; "strong": the authors' random
+    # scale 0.5–2 crops + colour jitter (p 0.5) + Gaussian blur, then flip
+    augmentation: str = "weak"
+    # "poly": lr·(1 − t/T)^0.9; "exp": the authors' lr·exp(−9·t/120000) at ~30 k iterations,
+    # compressed to T steps: lr·exp(−2.25·t/T)
+    schedule: str = "poly"
+    # the authors' code gives the first source domain a stronger colour jitter + blur in its meta-
+    # learning runs (MLDG, Pin the Memory) only; True reproduces that for this run
+    first_source_meta_aug: bool = False
     init_frames: int = 64  # per source domain, for the memory initialisation
     checkpoint_every: int = 100
     net: dict[str, Any] = field(default_factory=lambda: NetConfig.tiny().to_dict())
@@ -61,6 +85,8 @@ class TrainConfig:
 
     def validate(self) -> "TrainConfig":
         check_choice("method", self.method, tuple(METHODS))
+        check_choice("augmentation", self.augmentation, AUGMENTATIONS)
+        check_choice("schedule", self.schedule, SCHEDULES)
         for name in ("steps", "batch", "checkpoint_every"):
             if getattr(self, name) < 1:
                 raise QuintetError(f"{name} must be >= 1, got {getattr(self, name)}")
@@ -94,7 +120,24 @@ def _device() -> torch.device:
 
 
 def _lr(cfg: TrainConfig, step: int) -> float:
+    if cfg.schedule == "exp":
+        return cfg.lr * math.exp(-EXP_DECAY * step / cfg.steps)
     return cfg.lr * (1 - step / cfg.steps) ** cfg.poly_power
+
+
+def augment_batch(cfg: TrainConfig, x: torch.Tensor, y: torch.Tensor, g: torch.Generator,
+                  first_source: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """``[0, 1]`` images ``x: (B, 3, H, W)`` and labels ``y: (B, H, W)`` of one source domain ->
+    augmented, normalised training batch (see ``TrainConfig.augmentation`` and
+    ``first_source_meta_aug``)."""
+    meta = cfg.first_source_meta_aug and first_source
+    if cfg.augmentation == "strong":
+        x, y = random_scale_crop(x, y, g)
+        x = meta_augment(x, g) if meta else gaussian_blur(color_jitter(x, STANDARD_JITTER, g), g)
+        return augment(normalize(x), y, generator=g, flip=cfg.flip)
+    if meta:
+        return augment(normalize(meta_augment(x, g)), y, generator=g, flip=cfg.flip)
+    return augment(normalize(x), y, generator=g, flip=cfg.flip, color=cfg.color)
 
 
 def train(cfg: TrainConfig, sources: Sequence[Domain], checkpoint_dir: str | Path | None = None,
@@ -104,7 +147,9 @@ def train(cfg: TrainConfig, sources: Sequence[Domain], checkpoint_dir: str | Pat
     augmentation, domain split and dropout/Gumbel noise from seeds derived from (seed, step), so a
     resumed run continues as an uninterrupted one would. ``progress`` shows a bar (rate, loss) on stderr.
 
-    Returns the model (eval mode) and ``{"history": [...], "seconds_per_step": float}``.
+    Returns the model (eval mode) and ``{"history": [...], "seconds_per_step": float}`` (plus, when
+    the memory was initialised in this call, ``init_slot_cosine``: the mean cosine between distinct
+    initial slots).
     """
     cfg = cfg.validate()
     use_mem, use_meta = METHODS[cfg.method]
@@ -121,7 +166,7 @@ def train(cfg: TrainConfig, sources: Sequence[Domain], checkpoint_dir: str | Pat
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
     weights = cfg.loss_weights()
-    start, history = 0, []
+    start, history, init_cosine = 0, [], None
     ckpt = latest_checkpoint(checkpoint_dir) if checkpoint_dir is not None else None
     if ckpt is not None:
         # the configuration is compared before any weights are loaded
@@ -137,6 +182,7 @@ def train(cfg: TrainConfig, sources: Sequence[Domain], checkpoint_dir: str | Pat
             x, y = to_tensor(d.images[idx]), torch.as_tensor(d.labels[idx].astype(np.int64))
             init += [(x[i:i + 16].to(device), y[i:i + 16].to(device)) for i in range(0, len(idx), 16)]
         initialise_memory(model, init)
+        init_cosine = mean_pairwise_cosine(model.memory.slots)
     samplers = [DomainSampler(d, cfg.batch, torch.Generator()) for d in sources]
     model.train()
     t0, timed = time.perf_counter(), 0
@@ -146,9 +192,9 @@ def train(cfg: TrainConfig, sources: Sequence[Domain], checkpoint_dir: str | Pat
         torch.manual_seed(step_seed)
         g = torch.Generator().manual_seed(step_seed)
         batches = []
-        for s in samplers:
+        for i, s in enumerate(samplers):
             s.g = g
-            x, y = augment(*s(), generator=g, flip=cfg.flip, color=cfg.color)
+            x, y = augment_batch(cfg, *s(), g, first_source=i == 0)
             batches.append((x.to(device), y.to(device)))
         lr = _lr(cfg, step)
         for group in opt.param_groups:
@@ -171,7 +217,10 @@ def train(cfg: TrainConfig, sources: Sequence[Domain], checkpoint_dir: str | Pat
     bar.close()
     seconds = (time.perf_counter() - t0) / max(timed, 1)
     model.eval()
-    return model, {"history": history, "seconds_per_step": seconds}
+    info: dict[str, Any] = {"history": history, "seconds_per_step": seconds}
+    if init_cosine is not None:
+        info["init_slot_cosine"] = init_cosine
+    return model, info
 
 
 def load_model(path: str | Path, num_classes: int | None = None) -> tuple[SegmentationNet, dict[str, Any]]:
@@ -238,4 +287,5 @@ def evaluate(model: SegmentationNet, domain: Domain, gumbel: bool = False, seed:
             "pixel_acc": float(conf.diag().sum().item() / max(total, 1))}
 
 
-__all__ = ["METHODS", "TrainConfig", "evaluate", "load_model", "predict", "train"]
+__all__ = ["AUGMENTATIONS", "METHODS", "SCHEDULES", "TrainConfig", "augment_batch", "evaluate", "load_model", "predict",
+           "train"]

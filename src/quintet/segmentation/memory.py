@@ -64,6 +64,14 @@ def read_memory(query: torch.Tensor, memory: torch.Tensor, temperature: float = 
     return readout, attention, scores
 
 
+def mean_pairwise_cosine(slots: torch.Tensor) -> float:
+    """Mean cosine between distinct rows of ``slots: (K, D)`` (zero rows count as cosine 0)."""
+    m = l2_normalize(slots.detach().double(), dim=1)
+    k = m.shape[0]
+    cos = m @ m.t()
+    return float((cos.sum() - cos.diagonal().sum()) / (k * (k - 1)))
+
+
 def label_masks(labels: torch.Tensor, num_classes: int, size: tuple[int, int], ignore_index: int = 255) -> torch.Tensor:
     """Soft class masks at feature resolution: one-hot labels averaged over each feature cell.
 
@@ -125,6 +133,8 @@ class CategoricalMemory(nn.Module):
         self.fuse = nn.Sequential(nn.Conv2d(2 * dim, dim, 1, bias=False), nn.BatchNorm2d(dim), nn.ReLU(inplace=True))
         self.writer = WriteNet(dim)
         self.classifier = nn.Linear(dim, num_slots)
+        nn.init.normal_(self.classifier.weight, std=1e-4)  # the authors' initialisation of the slot classifier
+        nn.init.zeros_(self.classifier.bias)
 
     def read(self, feat: torch.Tensor, slots: torch.Tensor | None = None,
              gumbel: bool | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -163,11 +173,11 @@ class CategoricalMemory(nn.Module):
 
     @torch.no_grad()
     def initialise(self, sums: torch.Tensor, weights: torch.Tensor) -> None:
-        """Slots from class-wise feature means (the authors' initialisation); classes never seen
-        keep their random slot."""
+        """Slots from class-wise feature means (the authors' initialisation); a class never seen
+        gets a zero slot (cosine 0 to every query) until its first write, as in the authors' code."""
         means = l2_normalize(sums / weights.clamp_min(1e-12).unsqueeze(1), dim=1)
-        self.slots.copy_(torch.where((weights > 0).unsqueeze(1), means, self.slots))
+        self.slots.copy_(torch.where((weights > 0).unsqueeze(1), means, torch.zeros_like(means)))
 
 
-__all__ = ["CategoricalMemory", "WriteNet", "class_sums", "l2_normalize", "label_masks", "memory_scores",
-           "momentum_update", "read_attention", "read_memory"]
+__all__ = ["CategoricalMemory", "WriteNet", "class_sums", "l2_normalize", "label_masks", "mean_pairwise_cosine",
+           "memory_scores", "momentum_update", "read_attention", "read_memory"]

@@ -6,7 +6,9 @@ Pin the Memory (Kim et al. 2022, Sec. 3.5, Alg. 1), as the authors' released cod
 2. **meta-train**: forward with θ, reading the memory ``M`` (detached) and writing a new memory
    from the batch (differentiable, for the divergence and classification losses); backward;
 3. **inner step** (first order): ``θ' = θ − α·g`` with ``g`` the meta-train gradient taken as a
-   constant, ``α = lr / 4``;
+   constant, ``α = lr / 4``; the θ' network keeps its own batch-norm buffers (a copy taken here), as
+   the authors' separate θ' networks do, so the deployed running statistics are updated by
+   meta-train batches only;
 4. **meta-test memory**: starting again from ``M``, write with θ' from the meta-train batch, the
    encoder frozen (only the write network receives gradient);
 5. **meta-test**: forward the meta-test batch with θ' reading that memory (no write); backward —
@@ -43,6 +45,16 @@ def split_domains(n: int, rng: np.random.Generator) -> tuple[list[int], list[int
 
 def _cat(batches: Sequence[Batch]) -> Batch:
     return torch.cat([b[0] for b in batches]), torch.cat([b[1] for b in batches])
+
+
+def inner_buffers(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """A copy of the model's buffers for the θ' forwards: their train-mode batch-norm updates
+    (from the meta-test batch, too) must not reach the deployed running statistics."""
+    return {name: b.detach().clone() for name, b in model.named_buffers()}
+
+
+def _sub(tensors: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
+    return {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
 
 
 def inner_params(model: torch.nn.Module, alpha: float) -> dict[str, torch.Tensor]:
@@ -97,18 +109,18 @@ def meta_step(model: SegmentationNet, opt: torch.optim.Optimizer, batches: Seque
     out = model(x_tr, y_tr, write=use_mem)
     loss_tr, parts = total_loss(out, y_tr, weights, model.memory.classifier if use_mem else None)
     loss_tr.backward()
-    params = inner_params(model, alpha)
+    params, buffers = inner_params(model, alpha), inner_buffers(model)
 
     # meta-test memory: M written from meta-train with θ', encoder frozen
     kwargs: dict = {}
     if use_mem:
         mem_t = model.memory.slots.detach().clone()
         with torch.no_grad():
-            feat = functional_call(model, params, (x_tr,), {"encode_only": True})["features"]
-        mem_params = {k[len("memory."):]: v for k, v in params.items() if k.startswith("memory.")}
-        kwargs["memory"] = functional_call(model.memory, mem_params, (feat, y_tr, mem_t))
+            feat = functional_call(model, (params, buffers), (x_tr,), {"encode_only": True})["features"]
+        mem_state = (_sub(params, "memory."), _sub(buffers, "memory."))
+        kwargs["memory"] = functional_call(model.memory, mem_state, (feat, y_tr, mem_t))
 
-    out_te = functional_call(model, params, (x_te,), kwargs)
+    out_te = functional_call(model, (params, buffers), (x_te,), kwargs)
     loss_te, parts_te = total_loss(out_te, y_te, weights, None)
     loss_te.backward()
     opt.step()
@@ -138,5 +150,5 @@ def initialise_memory(model: SegmentationNet, batches: Sequence[Batch]) -> None:
     model.train(was)
 
 
-__all__ = ["erm_step", "initialise_memory", "inner_params", "meta_step", "momentum_update", "persistent_update",
+__all__ = ["erm_step", "initialise_memory", "inner_buffers", "inner_params", "meta_step", "momentum_update", "persistent_update",
            "split_domains"]

@@ -60,4 +60,23 @@ def paired_statistics(a: Sequence[float], b: Sequence[float]) -> dict[str, float
     return {"n": n, "mean": mean, "std": std, "t": t, "df": n - 1, "p": p, "wins": int((d > 0).sum())}
 
 
-__all__ = ["confusion_matrix", "iou_from_confusion", "mean_iou", "paired_statistics"]
+def detectable_difference(std: float, n: int, alpha: float = 0.05, power: float | None = None) -> float:
+    """The smallest mean paired difference a two-sided paired t test over ``n`` pairs with sample
+    standard deviation ``std`` declares significant at level ``alpha``: ``t_{1−α/2, n−1}·std/√n``.
+
+    With ``power`` (e.g. 0.8) the smallest *true* difference detected with that probability, in the
+    usual approximation ``(t_{1−α/2, n−1} + t_{power, n−1})·std/√n`` (the standard deviation taken
+    as known)."""
+    from scipy.stats import t as student_t
+
+    if n < 2:
+        raise QuintetError(f"a paired test needs at least 2 pairs, got {n}")
+    if not 0.0 < alpha < 1.0 or (power is not None and not 0.0 < power < 1.0):
+        raise QuintetError(f"alpha and power must lie in (0, 1), got {alpha} and {power}")
+    q = float(student_t.ppf(1 - alpha / 2, n - 1))
+    if power is not None:
+        q += float(student_t.ppf(power, n - 1))
+    return q * std / math.sqrt(n)
+
+
+__all__ = ["confusion_matrix", "detectable_difference", "iou_from_confusion", "mean_iou", "paired_statistics"]

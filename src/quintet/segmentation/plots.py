@@ -118,4 +118,27 @@ def miou_bars(rows: Sequence[dict], targets: Sequence[str]):
     return fig
 
 
-__all__ = ["CAMVID_PALETTE", "attention_maps", "colorize", "miou_bars", "prediction_grid"]
+def convergence_plot(budgets: Sequence[int], curves: dict[str, np.ndarray], chosen: int):
+    """mIoU (%) against the step budget: ``curves`` maps a label to ``(seeds, budgets)`` fractions;
+    each label's mean is drawn with its seeds as dots; a dashed line marks the ``chosen`` budget."""
+    from quintet.core.plotting import plt
+
+    fig, ax = plt.subplots(figsize=(5.2, 3.2))
+    for label, values in curves.items():
+        v = 100 * np.asarray(values, dtype=float)
+        line, = ax.plot(budgets, v.mean(0), marker="o", label=label)
+        for row in v:
+            ax.scatter(budgets, row, s=10, color=line.get_color(), alpha=0.5)
+    ax.axvline(chosen, color="grey", linestyle="--", linewidth=1, label=f"steps used ({chosen})")
+    ax.set_xscale("log")
+    ax.minorticks_off()
+    ax.set_xticks(list(budgets))
+    ax.set_xticklabels([str(b) for b in budgets])
+    ax.set_xlabel("training steps (poly schedule ends at each budget)")
+    ax.set_ylabel("ERM mIoU (%)")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+__all__ = ["CAMVID_PALETTE", "attention_maps", "colorize", "convergence_plot", "miou_bars", "prediction_grid"]
