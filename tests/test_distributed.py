@@ -181,6 +181,63 @@ def test_fact_lm_two_processes_equal_one(tmp_path, data_dir):
     check_loop(tmp_path / "two" / "factlm", tmp_path / "one" / "factlm", 5e-6)
 
 
+# ---------------------------------------------------------------------------------- DRO
+@pytest.fixture(scope="module")
+def dro_two(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("dro_two")
+    launch(out, *dist_scenarios.DRO)
+    return out
+
+
+@pytest.fixture(scope="module")
+def dro_one(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("dro_one")
+    for name in dist_scenarios.DRO:
+        reference(out, name)
+    return out
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(dist_scenarios.DRO))
+def test_dro_two_processes_equal_one(name, dro_two, dro_one):
+    """ERM, Group DRO, ratio DRO (both normalisations, both recipes, a BiLSTM on padded sentences),
+    CVaR, chi-square, KL and uniform group weighting: batches of 9 (5 + 4) and 7 (4 + 3), 301
+    validation rows (151 + 150); same parameters, history, selected epochs and adversary weights."""
+    check_loop(dro_two / name, dro_one / name, 5e-6)
+
+
+@pytest.mark.slow
+def test_dro_crash_on_one_rank_resumes_on_both(tmp_path, dro_one):
+    """Process 1 dies at the third step of epoch 2 (one checkpoint per epoch): the relaunch resumes
+    both processes from epoch 1 and ends with the parameters and selection of an uninterrupted run."""
+    crashed = launch(tmp_path / "two", "dro_ratio", "--kill-after", "10", check=False)
+    assert crashed.returncode != 0 and re.search(r"exitcode\s*:\s*3", crashed.stdout + crashed.stderr)
+    checkpoints = tmp_path / "two" / "dro_ratio" / "run"
+    assert (checkpoints / "latest").read_text().strip() == "checkpoint-00000001"
+    launch(tmp_path / "two", "dro_ratio")
+    resumed, record = outcome(tmp_path / "two" / "dro_ratio", 0)
+    other, _ = outcome(tmp_path / "two" / "dro_ratio", 1)
+    alone, single = outcome(dro_one / "dro_ratio", 0)
+    assert [w for w in record["writes"] if "checkpoint-00000001" in w] == []
+    for key in alone:
+        assert torch.equal(resumed[key], other[key]), key
+        torch.testing.assert_close(resumed[key], alone[key], atol=5e-6, rtol=0, msg=key)
+    assert_same_metrics(record["metrics"], single["metrics"])
+
+
+@pytest.mark.slow
+def test_dro_command_line_under_accelerate_launch(tmp_path):
+    """`accelerate launch ... quintet dro train`: one table, one results.json, the last checkpoint."""
+    quintet = Path(sys.executable).parent / "quintet"
+    done = launch(None, "dro", "train", "--task", "synthetic", "--method", "group-dro", "--epochs", "2",
+                  "--n-train", "61", "--batch-size", "9", "--out", str(tmp_path / "run"), script=quintet)
+    assert done.stdout.count("| greedy-minmax |") == 1
+    assert (done.stdout + done.stderr).count("epoch 2: valid acc") == 1
+    results = json.loads((tmp_path / "run" / "results.json").read_text())
+    assert len(results["metrics"]["history"]) == 2
+    assert (tmp_path / "run" / "checkpoints" / "latest").read_text().strip() == "checkpoint-00000002"
+
+
 @pytest.mark.slow
 def test_crash_on_one_rank_resumes_on_both(tmp_path):
     """Process 1 dies after step 3 (checkpoints every 2 steps): the relaunch resumes both processes

@@ -210,9 +210,78 @@ def render_shape(out: Path) -> tuple[torch.nn.Module | dict, dict]:
     return {"vertices": result["vertices"]}, {k: result[k] for k in ("iou", "best_iou")}
 
 
+def _dro_data(text: bool = False):
+    """61 training rows (batches of 9: 5 + 4, the last one 7: 4 + 3), 301 validation and 403 test
+    rows (151 + 150 and 202 + 201). ``text``: random sentences of token ids with padding, for the
+    BiLSTM (the batch is trimmed to its longest sentence before it is split)."""
+    from dataclasses import replace
+
+    from quintet.dro.models import ModelSpec
+    from quintet.dro.tasks import Split, load_task
+
+    data = load_task("synthetic", n_train=61)
+    data = replace(data, valid=data.valid.subset(torch.arange(301)), test=data.test.subset(torch.arange(403)))
+    if not text:
+        return data
+    generator = torch.Generator().manual_seed(0)
+
+    def sentences(split: Split) -> Split:
+        n = len(split)
+        tokens = torch.randint(1, 30, (n, 12), generator=generator)
+        lengths = torch.randint(2, 13, (n,), generator=generator)
+        tokens[torch.arange(12) >= lengths[:, None]] = 0
+        tokens[:, 0] = 1 + split.y * 2 + (split.g >= 2)  # label and spurious attribute in the first word
+        return Split(tokens, split.y, split.g)
+
+    spec = ModelSpec(kind="bilstm", n_out=2, vocab_size=30, embed_dim=8, hidden=8, learned_init=True)
+    return replace(data, train=sentences(data.train), valid=sentences(data.valid), test=sentences(data.test),
+                   model=spec)
+
+
+def dro(out: Path, method: str = "erm", recipe: str = "ours", text: bool = False, epochs: int = 2
+        ) -> tuple[torch.nn.Module, dict]:
+    """One DRO run of ``method`` on a small synthetic task; the model (and adversary) it ends with."""
+    import quintet.dro.experiments as experiments
+
+    made = []
+
+    class Recorded(experiments.Players):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            made.append(self)
+
+    config = experiments.TrainConfig(task="synthetic", method=method, recipe=recipe, epochs=epochs, batch_size=9,
+                                     lr=3e-3, adv_lr=3e-3, alpha=0.3, eta_q=0.1, n_train=61)
+    original, experiments.Players = experiments.Players, Recorded
+    try:
+        result = experiments.train_on(_dro_data(text), config, checkpoint_dir=out / "run")
+    finally:
+        experiments.Players = original
+    metrics = {k: result[k] for k in ("history", "selection", "weights")}
+    for key in ("valid_errors", "valid_ratios"):
+        metrics[key] = None if result[key] is None else result[key].double().tolist()
+    # the weights themselves: the log of a near-zero chi-square weight amplifies rounding of the losses
+    own = result["valid_log_weights"]
+    metrics["valid_weights"] = None if own is None else own.double().exp().tolist()
+    return made[-1], metrics
+
+
+DRO = {"dro_erm": {"method": "erm"}, "dro_group": {"method": "group-dro"}, "dro_ratio": {"method": "ratio"},
+       "dro_cvar": {"method": "cvar"}, "dro_chi2": {"method": "chi2"}, "dro_kl": {"method": "kl"},
+       "dro_selfnorm": {"method": "ratio-selfnorm"}, "dro_uniform": {"method": "group-uniform"},
+       "dro_ratio_authors": {"method": "ratio", "recipe": "authors"},
+       "dro_group_authors": {"method": "group-dro", "recipe": "authors"},
+       "dro_ratio_text": {"method": "ratio", "text": True}}
+
+
+def _dro_scenario(settings: dict) -> Callable[..., tuple[torch.nn.Module, dict]]:
+    return lambda out, **kwargs: dro(out, **{**settings, **kwargs})
+
+
 SCENARIOS: dict[str, Callable[..., tuple[torch.nn.Module | dict, dict]]] = {
     "sorting": sorting, "factlm": factlm, "logic": logic, "algovision": algovision,
     "algovision_path": algovision_path, "algovision_edit": algovision_edit, "render_pose": render_pose, "render_shape": render_shape,
+    **{name: _dro_scenario(settings) for name, settings in DRO.items()},
 }
 
 

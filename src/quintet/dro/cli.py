@@ -65,6 +65,7 @@ def train_cmd(
 
     import torch
 
+    from quintet.core.distributed import current
     from quintet.core.io import check_checkpoint, latest_checkpoint
     from quintet.core.runs import Run, markdown_table
     from quintet.dro.experiments import TrainConfig, train
@@ -79,12 +80,17 @@ def train_cmd(
     torch.set_num_threads(threads)
     out = out or Path("runs/dro") / f"{task}-{method}-seed{seed}"
     ckpt = out / "checkpoints"
-    if not resume and ckpt.exists():
-        shutil.rmtree(ckpt)
-    if latest_checkpoint(ckpt) is not None:  # a damaged or other-configuration checkpoint: before the data
-        check_checkpoint(ckpt, expected_config=asdict(config), ignore=("epochs",))
-    run = Run(out, config)
+    dist = current()  # under accelerate launch: only the main process touches the output folder
+    if dist.is_main:
+        if not resume and ckpt.exists():
+            shutil.rmtree(ckpt)
+        if latest_checkpoint(ckpt) is not None:  # a damaged or other-configuration checkpoint: before the data
+            check_checkpoint(ckpt, expected_config=asdict(config), ignore=("epochs",))
+    dist.barrier()
+    run = Run(out, config) if dist.is_main else None
     result = train(config, checkpoint_dir=ckpt, log=typer.echo, progress=True)
+    if run is None:
+        return
     rows = [{"selection": rule, "epoch": s["epoch"], "test acc": s["test_acc"], "test worst-group": s["test_worst"]}
             for rule, s in result["selection"].items()]
     run.log_metrics({"selection": result["selection"], "history": result["history"],

@@ -8,6 +8,17 @@ model's loss sees detached weights, the adversary's sees detached losses), so bo
 simultaneously on the same batch (paper Section 3.4). Adam keeps its moments per parameter, so
 two groups in one optimiser are the same as one optimiser per player.
 
+Under ``accelerate launch`` / ``torchrun`` (:mod:`quintet.core.distributed`) every process draws the
+same global batch, trims its padding, and runs the model (and the adversary) on its own rows. ERM
+weights its shard's mean loss (``Dist.weight``); every other method needs the whole batch (the
+best response of CVaR, chi-square and KL, the per-group losses of Group DRO, the batch softmax of the
+ratio adversary), so the per-example losses and log-ratios are gathered differentiably
+(:func:`gather_rows`) and each process computes the one-process objective of the global batch. The
+gradients of a gathered tensor are summed over processes in the backward pass, and
+``Dist.sync_gradients`` then averages the parameter gradients, so every process takes the step one
+process takes on the combined batch (also through the ``q`` of the KL and chi-square responses).
+Evaluation is split and gathered; only the main process writes checkpoints.
+
 Two training recipes (``TrainConfig.recipe``):
 
 * ``ours``: Adam, model ``lr``, adversary ``adv_lr``, constant rates, no clipping, mean losses;
@@ -31,6 +42,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from quintet.core.distributed import Dist, current
 from quintet.core.errors import QuintetError, check_choice
 from quintet.core.progress import progress_bar
 from quintet.dro.models import Adversary, build_model
@@ -54,7 +66,8 @@ from quintet.dro.tasks import (
     topic_groups,
 )
 
-__all__ = ["METHODS", "RECIPES", "TrainConfig", "train", "train_on", "equal_group_order", "linear_decay"]
+__all__ = ["METHODS", "RECIPES", "TrainConfig", "train", "train_on", "equal_group_order", "linear_decay",
+           "gather_rows"]
 
 METHODS = ("erm", "cvar", "chi2", "kl", "group-dro", "group-uniform", "topic-cvar", "ratio", "ratio-selfnorm")
 RATIO_METHODS = ("ratio", "ratio-selfnorm")
@@ -135,19 +148,53 @@ class Players(nn.Module):
         self.adversary = adversary
 
 
+class _GatherRows(torch.autograd.Function):
+    """``Dist.gather`` whose backward sums the global gradient over processes and keeps this
+    process's rows (every process computes the same objective of the gathered batch, so the sum is
+    ``world`` times its gradient, which ``Dist.sync_gradients`` divides by again)."""
+
+    @staticmethod
+    def forward(ctx, local: torch.Tensor, dist: Dist, n: int) -> torch.Tensor:
+        ctx.dist, ctx.n = dist, n
+        return dist.gather(local.detach(), n)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        dist = ctx.dist
+        total = grad.detach().contiguous().to(dist.device)
+        torch.distributed.all_reduce(total)
+        lo, hi = dist.bounds(ctx.n)
+        return total[lo:hi].to(grad.device), None, None
+
+
+def gather_rows(dist: Dist, local: torch.Tensor, n: int) -> torch.Tensor:
+    """The ``n`` rows of a global batch from every process's shard, differentiable in this
+    process's rows; the identity in one process."""
+    if dist.world == 1:
+        return local
+    return _GatherRows.apply(local, dist, n)
+
+
 @torch.no_grad()
-def evaluate(players: Players, split: Split, batch: int = 512) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
+def evaluate(players: Players, split: Split, batch: int = 512,
+             dist: Dist | None = None) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
     """``correct: bool (N,)`` of the model, the adversary's log-ratios ``(N,)`` (or None) and the
-    model's per-example losses ``(N,)``."""
+    model's per-example losses ``(N,)``. Each chunk of ``batch`` rows is trimmed as in one process,
+    split over the processes and gathered back in order (a chunk smaller than the number of
+    processes is scored in full on each)."""
+    dist = dist or Dist()
     players.eval()
     correct, ratios, losses = [], [], []
     for i in range(0, len(split), batch):
         x, y = _trim(split.x[i : i + batch]), split.y[i : i + batch]
-        logits = players.model(x)
-        correct.append(logits.argmax(1) == y)
-        losses.append(F.cross_entropy(logits, y, reduction="none"))
+        n = len(y)
+        part = Dist() if n < dist.world else dist
+        xs, ys = (x, y) if part.world == 1 else part.shard(x, y)
+        logits = players.model(xs)
+        correct.append(part.gather(logits.argmax(1) == ys, n))
+        losses.append(part.gather(F.cross_entropy(logits, ys, reduction="none"), n))
         if players.adversary is not None:
-            ratios.append(players.adversary(x, y))
+            ratios.append(part.gather(players.adversary(xs, ys), n))
     players.train()
     return torch.cat(correct), (torch.cat(ratios) if ratios else None), torch.cat(losses)
 
@@ -237,7 +284,6 @@ def train_on(data: TaskData, config: TrainConfig, checkpoint_dir: str | Path | N
     "valid_log_weights": (epochs, N_valid) of the method's own adversary or None}``.
     """
     from quintet.core.io import (
-        latest_checkpoint,
         load_checkpoint,
         load_tensors,
         save_checkpoint,
@@ -246,10 +292,14 @@ def train_on(data: TaskData, config: TrainConfig, checkpoint_dir: str | Path | N
     from quintet.core.seed import seed_everything
 
     config = config.validate()
+    dist = current()
+    dist.check_batch(min(config.batch_size, len(data.train)))
+    log = dist.main_only(log) if log else None
     seed_everything(config.seed)
     model = build_model(data.model)
     adversary = Adversary(build_model(data.model)) if config.method in RATIO_METHODS else None
     players = Players(model, adversary)
+    dist.broadcast_parameters(players)
     optimizer = _make_optimizer(config, model, adversary)
     authors = config.recipe == "authors"
     reduction = "sum" if authors else "mean"
@@ -272,8 +322,8 @@ def train_on(data: TaskData, config: TrainConfig, checkpoint_dir: str | Path | N
     w_cnt = torch.zeros(n_groups, dtype=torch.float64)
     start_epoch = 0
     cfg_dict = asdict(config)
-    if checkpoint_dir is not None and latest_checkpoint(checkpoint_dir) is not None:
-        path = latest_checkpoint(checkpoint_dir)
+    path = dist.latest_checkpoint(checkpoint_dir)
+    if path is not None:
         # the configuration is compared before any weights are loaded; more epochs may be asked for
         state = load_checkpoint(path, players, optimizer, expected_config=cfg_dict, ignore=("epochs",))
         extra = state["extra"]
@@ -302,7 +352,7 @@ def train_on(data: TaskData, config: TrainConfig, checkpoint_dir: str | Path | N
     train = data.train
     n_batches = math.ceil(len(train) / config.batch_size)
     total_steps = config.epochs * n_batches
-    bar = progress_bar(total_steps, f"{config.task}/{config.method}", start_epoch * n_batches, progress)
+    bar = progress_bar(total_steps, f"{config.task}/{config.method}", start_epoch * n_batches, progress and dist.is_main)
     for epoch in range(start_epoch, config.epochs):
         order = _epoch_order(config, train_groups, group_dro.n_groups if group_dro else n_groups, epoch)
         log_every = max(1, n_batches // 4)
@@ -310,14 +360,18 @@ def train_on(data: TaskData, config: TrainConfig, checkpoint_dir: str | Path | N
             if authors:  # the rate of this update: the schedule has taken epoch * n_batches + b steps
                 optimizer.param_groups[0]["lr"] = linear_decay(config.lr, epoch * n_batches + b, total_steps)
             idx = order[b * config.batch_size : (b + 1) * config.batch_size]
-            if idx.numel() < 2:
+            if idx.numel() < max(2, dist.world):
                 continue
-            x, y, g = _trim(train.x[idx]), train.y[idx], train.g[idx]
+            n = idx.numel()
+            x, y, g = _trim(train.x[idx]), train.y[idx], train.g[idx]  # the global batch, trimmed
             t0 = time.perf_counter()
-            losses = F.cross_entropy(model(x), y, reduction="none")
+            xs, ys = (x, y) if dist.world == 1 else dist.shard(x, y)  # this process's rows
+            local_losses = F.cross_entropy(model(xs), ys, reduction="none")
+            # every method but ERM needs the losses of the whole batch (gathered differentiably)
+            losses = local_losses if config.method == "erm" else gather_rows(dist, local_losses, n)
             weights = None
             if config.method == "erm":
-                loss = losses.mean()
+                loss = local_losses.mean() * dist.weight(n)
             elif config.method in NONPARAMETRIC:
                 loss = nonparametric_loss(config.method, losses, getattr(config, NONPARAMETRIC[config.method]))
             elif group_dro is not None:
@@ -325,7 +379,7 @@ def train_on(data: TaskData, config: TrainConfig, checkpoint_dir: str | Path | N
             elif config.method == "group-uniform":
                 loss = uniform_group_loss(losses, g, n_groups)
             else:
-                r = adversary(x, y)
+                r = gather_rows(dist, adversary(xs, ys), n)
                 if config.method == "ratio":
                     model_loss, adv_loss = ratio_dro_objectives(losses, r, config.tau, reduction)
                     weights = len(r) * torch.softmax(r.detach(), 0)
@@ -335,6 +389,7 @@ def train_on(data: TaskData, config: TrainConfig, checkpoint_dir: str | Path | N
                 loss = model_loss + adv_loss
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
+            dist.sync_gradients(players.parameters())
             if authors:
                 for player in (model, adversary):
                     if player is not None:
@@ -350,8 +405,8 @@ def train_on(data: TaskData, config: TrainConfig, checkpoint_dir: str | Path | N
                     weights_log.append((w_sum / w_cnt.clamp_min(1)).tolist())
                     w_sum.zero_()
                     w_cnt.zero_()
-        v_correct, v_ratio, v_losses = evaluate(players, data.valid)
-        t_correct, _, _ = evaluate(players, data.test)
+        v_correct, v_ratio, v_losses = evaluate(players, data.valid, dist=dist)
+        t_correct, _, _ = evaluate(players, data.test, dist=dist)
         record = {"epoch": epoch + 1, "valid": _summary(v_correct, data.valid, n_groups),
                   "test": _summary(t_correct, data.test, n_groups)}
         if group_dro is not None:
@@ -371,7 +426,7 @@ def train_on(data: TaskData, config: TrainConfig, checkpoint_dir: str | Path | N
         if log:
             log(f"[{config.task}/{config.method}/seed {config.seed}] epoch {epoch + 1}: valid acc {record['valid']['acc']:.3f} "
                 f"worst {record['valid']['worst']:.3f} | test acc {record['test']['acc']:.3f} worst {record['test']['worst']:.3f}")
-        if checkpoint_dir is not None:
+        if checkpoint_dir is not None and dist.is_main:
             target = Path(checkpoint_dir) / f"checkpoint-{epoch + 1:08d}"
             save_tensors(target / "history.safetensors", {k: torch.stack(v) for k, v in stored.items() if v})
             extra = {"history": history, "weights": weights_log, "step_times": step_times,
