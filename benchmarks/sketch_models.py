@@ -38,13 +38,13 @@ from quintet.sketch.models import (
     PrimitiveModelConfig,
     load_model,
 )
-from quintet.sketch.sample import infer_constraints, sample_primitives
+from quintet.sketch.models.sample import infer_constraints, sample_primitives
 
 
 def default_models() -> Path | None:
     """The quick reproduce run's checkpoint folder (seed 0), if it was trained."""
-    from quintet.sketch.models_cli import REPRODUCE_MODELS
-    from quintet.sketch.models_experiment import ModelsExperimentConfig
+    from quintet.sketch.models.cli import REPRODUCE_MODELS
+    from quintet.sketch.models.experiment import ModelsExperimentConfig
 
     folder = REPRODUCE_MODELS / ModelsExperimentConfig.for_scale(True, 0).key() / "checkpoints"
     return folder if (folder / "primitive").is_dir() and (folder / "constraint").is_dir() else None
@@ -63,7 +63,7 @@ def _time(fn: Callable[[], object], repeats: int) -> tuple[float, object]:
 def primers(n: int, seed: int = 12345) -> list[list[int]]:
     """First halves (by primitive) of ``n`` procedural sketches, as primer token sequences."""
     from quintet.sketch.models import PrimitiveGrammar
-    from quintet.sketch.models_experiment import procedural_sketches, tokenize_all
+    from quintet.sketch.models.experiment import procedural_sketches, tokenize_all
 
     g = PrimitiveGrammar()
     prims = [g.decode(p) for p in tokenize_all(procedural_sketches(n, seed))[0]]

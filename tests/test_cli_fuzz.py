@@ -278,7 +278,7 @@ class Artifacts:
         return out
 
     def _sketch_models(self, out: Path) -> Path:
-        from quintet.sketch.models_cli import train_model
+        from quintet.sketch.models.cli import train_model
 
         for which in ("primitive", "constraint"):
             train_model(which, out / which, steps=2, n_train=16, batch_size=4, d_model=16, n_layers=1, n_heads=2,

@@ -38,7 +38,7 @@ METHODS: list[tuple[str, str, str]] = [
     ("render", "quintet.render.cli", "render"),
     ("algovision", "quintet.algovision.cli", "algovision"),
     ("knowledge", "quintet.knowledge.cli", "knowledge"),
-    ("sketch", "quintet.sketch.cli", "sketch"),
+    ("sketch", "quintet.sketch.models.cli", "sketch"),
     ("segment", "quintet.segmentation.cli", "segmentation"),
     ("dro", "quintet.dro.cli", "dro"),
 ]

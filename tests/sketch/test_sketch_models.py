@@ -20,7 +20,7 @@ from quintet.sketch.models import (
     perturb_bins,
     save_model,
 )
-from quintet.sketch.sample import (
+from quintet.sketch.models.sample import (
     dedupe_constraints,
     infer_constraints,
     nucleus_filter,

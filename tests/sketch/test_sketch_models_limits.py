@@ -21,14 +21,14 @@ from quintet.sketch.models import (
     save_model,
 )
 from quintet.sketch.models.metrics import constraint_accuracy, model_bits
-from quintet.sketch.primitives import Line
-from quintet.sketch.sample import (
+from quintet.sketch.models.sample import (
     infer_constraints,
     on_model_device,
     primitive_batch,
     sample_primitives,
 )
-from quintet.sketch.train import constraint_batch
+from quintet.sketch.models.train import constraint_batch
+from quintet.sketch.primitives import Line
 
 G = PrimitiveGrammar()
 TINY = dict(d_model=32, n_layers=2, n_heads=2, d_ff=64)
@@ -94,7 +94,7 @@ def test_positions_beyond_the_embedding_are_an_error_not_clamped():
 
 
 def test_generate_refuses_a_primer_larger_than_the_model(tmp_path):
-    from quintet.sketch.models_cli import generate
+    from quintet.sketch.models.cli import generate
 
     torch.manual_seed(0)
     root = tmp_path / "models"
@@ -130,7 +130,7 @@ def test_constraint_accuracy_equals_one_batch_evaluation():
 def test_evaluation_paths_run_on_the_gpu_with_cpu_batches():
     """After ``train`` (accelerate puts the models on the GPU) every evaluation helper gets CPU
     batches, CPU images and a CPU generator; each must move them to the model's device."""
-    from quintet.sketch.train import TrainConfig, constraint_batches, train
+    from quintet.sketch.models.train import TrainConfig, constraint_batches, train
 
     pvals, cvals = [G.encode(THREE_LINES)] * 4, CONS * 4
     cons = tiny_constraint()
@@ -160,7 +160,7 @@ def test_evaluation_paths_run_on_the_gpu_with_cpu_batches():
 
 
 def test_train_image_model_from_a_primitive_checkpoint(tmp_path):
-    from quintet.sketch.models_cli import train_model
+    from quintet.sketch.models.cli import train_model
 
     common = dict(steps=1, n_train=8, batch_size=4, d_model=32, n_layers=1, n_heads=2, progress=False)
     train_model("primitive", tmp_path / "p", **common)

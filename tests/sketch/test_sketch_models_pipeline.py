@@ -27,8 +27,8 @@ from quintet.sketch.models.data import (
     tokens_to_sketch,
 )
 from quintet.sketch.models.metrics import lzma_bits, match_primitives, model_bits, uniform_bits
+from quintet.sketch.models.train import TrainConfig, constraint_batches, primitive_batches, train
 from quintet.sketch.primitives import Arc, Circle, Line, Point
-from quintet.sketch.train import TrainConfig, constraint_batches, primitive_batches, train
 
 G = PrimitiveGrammar()
 TINY = dict(d_model=32, n_layers=1, n_heads=2, d_ff=64)
@@ -128,7 +128,7 @@ def tiny_models(tmp_path):
 
 
 def test_generate_end_to_end(tiny_models, tmp_path):
-    from quintet.sketch.models_cli import generate
+    from quintet.sketch.models.cli import generate
 
     save_sketch(Sketch([Line(0, 0, 1, 0), Line(1, 0, 1, 1)], []), tmp_path / "primer.json")
     r = generate(tmp_path / "out", primer=tmp_path / "primer.json", n=2, models=tiny_models)
@@ -146,7 +146,7 @@ def test_generate_end_to_end(tiny_models, tmp_path):
 def test_generate_bad_inputs_are_clear_errors(tiny_models, tmp_path):
     from PIL import Image
 
-    from quintet.sketch.models_cli import generate
+    from quintet.sketch.models.cli import generate
 
     (tmp_path / "bad.json").write_text("{not json")
     with pytest.raises(QuintetError):
@@ -171,7 +171,7 @@ def test_generate_bad_inputs_are_clear_errors(tiny_models, tmp_path):
 
 
 def test_reproduce_checkpoint_folder_is_keyed_by_configuration():
-    from quintet.sketch.models_experiment import ModelsExperimentConfig
+    from quintet.sketch.models.experiment import ModelsExperimentConfig
 
     a = ModelsExperimentConfig.for_scale(True, 0)
     assert a.key() == ModelsExperimentConfig.for_scale(True, 0).key() and a.key().startswith("quick-seed0-")
@@ -185,7 +185,7 @@ def test_reproduce_checkpoint_folder_is_keyed_by_configuration():
 
 
 def test_image_checkpoint_folder_is_keyed_by_the_image_recipe(tmp_path):
-    from quintet.sketch.models_experiment import image_checkpoint_dir
+    from quintet.sketch.models.experiment import image_checkpoint_dir
 
     a = image_checkpoint_dir(tmp_path, "aaaa")
     (a / "weights").write_text("A")

@@ -39,6 +39,17 @@ def test_arc_geometry_and_orientation():
     assert Arc(0, 0, 1, 0, 2, 0).is_degenerate
 
 
+def test_arc_through_points_collinear_up_to_rounding():
+    # on the quantisation grid these three points lie on one line; in floating point the triangle
+    # comes out slightly clockwise in both orders, and the arc is degenerate rather than an error
+    start, mid, end = (0.11904761904761907, -0.35714285714285715), (0.32539682539682535, -0.48412698412698413), (
+        -0.5, 0.023809523809523836)
+    arc, _swapped = Arc.through(start, mid, end)
+    assert arc.is_degenerate
+    with pytest.raises(QuintetError, match="clockwise"):
+        Arc(-1.0, 0.0, 0.0, 1.0, 1.0, 0.0)
+
+
 def test_constraint_arity_and_unknown_type():
     with pytest.raises(QuintetError, match="takes 2..2"):
         Constraint("parallel", [(0, "whole")])

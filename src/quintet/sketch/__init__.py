@@ -1,7 +1,9 @@
 """Parametric CAD sketches (Vitruvion, Seff et al. ICLR 2022): the sketch model, SketchGraphs
 reader, SolveSpace solving, rendering, DXF export, tokens and a procedural corpus.
 
-The generative models live in :mod:`quintet.sketch.models` and :mod:`quintet.sketch.sample`.
+This package is the foundation; the generative models (networks, sampling, training, their
+experiments and CLI commands) live in :mod:`quintet.sketch.models`, which builds on it. No
+module outside ``models/`` imports the models.
 """
 
 from quintet.sketch.constraints import (

@@ -1,7 +1,9 @@
-"""``quintet sketch ...``: show, solve, export, corpus, stats; plus reproduce/demo for ``sketch``.
+"""The foundation's commands of ``quintet sketch``: show, solve, export, corpus, stats; plus
+reproduce/demo for ``sketch``.
 
-Commands call functions of the package, so further commands (``generate``, ``train``) and further
-report sections (:data:`REPORT_SECTIONS`, :data:`DEMO_SECTIONS`) can be added by other modules.
+This module imports nothing from :mod:`quintet.sketch.models`. The model layer adds its commands
+(``train``, ``generate``) and its report sections (:data:`REPORT_SECTIONS`, :data:`DEMO_SECTIONS`)
+to :data:`app` in :mod:`quintet.sketch.models.cli`, which is the module behind ``quintet sketch``.
 """
 
 from __future__ import annotations
@@ -175,7 +177,3 @@ def demo(run) -> str:
     for fn in DEMO_SECTIONS:
         parts.append(fn(run))
     return "\n".join(parts)
-
-from quintet.sketch.models_cli import install as _install_models  # noqa: E402  (train, generate, model sections)
-
-_install_models(app, REPORT_SECTIONS, DEMO_SECTIONS)

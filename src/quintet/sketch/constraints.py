@@ -35,7 +35,13 @@ from pathlib import Path
 from typing import Iterable, Sequence
 
 from quintet.core.errors import QuintetError
-from quintet.sketch.primitives import PARTS, PRIMITIVE_TYPES, Primitive, primitive_from_params
+from quintet.sketch.primitives import (
+    PARTS,
+    PRIMITIVE_TYPES,
+    Primitive,
+    primitive_bbox,
+    primitive_from_params,
+)
 
 __all__ = [
     "ConstraintType",
@@ -163,8 +169,6 @@ class Sketch:
     # ---- geometry helpers ---------------------------------------------------------------
     def bbox(self) -> tuple[float, float, float, float]:
         """``(xmin, ymin, xmax, ymax)`` of the drawn geometry (arcs by their true extent)."""
-        from quintet.sketch.geometry import primitive_bbox
-
         if not self.primitives:
             raise QuintetError(f"sketch {self.name or '<unnamed>'} is empty: it has no bounding box")
         boxes = [primitive_bbox(p) for p in self.primitives]

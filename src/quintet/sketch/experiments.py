@@ -4,7 +4,7 @@
 parsing and filter counts, constraint residuals of the real sketches, SolveSpace solve rates,
 procedural-corpus statistics beside the real sample's, token round trips — logs the numbers on a
 :class:`quintet.core.Run` and returns a Markdown section. The model part
-(:mod:`quintet.sketch.models_experiment`) appends its own sections after this one.
+(:mod:`quintet.sketch.models.experiment`) appends its own sections after this one.
 """
 
 from __future__ import annotations

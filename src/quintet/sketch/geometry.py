@@ -1,4 +1,5 @@
-"""Plain geometry on sketches: bounding boxes, similarity transforms, constraint residuals.
+"""Plain geometry on sketches: similarity transforms, constraint residuals (and, re-exported from
+:mod:`quintet.sketch.primitives`, :func:`primitive_bbox`).
 
 :func:`residual` measures how far a sketch is from satisfying one constraint, in sketch units
 (angles as the sine of the angle error); ``None`` for a combination of primitives whose meaning
@@ -11,37 +12,9 @@ import math
 
 from quintet.core.errors import QuintetError
 from quintet.sketch.constraints import Constraint, ConstraintType, Ref, Sketch, remap_swapped_ends
-from quintet.sketch.primitives import Arc, Circle, Line, Point, Primitive
+from quintet.sketch.primitives import Arc, Circle, Line, Point, Primitive, primitive_bbox
 
 __all__ = ["primitive_bbox", "transform_primitive", "transform_sketch", "residual", "residuals", "max_residual"]
-
-
-def _arc_extent(arc: Arc) -> tuple[float, float, float, float]:
-    if arc.is_degenerate:
-        xs, ys = (arc.sx, arc.mx, arc.ex), (arc.sy, arc.my, arc.ey)
-        return min(xs), min(ys), max(xs), max(ys)
-    cx, cy = arc.center
-    r = arc.radius
-    a0, a1 = arc.angles
-    xs, ys = [arc.sx, arc.ex], [arc.sy, arc.ey]
-    k = math.ceil(a0 / (math.pi / 2))
-    while k * math.pi / 2 < a1:
-        ang = k * math.pi / 2
-        xs.append(cx + r * math.cos(ang))
-        ys.append(cy + r * math.sin(ang))
-        k += 1
-    return min(xs), min(ys), max(xs), max(ys)
-
-
-def primitive_bbox(p: Primitive) -> tuple[float, float, float, float]:
-    """``(xmin, ymin, xmax, ymax)`` of one primitive."""
-    if isinstance(p, Point):
-        return p.x, p.y, p.x, p.y
-    if isinstance(p, Line):
-        return min(p.x0, p.x1), min(p.y0, p.y1), max(p.x0, p.x1), max(p.y0, p.y1)
-    if isinstance(p, Circle):
-        return p.cx - p.r, p.cy - p.r, p.cx + p.r, p.cy + p.r
-    return _arc_extent(p)
 
 
 def transform_primitive(p: Primitive, scale: float = 1.0, dx: float = 0.0, dy: float = 0.0, angle: float = 0.0) -> Primitive:

@@ -41,6 +41,7 @@ __all__ = [
     "PARTS",
     "primitive_type",
     "primitive_from_params",
+    "primitive_bbox",
 ]
 
 #: Primitive type names in token order (the type token of ``PRIMITIVE_TYPES[k]`` is ``3 + k``).
@@ -169,6 +170,11 @@ class Circle:
         return self.r
 
 
+#: Relative tolerance below which three points count as collinear (twice the triangle's area over
+#: the squared extent of the points).
+_COLLINEAR = 1e-12
+
+
 def _signed_area(ax: float, ay: float, bx: float, by: float, cx: float, cy: float) -> float:
     """Twice the signed area of triangle abc (> 0 when counter-clockwise)."""
     return (bx - ax) * (cy - ay) - (by - ay) * (cx - ax)
@@ -180,7 +186,8 @@ class Arc:
     parametrised by three float points as in the paper's tokens).
 
     Raises :class:`QuintetError` when the three points are clockwise (use :meth:`through`, which
-    orders them). Collinear points give a degenerate arc (:attr:`is_degenerate`).
+    orders them). Collinear points give a degenerate arc (:attr:`is_degenerate`), whichever way
+    rounding turns them.
     """
 
     sx: float
@@ -195,7 +202,9 @@ class Arc:
 
     def __post_init__(self) -> None:
         _check_finite("arc", self.params())
-        if _signed_area(*self.params()) < 0:
+        # points collinear up to rounding (a degenerate arc) may come out slightly clockwise in
+        # either order, so only a turn beyond the tolerance of :attr:`is_degenerate` is rejected
+        if _signed_area(*self.params()) < -_COLLINEAR * self._scale() ** 2:
             raise QuintetError(
                 f"arc points {self.params()} run clockwise; arcs go counter-clockwise from start "
                 "through mid to end (Arc.through orders three points)"
@@ -250,11 +259,14 @@ class Arc:
     def end(self) -> tuple[float, float]:
         return (self.ex, self.ey)
 
+    def _scale(self) -> float:
+        return max(abs(self.ex - self.sx), abs(self.ey - self.sy), abs(self.mx - self.sx), abs(self.my - self.sy))
+
     @property
     def is_degenerate(self) -> bool:
         """True when the three points are (numerically) collinear or coincide."""
-        scale = max(abs(self.ex - self.sx), abs(self.ey - self.sy), abs(self.mx - self.sx), abs(self.my - self.sy))
-        return scale == 0.0 or _signed_area(*self.params()) <= 1e-12 * scale * scale
+        scale = self._scale()
+        return scale == 0.0 or _signed_area(*self.params()) <= _COLLINEAR * scale * scale
 
     @property
     def center(self) -> tuple[float, float]:
@@ -330,3 +342,31 @@ def primitive_from_params(kind: str | int, params, construction: bool = False) -
     if name == "arc":
         return Arc.through(params[0:2], params[2:4], params[4:6], construction)[0]
     return _CLASSES[name](*params, construction=bool(construction))
+
+
+def _arc_extent(arc: Arc) -> tuple[float, float, float, float]:
+    if arc.is_degenerate:
+        xs, ys = (arc.sx, arc.mx, arc.ex), (arc.sy, arc.my, arc.ey)
+        return min(xs), min(ys), max(xs), max(ys)
+    cx, cy = arc.center
+    r = arc.radius
+    a0, a1 = arc.angles
+    xs, ys = [arc.sx, arc.ex], [arc.sy, arc.ey]
+    k = math.ceil(a0 / (math.pi / 2))
+    while k * math.pi / 2 < a1:
+        ang = k * math.pi / 2
+        xs.append(cx + r * math.cos(ang))
+        ys.append(cy + r * math.sin(ang))
+        k += 1
+    return min(xs), min(ys), max(xs), max(ys)
+
+
+def primitive_bbox(p: Primitive) -> tuple[float, float, float, float]:
+    """``(xmin, ymin, xmax, ymax)`` of one primitive."""
+    if isinstance(p, Point):
+        return p.x, p.y, p.x, p.y
+    if isinstance(p, Line):
+        return min(p.x0, p.x1), min(p.y0, p.y1), max(p.x0, p.x1), max(p.y0, p.y1)
+    if isinstance(p, Circle):
+        return p.cx - p.r, p.cy - p.r, p.cx + p.r, p.cy + p.r
+    return _arc_extent(p)

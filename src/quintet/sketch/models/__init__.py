@@ -5,6 +5,13 @@
 * :class:`ConstraintModel` — encoder over primitives + pointer decoder over constraints (§3.2);
 * :class:`PrimitiveGrammar` / :class:`ConstraintGrammar` — token layouts and decoding masks;
 * :func:`save_model` / :func:`load_model` — checkpoints that record the model kind.
+
+Beside them, in this package: :mod:`~quintet.sketch.models.sample` (sampling, primers, constraint
+inference), :mod:`~quintet.sketch.models.train` (the training loop),
+:mod:`~quintet.sketch.models.experiment` and :mod:`~quintet.sketch.models.real_experiment` (the
+experiments on procedural and on SketchGraphs sketches) and :mod:`~quintet.sketch.models.cli` (the
+``train`` and ``generate`` commands). The layer builds on the foundation in :mod:`quintet.sketch`,
+which never imports it.
 """
 
 from quintet.sketch.models.checkpoint import KINDS, build_model, load_model, read_config, save_model

@@ -60,7 +60,7 @@ def tokens_to_sketch(pval: list[int], cval: list[int] | None = None, bits: int =
 
 
 def constraint_tokens(constraints: list[tuple[int, list[int]]], n_special: int = 16) -> list[int]:
-    """Decoded ``[(type, [positions])]`` (as :func:`quintet.sketch.sample.infer_constraints`
+    """Decoded ``[(type, [positions])]`` (as :func:`quintet.sketch.models.sample.infer_constraints`
     returns) -> constraint value tokens."""
     out = [1]
     for k, refs in constraints:

@@ -29,7 +29,7 @@ from quintet.core.errors import QuintetError
 from quintet.sketch.models.layers import Block
 
 # Mean and standard deviation of the pixels of hand-drawn training renderings
-# (``models_experiment.render_batch`` of procedural sketches, affine augmentation on): 0.038, 0.169.
+# (``experiment.render_batch`` of procedural sketches, affine augmentation on): 0.038, 0.169.
 PIXEL_MEAN = 0.04
 PIXEL_STD = 0.17
 

@@ -26,7 +26,7 @@ def model_bits(model, seqs: list[list[int]], batch_size: int = 64, images: torch
     permitted tokens (the paper's likelihood).
     Returns ``{"bits_per_sketch", "bits_per_primitive", "bits_per_token"}``.
     """
-    from quintet.sketch.sample import on_model_device, primitive_batch
+    from quintet.sketch.models.sample import on_model_device, primitive_batch
 
     model.eval()
     total, tokens = 0.0, 0
@@ -101,8 +101,8 @@ def constraint_accuracy(model, grammar: PrimitiveGrammar, pvals: list[list[int]]
 
     Returns ``{"accuracy", "pointer_accuracy", "tokens", "references"}``.
     """
-    from quintet.sketch.sample import on_model_device
-    from quintet.sketch.train import constraint_batch
+    from quintet.sketch.models.sample import on_model_device
+    from quintet.sketch.models.train import constraint_batch
 
     correct = total = ref_correct = ref_total = 0
     for i in range(0, len(pvals), batch_size):

@@ -94,8 +94,7 @@ def run_real(ckpt: Path, cfg: RealExperimentConfig, prim, cons, imgm, log=print)
     and ``imgm``; returns (metrics, Markdown lines, figures)."""
     from quintet.core.runs import markdown_table
     from quintet.sketch.models import PrimitiveModel
-    from quintet.sketch.models.metrics import constraint_accuracy, model_bits
-    from quintet.sketch.models_experiment import (
+    from quintet.sketch.models.experiment import (
         BITS_HEADER,
         _safe_sketch,
         bits_measures,
@@ -107,8 +106,14 @@ def run_real(ckpt: Path, cfg: RealExperimentConfig, prim, cons, imgm, log=print)
         sample_and_solve,
         tokenize_all,
     )
-    from quintet.sketch.sample import infer_constraints
-    from quintet.sketch.train import TrainConfig, constraint_batches, primitive_batches, train
+    from quintet.sketch.models.metrics import constraint_accuracy, model_bits
+    from quintet.sketch.models.sample import infer_constraints
+    from quintet.sketch.models.train import (
+        TrainConfig,
+        constraint_batches,
+        primitive_batches,
+        train,
+    )
 
     splits = real_splits(prim.config.max_primitives)
     if not splits:

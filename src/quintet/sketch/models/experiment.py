@@ -293,7 +293,7 @@ def image_recall(model, pvals: list[list[int]], images: torch.Tensor, max_len: i
     """Greedy decoding of ``images`` and its primitive recall / precision against ``pvals`` (type
     equal, every bin within 2)."""
     from quintet.sketch.models.metrics import match_primitives
-    from quintet.sketch.sample import sample_primitives
+    from quintet.sketch.models.sample import sample_primitives
 
     g = model.grammar
     greedy = sample_primitives(model, len(pvals), image=images, top_p=None, max_len=max_len)
@@ -323,7 +323,11 @@ def sample_and_solve(prim, cons, n: int, top_p: float, max_len: int, seed: int,
     """Sample ``n`` sketches (nucleus ``top_p``), infer their constraints, solve them; returns the
     sample statistics and the parsed sketches with their constraints. ``drop_degenerate``: remove
     degenerate primitives from each sample before parsing (counted in the statistics)."""
-    from quintet.sketch.sample import dedupe_constraints, infer_constraints, sample_primitives
+    from quintet.sketch.models.sample import (
+        dedupe_constraints,
+        infer_constraints,
+        sample_primitives,
+    )
 
     g = prim.grammar
     samples = sample_primitives(prim, n, top_p=top_p, max_len=max_len, generator=torch.Generator().manual_seed(seed))
@@ -382,8 +386,13 @@ def run_experiment(out: Path, quick: bool, seed: int, log=print) -> tuple[dict, 
         perturb_bins,
     )
     from quintet.sketch.models.metrics import constraint_accuracy, model_bits
-    from quintet.sketch.sample import infer_constraints, sample_primitives
-    from quintet.sketch.train import TrainConfig, constraint_batches, primitive_batches, train
+    from quintet.sketch.models.sample import infer_constraints, sample_primitives
+    from quintet.sketch.models.train import (
+        TrainConfig,
+        constraint_batches,
+        primitive_batches,
+        train,
+    )
 
     cfg = ModelsExperimentConfig.for_scale(quick, seed)
     seed_everything(seed)
@@ -521,7 +530,7 @@ def run_experiment(out: Path, quick: bool, seed: int, log=print) -> tuple[dict, 
     figures["models_image_to_sketch.png"] = grid_figure(img_rows, ["hand drawing | inferred | truth", "", "", ""])
     figures["models_training.png"] = _loss_figure(histories)
 
-    from quintet.sketch.real_experiment import RealExperimentConfig, run_real
+    from quintet.sketch.models.real_experiment import RealExperimentConfig, run_real
 
     metrics["real"], real_lines, real_figures = run_real(ckpt, RealExperimentConfig.for_scale(quick, seed), prim, cons, imgm, log)
     figures.update(real_figures)

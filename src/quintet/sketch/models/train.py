@@ -221,7 +221,7 @@ def constraint_batch(grammar, pvals: list[list[int]], cvals: list[list[int]], *,
     constraint streams ``c_tok, c_coord, c_pos`` (B, T)."""
     from quintet.sketch.models.grammar import ConstraintGrammar
     from quintet.sketch.models.noise import perturb_bins
-    from quintet.sketch.sample import primitive_batch
+    from quintet.sketch.models.sample import primitive_batch
 
     b = primitive_batch(grammar, pvals)
     if noise_std > 0:
@@ -240,7 +240,7 @@ def constraint_batch(grammar, pvals: list[list[int]], cvals: list[list[int]], *,
 def primitive_batches(grammar, pvals: list[list[int]], batch_size: int, seed: int = 0,
                       images: Callable[[list[int], int], torch.Tensor] | None = None) -> Callable[[int], dict]:
     """``step -> batch`` over ``pvals``; ``images(indices, step)`` adds an ``image`` tensor."""
-    from quintet.sketch.sample import primitive_batch
+    from quintet.sketch.models.sample import primitive_batch
 
     def make(step: int) -> dict:
         idx = _pick_indices(len(pvals), batch_size, step, seed)

@@ -4,6 +4,10 @@ plus this part's share of ``quintet reproduce sketch`` and ``quintet demo``.
 :func:`register` adds the commands to the sketch package's typer app; :func:`models_report`
 runs the experiment for reproduce; :func:`models_demo` is the short tour. Module-level imports
 stay light: torch is imported inside the functions.
+
+This module is the whole ``quintet sketch`` command line: importing it installs the model layer
+into the foundation's :data:`quintet.sketch.cli.app` (whose module never imports the models), and
+it exposes that ``app`` with ``reproduce`` and ``demo`` for the top-level CLI.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import typer
 
 from quintet.core import options
 from quintet.core.errors import QuintetError, check_choice
+from quintet.sketch.cli import DEMO_SECTIONS, REPORT_SECTIONS, app, demo, reproduce  # noqa: F401  (demo, reproduce: for quintet.cli)
 
 MODEL_CHOICES = {"primitive": "primitive", "constraint": "constraint", "image": "image-primitive"}
 DEFAULT_MODELS = Path("runs/sketch-models")
@@ -56,8 +61,13 @@ def train_model(which: str, out: Path, *, steps: int = 2000, n_train: int = 4000
         PrimitiveModel,
         PrimitiveModelConfig,
     )
-    from quintet.sketch.models_experiment import procedural_sketches, render_batch, tokenize_all
-    from quintet.sketch.train import TrainConfig, constraint_batches, primitive_batches, train
+    from quintet.sketch.models.experiment import procedural_sketches, render_batch, tokenize_all
+    from quintet.sketch.models.train import (
+        TrainConfig,
+        constraint_batches,
+        primitive_batches,
+        train,
+    )
 
     check_choice("model", which, MODEL_CHOICES)
     check_choice("data", data, DATA_CHOICES)
@@ -76,7 +86,7 @@ def train_model(which: str, out: Path, *, steps: int = 2000, n_train: int = 4000
     validate = None
     if data == "sketchgraphs":
         from quintet.sketch.models.metrics import model_bits
-        from quintet.sketch.real_experiment import real_splits
+        from quintet.sketch.models.real_experiment import real_splits
 
         splits = real_splits()
         if not splits:
@@ -151,7 +161,7 @@ def generate(out: Path, *, primer: Optional[Path] = None, image: Optional[Path] 
         load_model,
     )
     from quintet.sketch.models.data import constraint_tokens, load_png, tokens_to_sketch
-    from quintet.sketch.sample import infer_constraints, sample_primitives
+    from quintet.sketch.models.sample import infer_constraints, sample_primitives
 
     if primer is not None and image is not None:
         raise QuintetError("give either --primer or --image, not both")
@@ -190,7 +200,7 @@ def generate(out: Path, *, primer: Optional[Path] = None, image: Optional[Path] 
 def _solve_and_write(sketch, stem: Path) -> dict:
     """Solve with SolveSpace, write JSON (+ DXF/SVG when available); returns what happened."""
     from quintet.sketch.constraints import save_sketch
-    from quintet.sketch.models_experiment import solve_sketch
+    from quintet.sketch.models.experiment import solve_sketch
 
     info: dict = {"primitives": len(sketch.primitives)}
     solved, dof, result_sketch = solve_sketch(sketch)
@@ -279,11 +289,11 @@ def models_report(out: Path, quick: bool, seed: int = 0) -> tuple[dict, str]:
     ``models_results.md``); returns (metrics, markdown section)."""
     from quintet.core.io import atomic_write_json, atomic_write_text
     from quintet.core.plotting import plt
-    from quintet.sketch.models_experiment import run_experiment
+    from quintet.sketch.models.experiment import run_experiment
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    from quintet.sketch.models_experiment import ModelsExperimentConfig
+    from quintet.sketch.models.experiment import ModelsExperimentConfig
 
     work = REPRODUCE_MODELS / ModelsExperimentConfig.for_scale(quick, seed).key()
     metrics, md, figures = run_experiment(work, quick, seed)
@@ -314,7 +324,7 @@ def install(app: typer.Typer, report_sections: list, demo_sections: list) -> Non
 def models_demo(run) -> str:
     """A < 40 s tour: train a tiny primitive and constraint model on procedural sketches, sample,
     infer constraints, solve; saves ``sketch_models_demo.png``. Runs on one torch thread (see
-    :mod:`quintet.sketch.models_experiment`; ``QUINTET_SKETCH_THREADS`` overrides) and restores
+    :mod:`quintet.sketch.models.experiment`; ``QUINTET_SKETCH_THREADS`` overrides) and restores
     the caller's thread count afterwards."""
     import os
 
@@ -340,16 +350,21 @@ def _models_demo(run) -> str:
         PrimitiveModel,
         PrimitiveModelConfig,
     )
-    from quintet.sketch.models.metrics import lzma_bits, model_bits
-    from quintet.sketch.models_experiment import (
+    from quintet.sketch.models.experiment import (
         _safe_sketch,
         grid_figure,
         procedural_sketches,
         solve_status,
         tokenize_all,
     )
-    from quintet.sketch.sample import infer_constraints, sample_primitives
-    from quintet.sketch.train import TrainConfig, constraint_batches, primitive_batches, train
+    from quintet.sketch.models.metrics import lzma_bits, model_bits
+    from quintet.sketch.models.sample import infer_constraints, sample_primitives
+    from quintet.sketch.models.train import (
+        TrainConfig,
+        constraint_batches,
+        primitive_batches,
+        train,
+    )
 
     t0 = time.perf_counter()
     torch.manual_seed(0)
@@ -377,3 +392,6 @@ def _models_demo(run) -> str:
         f"{sum(s is not None for s in sketches)}/8 samples parse, {solved}/8 solve with SolveSpace after "
         "constraint inference.\n\n![samples](sketch_models_demo.png)\n"
     )
+
+
+install(app, REPORT_SECTIONS, DEMO_SECTIONS)
