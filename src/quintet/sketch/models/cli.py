@@ -94,8 +94,10 @@ def train_model(which: str, out: Path, *, steps: int = 2000, n_train: int = 4000
         pvals, cvals = tokenize_all(splits["train"])
         val_p = tokenize_all(splits["validation"])[0]
         if which == "primitive":
-            def validate(m):
-                return model_bits(m, val_p)["bits_per_primitive"]
+            from quintet.core.distributed import current
+
+            def validate(m):  # each process scores its share of the validation split
+                return model_bits(m, val_p, dist=current())["bits_per_primitive"]
     else:
         pvals, cvals = tokenize_all(procedural_sketches(n_train, seed))
     size = dict(d_model=d_model, n_layers=n_layers, n_heads=n_heads, d_ff=4 * d_model)
@@ -258,7 +260,10 @@ def register(app: typer.Typer) -> None:
         r = train_model(model, target, steps=steps, n_train=n_train, batch_size=batch_size, d_model=d_model,
                         n_layers=layers, lr=lr, seed=seed, image_layers=image_layers, init_from=init_from, cpu=cpu,
                         data=data)
-        typer.echo(f"{model} model in {target}: {json.dumps(r)}")
+        from quintet.core.distributed import current
+
+        if current().is_main:  # under `accelerate launch` one line, from the main process
+            typer.echo(f"{model} model in {target}: {json.dumps(r)}")
 
     @app.command("generate")
     def generate_cmd(

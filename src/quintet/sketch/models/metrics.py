@@ -18,26 +18,34 @@ def count_primitives(seqs: list[list[int]], grammar: PrimitiveGrammar) -> int:
 
 @torch.no_grad()
 def model_bits(model, seqs: list[list[int]], batch_size: int = 64, images: torch.Tensor | None = None,
-               masked: bool = True) -> dict[str, float]:
+               masked: bool = True, dist=None) -> dict[str, float]:
     """Bits (NLL / ln 2, every token after Start including Stop) of ``seqs`` under ``model``.
 
     ``images``: (N, 1, 128, 128) conditioning images for an image-conditioned model.
     ``masked=False`` scores with the softmax over the whole vocabulary instead of the grammar's
     permitted tokens (the paper's likelihood).
+    ``dist`` (a :class:`quintet.core.distributed.Dist`): each process scores its contiguous share of
+    ``seqs`` and the NLL sums and token counts are summed over processes, so every process returns
+    the bits of all ``seqs``.
     Returns ``{"bits_per_sketch", "bits_per_primitive", "bits_per_token"}``.
     """
     from quintet.sketch.models.sample import on_model_device, primitive_batch
 
     model.eval()
     total, tokens = 0.0, 0
-    for i in range(0, len(seqs), batch_size):
-        b = primitive_batch(model.grammar, seqs[i : i + batch_size])
+    lo, hi = (0, len(seqs)) if dist is None else dist.bounds(len(seqs))
+    for i in range(lo, hi, batch_size):
+        j = min(i + batch_size, hi)
+        b = primitive_batch(model.grammar, seqs[i:j])
         if images is not None:
-            b["image"] = images[i : i + batch_size]
+            b["image"] = images[i:j]
         b = on_model_device(b, model)
         nll = model.token_nll(b["val"], b["coord"], b["pos"], b.get("image"), masked=masked)
         total += float(nll.sum())
         tokens += int((b["val"][:, 1:] != 0).sum())
+    if dist is not None and dist.world > 1:
+        summed = dist.all_sum(torch.tensor([total, float(tokens)], dtype=torch.float64))
+        total, tokens = float(summed[0]), int(summed[1])
     n_prims = count_primitives(seqs, model.grammar)
     bits_total = total / math.log(2)
     return {

@@ -1,12 +1,19 @@
-"""Training loop for Vitruvion's models: ``accelerate`` device placement, AdamW with warmup and
-cosine decay, a tqdm bar with loss and throughput, checkpoints every ``checkpoint_every`` steps,
-every ``checkpoint_seconds`` of training and on Ctrl-C, and resume from the latest one. With a
-``validate`` function the loop measures validation bits every ``validate_every`` steps, stops
-after ``patience`` measures without improvement and ends with the best weights (early stopping).
+"""Training loop for Vitruvion's models: AdamW with warmup and cosine decay, a tqdm bar with loss
+and throughput, checkpoints every ``checkpoint_every`` steps, every ``checkpoint_seconds`` of
+training and on Ctrl-C, and resume from the latest one. With a ``validate`` function the loop
+measures validation bits every ``validate_every`` steps, stops after ``patience`` measures without
+improvement and ends with the best weights (early stopping).
 
 The loop is model-agnostic: it needs a model with ``loss(batch) -> (mean_nll, n_tokens)`` and a
 ``make_batch(step) -> dict`` that is a pure function of the step (so a resumed run sees the same
 batches as an uninterrupted one).
+
+Under ``accelerate launch`` (or ``torchrun``) the processes split every batch
+(:mod:`quintet.core.distributed`): each builds the same global batch, keeps its rows of every
+tensor, and scales its mean token loss by ``W n_r / N`` (``n_r`` its target tokens, ``N`` those of
+the whole batch, ``W`` the number of processes), so that the averaged gradient is the gradient of
+the mean over all ``N`` tokens, as in one process. Only the main process writes checkpoints and
+shows the progress bar; every process resumes from the checkpoint the main process names.
 """
 
 from __future__ import annotations
@@ -20,8 +27,9 @@ from typing import Callable
 import torch
 from torch import nn
 
+from quintet.core.distributed import Dist, current
 from quintet.core.errors import QuintetError
-from quintet.core.io import latest_checkpoint, load_checkpoint
+from quintet.core.io import load_checkpoint
 from quintet.sketch.models.checkpoint import save_model
 
 
@@ -51,15 +59,25 @@ class TrainConfig:
             raise QuintetError(f"learning rate must be > 0, got {self.lr}")
 
 
-class _LossModule(nn.Module):
-    """Wraps ``model.loss`` as ``forward`` so that accelerate/DDP sees the forward pass."""
+def shard_batch(batch: dict[str, torch.Tensor], dist: Dist) -> dict[str, torch.Tensor]:
+    """This process's rows (dim 0) of every tensor of a global batch; refuses a batch with fewer
+    rows than processes."""
+    keys = list(batch)
+    dist.check_batch(len(batch[keys[0]]))
+    rows = dist.shard(*(batch[k] for k in keys))
+    return dict(zip(keys, rows if len(keys) > 1 else (rows,)))
 
-    def __init__(self, model: nn.Module):
-        super().__init__()
-        self.model = model
 
-    def forward(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, int]:
-        return self.model.loss(batch)
+def _start_from_main(model: nn.Module, dist: Dist) -> None:
+    """Copy the main process's parameters to every process (the models' buffers are constants of
+    the grammar, identical everywhere)."""
+    if dist.world == 1:
+        return
+    with torch.no_grad():
+        for p in model.parameters():
+            buffer = p.detach().to(dist.device)
+            torch.distributed.broadcast(buffer, src=0)
+            p.copy_(buffer.to(p.device))
 
 
 def lr_at(step: int, cfg: TrainConfig) -> float:
@@ -88,40 +106,42 @@ def train(
     bits], ...], "best_step": k, "stopped_at": k, "seconds": s, "tokens_per_second": r,
     "resumed_from": k}``.
     """
-    from accelerate import Accelerator
     from tqdm.auto import tqdm
 
-    accelerator = Accelerator(cpu=cfg.cpu)
+    dist = current()
+    device = torch.device("cpu") if cfg.cpu else dist.device
+    model.to(device)
+    _start_from_main(model, dist)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.98))
     start, history, val_hist, best = 0, [], [], None
-    if out_dir is not None and latest_checkpoint(out_dir) is not None:
+    resume = dist.latest_checkpoint(out_dir)
+    if resume is not None:
         from quintet.sketch.models.checkpoint import read_config
 
-        saved_kind = read_config(out_dir).get("kind")
+        saved_kind = read_config(resume).get("kind")
         if saved_kind != model.config.kind:
             raise QuintetError(f"{out_dir} holds a {saved_kind!r} checkpoint; cannot resume a {model.config.kind!r} model")
-        state = load_checkpoint(out_dir, model, opt, expected_config=model.config.to_dict())
+        state = load_checkpoint(resume, model, opt, expected_config=model.config.to_dict())
         start, history = int(state["step"]), list(state["extra"].get("history", []))
         val_hist = list(state["extra"].get("validation", []))
         best = state["extra"].get("best")
-    wrapped, opt = accelerator.prepare(_LossModule(model), opt)
     best_state = _load_best(out_dir, best)
-    wrapped.train()
+    model.train()
     t0, tokens = time.perf_counter(), 0
     last_save = t0
     done = start
 
     def save() -> None:
         nonlocal last_save
-        if out_dir is not None and accelerator.is_main_process:
-            save_model(out_dir, accelerator.unwrap_model(wrapped).model, step=done, optimizer=opt,
+        if out_dir is not None and dist.is_main:
+            save_model(out_dir, model, step=done, optimizer=opt,
                        extra={"history": history, "validation": val_hist, "best": best, "train_config": asdict(cfg)})
             if best_state is not None and best is not None and best[0] == done:
                 _save_best(out_dir, best_state)
             last_save = time.perf_counter()
 
     stopped = _patience_spent(val_hist, best, cfg.patience) if validate is not None else False
-    bar = tqdm(range(start, cfg.steps), desc=description, disable=not cfg.progress or not accelerator.is_main_process,
+    bar = tqdm(range(start, cfg.steps), desc=description, disable=not cfg.progress or not dist.is_main,
                initial=start, total=cfg.steps, dynamic_ncols=True, leave=False)
     try:
         for step in bar:
@@ -129,15 +149,19 @@ def train(
                 break
             for group in opt.param_groups:
                 group["lr"] = lr_at(step, cfg)
-            batch = {k: v.to(accelerator.device) for k, v in make_batch(step).items()}
-            loss, n = wrapped(batch)
+            batch = {k: v.to(device) for k, v in shard_batch(make_batch(step), dist).items()}
+            mean, n = model.loss(batch)
+            # this process's share of the mean over the global batch's target tokens
+            total = int(dist.all_sum(n))
+            loss = mean * (dist.world * n / max(total, 1))
             opt.zero_grad(set_to_none=True)
-            accelerator.backward(loss)
+            loss.backward()
+            dist.sync_gradients(model.parameters())
             if cfg.grad_clip:
-                accelerator.clip_grad_norm_(wrapped.parameters(), cfg.grad_clip)
+                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
             opt.step()
-            tokens += n
-            value = float(loss.detach())
+            tokens += total
+            value = float(dist.all_sum(loss.detach().cpu())) / dist.world  # the global batch's mean
             if not math.isfinite(value):
                 raise QuintetError(f"training diverged at step {step} (loss {value}); lower the learning rate")
             history.append([step, round(value, 5)])
@@ -145,7 +169,10 @@ def train(
             bar.set_postfix(loss=f"{value:.3f}", tok_s=f"{rate:.0f}")
             done = step + 1
             if validate is not None and (done % cfg.validate_every == 0 or done == cfg.steps):
+                # the main process's measure (identical on every process when ``validate`` sums its
+                # shares with ``Dist.all_sum``), so that all processes stop at the same step
                 bits = float(validate(model))
+                bits = float(dist.all_sum(bits if dist.is_main else 0.0))
                 model.train()
                 val_hist.append([done, round(bits, 5)])
                 if best is None or bits < best[1]:
