@@ -8,15 +8,17 @@ import argparse
 import os
 import sys
 from pathlib import Path
+from typing import Callable
 
 sys.path.insert(0, str(Path(__file__).parent))
 
 import torch  # noqa: E402
-from dist_scenarios import run  # noqa: E402
 from torch.optim.optimizer import register_optimizer_step_post_hook  # noqa: E402
 
 
-def main() -> None:
+def launch_main(run: Callable[..., None], takes_steps: Callable[[str], bool] = lambda name: True) -> None:
+    """Parse ``OUT SCENARIO... [--steps N] [--kill-after N]`` and ``run`` each scenario into
+    ``OUT/<scenario>``; ``--steps`` goes to the scenarios for which ``takes_steps`` is true."""
     parser = argparse.ArgumentParser()
     parser.add_argument("out", type=Path)
     parser.add_argument("scenarios", nargs="+")
@@ -36,9 +38,11 @@ def main() -> None:
 
         register_optimizer_step_post_hook(crash)
     for name in args.scenarios:
-        kwargs = {"steps": args.steps} if args.steps is not None and name == "sorting" else {}
+        kwargs = {"steps": args.steps} if args.steps is not None and takes_steps(name) else {}
         run(name, args.out / name, **kwargs)
 
 
 if __name__ == "__main__":
-    main()
+    from dist_scenarios import run
+
+    launch_main(run, takes_steps=lambda name: name == "sorting")

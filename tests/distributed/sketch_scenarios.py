@@ -9,8 +9,6 @@ metrics, the files the library wrote) as ``OUT/<scenario>/rank<r>.safetensors`` 
 
 from __future__ import annotations
 
-import argparse
-import os
 import sys
 from pathlib import Path
 
@@ -100,30 +98,7 @@ def run(name: str, out: Path, **kwargs) -> None:
     record(out, rank, model, metrics, writes)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("out", type=Path)
-    parser.add_argument("scenarios", nargs="+")
-    parser.add_argument("--steps", type=int, default=None)
-    parser.add_argument("--kill-after", type=int, default=None)
-    args = parser.parse_args()
-    torch.set_num_threads(1)
-    from torch.optim.optimizer import register_optimizer_step_post_hook
-
-    from quintet.core.distributed import current
-
-    if args.kill_after is not None and current().rank == 1:
-        done = [0]
-
-        def crash(optimizer, *_):
-            done[0] += 1
-            if done[0] >= args.kill_after:
-                os._exit(3)
-
-        register_optimizer_step_post_hook(crash)
-    for name in args.scenarios:
-        run(name, args.out / name, **({"steps": args.steps} if args.steps is not None else {}))
-
-
 if __name__ == "__main__":
-    main()
+    from dist_worker import launch_main
+
+    launch_main(run)

@@ -102,9 +102,12 @@ def train_cmd(
     resume: bool = typer.Option(True, help="Continue from the last checkpoint in OUT/checkpoints if any."),
     checkpoint_every: int = options.steps(100, "Steps between checkpoints."),
 ) -> None:
-    """Train on source domains; checkpoints into OUT/checkpoints (resumable); reports unseen mIoU."""
+    """Train on source domains; checkpoints into OUT/checkpoints (resumable); reports unseen mIoU.
+    Under `accelerate launch` the processes split every batch and the unseen domains; the main
+    process writes the run."""
     import shutil
 
+    from quintet.core.distributed import current
     from quintet.core.io import check_checkpoint, latest_checkpoint
     from quintet.core.runs import Run, markdown_table
     from quintet.segmentation.experiments import TrainConfig, evaluate, train
@@ -127,15 +130,19 @@ def train_cmd(
                       checkpoint_every=checkpoint_every).validate()
     out = out or Path("runs/segment") / f"{method}-seed{seed}"
     ckpt = out / "checkpoints"
-    if not resume and ckpt.exists():
+    dist = current()
+    if not resume and ckpt.exists() and dist.is_main:
         shutil.rmtree(ckpt)
+    dist.barrier()  # no process looks for a checkpoint before the main process has removed them
     if latest_checkpoint(ckpt) is not None:  # a damaged or other-configuration checkpoint: before the data
         check_checkpoint(ckpt, expected_config={"train": cfg.to_dict()})
     src = _domains(src_names, "sources", folders, size, limit)
     tgt = _domains(tgt_names, "targets", folders, size, limit)
-    run = Run(out, cfg)
+    run = Run(out, cfg) if dist.is_main else None  # under `accelerate launch` the main process writes the run
     model, info = train(cfg, src, checkpoint_dir=ckpt, log=typer.echo, progress=True)
     rows = [{"domain": d.name, **{k: v for k, v in evaluate(model, d).items() if k != "iou"}} for d in tgt]
+    if run is None:
+        return
     run.log_metrics({"unseen": rows, "history": info["history"], "seconds_per_step": info["seconds_per_step"]})
     table = markdown_table(rows)
     run.finish(f"# segment train: {method}, seed {seed}\n\n{table}")

@@ -15,6 +15,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import torch
 
+from quintet.core.distributed import Dist, current
 from quintet.core.errors import QuintetError, check_choice
 from quintet.core.io import latest_checkpoint, load_checkpoint, read_json, save_checkpoint
 from quintet.core.progress import progress_bar
@@ -39,6 +40,7 @@ from quintet.segmentation.memory import mean_pairwise_cosine
 from quintet.segmentation.meta import erm_step, initialise_memory, meta_step
 from quintet.segmentation.metrics import confusion_matrix, iou_from_confusion, mean_iou
 from quintet.segmentation.models import NetConfig, SegmentationNet, build_model
+from quintet.segmentation.parallel import all_reduce_sum
 
 METHODS = {
     "erm": (False, False),  # (memory, meta-learning)
@@ -150,8 +152,19 @@ def train(cfg: TrainConfig, sources: Sequence[Domain], checkpoint_dir: str | Pat
     Returns the model (eval mode) and ``{"history": [...], "seconds_per_step": float}`` (plus, when
     the memory was initialised in this call, ``init_slot_cosine``: the mean cosine between distinct
     initial slots).
+
+    Under ``accelerate launch`` every process draws and augments the same global batches and keeps
+    its rows of each domain's batch (``cfg.batch`` frames per domain in all, split over the
+    processes); gradients are averaged, memory writes see the whole batch, batch-norm running
+    statistics are averaged after every step, and only the main process logs, shows progress and
+    writes checkpoints (see ``docs/distributed.md``).
     """
     cfg = cfg.validate()
+    dist = current()
+    if dist.world > 1 and cfg.batch < 2 * dist.world:
+        raise QuintetError(f"batch {cfg.batch} frames per domain cannot be split over {dist.world} processes; "
+                           f"expected at least {2 * dist.world} (2 per process: batch norm in training)")
+    log, progress = dist.main_only(log) if log else None, progress and dist.is_main
     use_mem, use_meta = METHODS[cfg.method]
     if use_meta and len(sources) < 2:
         raise QuintetError(f"{cfg.method} needs >= 2 source domains, got {len(sources)}")
@@ -163,11 +176,11 @@ def train(cfg: TrainConfig, sources: Sequence[Domain], checkpoint_dir: str | Pat
     model = SegmentationNet(net_cfg)
     device = _device()
     model.to(device)
+    dist.broadcast_parameters(model)
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
-    weights = cfg.loss_weights()
     start, history, init_cosine = 0, [], None
-    ckpt = latest_checkpoint(checkpoint_dir) if checkpoint_dir is not None else None
+    ckpt = dist.latest_checkpoint(checkpoint_dir)
     if ckpt is not None:
         # the configuration is compared before any weights are loaded
         state = load_checkpoint(ckpt, model, opt, expected_config={"train": cfg.to_dict()})
@@ -184,25 +197,46 @@ def train(cfg: TrainConfig, sources: Sequence[Domain], checkpoint_dir: str | Pat
         initialise_memory(model, init)
         init_cosine = mean_pairwise_cosine(model.memory.slots)
     samplers = [DomainSampler(d, cfg.batch, torch.Generator()) for d in sources]
+    if model.memory is not None and dist.world > 1:
+        model.memory.reduce = lambda tensor: all_reduce_sum(dist, tensor)
+    try:
+        return _train_steps(cfg, model, opt, samplers, dist, start, history, init_cosine, checkpoint_dir, progress)
+    finally:
+        if model.memory is not None:
+            model.memory.reduce = None
+
+
+def _train_steps(cfg: TrainConfig, model: SegmentationNet, opt: torch.optim.Optimizer, samplers: list[DomainSampler],
+                 dist: Dist, start: int, history: list, init_cosine: float | None, checkpoint_dir: str | Path | None,
+                 progress: bool) -> tuple[SegmentationNet, dict[str, Any]]:
+    """Steps ``start .. cfg.steps - 1`` of :func:`train`."""
+    _, use_meta = METHODS[cfg.method]
+    net_cfg, weights = cfg.net_config(), cfg.loss_weights()
+    device = next(model.parameters()).device
     model.train()
     t0, timed = time.perf_counter(), 0
     bar = progress_bar(cfg.steps, f"segment {cfg.method}", start, progress)
     for step in range(start, cfg.steps):
         step_seed = cfg.seed * 1_000_003 + step
-        torch.manual_seed(step_seed)
+        # dropout and Gumbel noise: per process (each draws for its own rows)
+        torch.manual_seed(step_seed if dist.world == 1 else step_seed * 1024 + dist.rank)
         g = torch.Generator().manual_seed(step_seed)
         batches = []
         for i, s in enumerate(samplers):
             s.g = g
-            x, y = augment_batch(cfg, *s(), g, first_source=i == 0)
+            x, y = augment_batch(cfg, *s(), g, first_source=i == 0)  # the global batch, then this process's rows
+            x, y = dist.shard(x, y)
             batches.append((x.to(device), y.to(device)))
         lr = _lr(cfg, step)
         for group in opt.param_groups:
             group["lr"] = lr
+        shared = {"dist": dist} if dist.world > 1 else {}  # one process: the single-process step
         if use_meta:
-            parts = meta_step(model, opt, batches, weights, cfg.inner_lr_ratio * lr, np.random.default_rng(step_seed))
+            parts = meta_step(model, opt, batches, weights, cfg.inner_lr_ratio * lr, np.random.default_rng(step_seed),
+                              **shared)
         else:
-            parts = erm_step(model, opt, batches, weights)
+            parts = erm_step(model, opt, batches, weights, **shared)
+        dist.average_buffers(model)
         if not math.isfinite(parts["total"]):
             raise QuintetError(f"loss became {parts['total']} at step {step}; lower --lr")
         timed += 1
@@ -210,7 +244,8 @@ def train(cfg: TrainConfig, sources: Sequence[Domain], checkpoint_dir: str | Pat
         bar.set_postfix(loss=f"{parts['total']:.4f}", lr=f"{lr:.4f}", refresh=False)
         if step % 25 == 0 or step == cfg.steps - 1:
             history.append({"step": step, "lr": lr, **parts})
-        if checkpoint_dir is not None and ((step + 1) % cfg.checkpoint_every == 0 or step + 1 == cfg.steps):
+        if checkpoint_dir is not None and dist.is_main and ((step + 1) % cfg.checkpoint_every == 0
+                                                            or step + 1 == cfg.steps):
             save_checkpoint(checkpoint_dir, model, step=step + 1, optimizer=opt,
                             config={"train": cfg.to_dict(), "net": net_cfg.to_dict()},
                             extra={"history": history})
@@ -274,13 +309,24 @@ def predict(model: SegmentationNet, images: np.ndarray, batch: int = 16, gumbel:
 
 
 @torch.no_grad()
-def evaluate(model: SegmentationNet, domain: Domain, gumbel: bool = False, seed: int = 0) -> dict[str, Any]:
-    """mIoU (void ignored) of ``model`` on ``domain``: ``{"miou", "iou": [K], "pixel_acc"}``."""
+def evaluate(model: SegmentationNet, domain: Domain, gumbel: bool = False, seed: int = 0,
+             dist: Dist | None = None) -> dict[str, Any]:
+    """mIoU (void ignored) of ``model`` on ``domain``: ``{"miou", "iou": [K], "pixel_acc"}``.
+
+    Under ``accelerate launch`` (``dist``, by default this process's place in it) every process
+    labels its share of the images and the confusion matrices are summed over processes, so the
+    metrics are those of one process; every process must call this. The stochastic Gumbel read
+    labels all images on every process (the same noise as one process)."""
     k = model.num_classes
     check_labels(domain.labels, k, what=f"domain {domain.name} labels")
+    dist = dist or current()
+    part = dist if dist.world > 1 and not gumbel and len(domain) >= dist.world else Dist()
     torch.manual_seed(seed)
-    pred = predict(model, domain.images, gumbel=gumbel)
-    conf = confusion_matrix(torch.as_tensor(pred), torch.as_tensor(domain.labels.astype(np.int64)), k)
+    images, labels = part.shard(domain.images, domain.labels)
+    pred = predict(model, images, gumbel=gumbel)
+    conf = confusion_matrix(torch.as_tensor(pred), torch.as_tensor(labels.astype(np.int64)), k)
+    if part.world > 1:
+        conf = part.all_sum(conf).round().long()
     iou = iou_from_confusion(conf)
     total = conf.sum().item()
     return {"miou": mean_iou(conf), "iou": [None if np.isnan(v) else float(v) for v in iou],

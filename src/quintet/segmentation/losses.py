@@ -15,10 +15,14 @@ authors' released GTAV+SYNTHIA script (``--mem_readloss 0.02 --mem_divloss 0.4
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+if TYPE_CHECKING:
+    from quintet.core.distributed import Dist
 
 IGNORE_INDEX = 255
 
@@ -46,8 +50,7 @@ def segmentation_loss(logits: torch.Tensor, labels: torch.Tensor, ignore_index: 
 
 def aux_loss(aux_logits: torch.Tensor, labels: torch.Tensor, ignore_index: int = IGNORE_INDEX) -> torch.Tensor:
     """Cross-entropy of the auxiliary head against nearest-down-sampled labels."""
-    small = F.interpolate(labels[:, None].float(), size=aux_logits.shape[2:], mode="nearest")[:, 0].long()
-    return F.cross_entropy(aux_logits, small, ignore_index=ignore_index)
+    return F.cross_entropy(aux_logits, _aux_labels(aux_logits, labels), ignore_index=ignore_index)
 
 
 def feature_cohesion_loss(scores: torch.Tensor, labels: torch.Tensor, temperature: float = 1.0,
@@ -57,8 +60,7 @@ def feature_cohesion_loss(scores: torch.Tensor, labels: torch.Tensor, temperatur
     ``scores: (B, h, w, K)`` cosines between pixels and slots; they are up-sampled (bilinear) to
     the label size ``(B, H, W)`` and scored by cross-entropy with logits ``scores / temperature``.
     """
-    logits = scores.permute(0, 3, 1, 2) / temperature
-    logits = F.interpolate(logits, size=labels.shape[1:], mode="bilinear", align_corners=True)
+    logits = _cohesion_logits(scores, labels, temperature)
     return F.cross_entropy(logits, labels.long(), ignore_index=ignore_index)
 
 
@@ -81,10 +83,58 @@ def slot_classification_loss(classifier: nn.Module, memory: torch.Tensor) -> tor
 
 
 def total_loss(out: dict[str, torch.Tensor], labels: torch.Tensor, weights: LossWeights,
-               classifier: nn.Module | None = None) -> tuple[torch.Tensor, dict[str, float]]:
+               classifier: nn.Module | None = None, dist: "Dist | None" = None) -> tuple[torch.Tensor, dict[str, float]]:
     """Weighted sum of the terms available in a forward's output ``out`` (see
     :meth:`SegmentationNet.forward`): seg + aux + cohesion (with memory) + divergence and
-    classification (when the forward wrote a new memory)."""
+    classification (when the forward wrote a new memory).
+
+    With ``dist`` on several processes, ``out`` and ``labels`` hold this process's rows: the pixel
+    terms become its share of the global pixel means
+    (:func:`quintet.segmentation.parallel.pixel_cross_entropy`), the memory terms (of a memory
+    written from the whole batch) enter once, and the returned parts are global values."""
+    if dist is None or dist.world == 1:
+        return _total_loss(out, labels, weights, classifier)
+    from quintet.segmentation.parallel import pixel_cross_entropy
+
+    loss, seg = pixel_cross_entropy(out["logits"], labels, dist)
+    parts = {"seg": seg}
+    if "aux" in out and weights.aux:
+        a, parts["aux"] = pixel_cross_entropy(out["aux"], _aux_labels(out["aux"], labels), dist)
+        loss = loss + weights.aux * a
+    if "scores" in out and weights.cohesion:
+        c, parts["cohesion"] = pixel_cross_entropy(_cohesion_logits(out["scores"], labels, weights.cohesion_temperature),
+                                                   labels, dist)
+        loss = loss + weights.cohesion * c
+    return _memory_terms(loss, out, weights, classifier, parts), parts
+
+
+def _aux_labels(aux_logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    return F.interpolate(labels[:, None].float(), size=aux_logits.shape[2:], mode="nearest")[:, 0].long()
+
+
+def _cohesion_logits(scores: torch.Tensor, labels: torch.Tensor, temperature: float) -> torch.Tensor:
+    logits = scores.permute(0, 3, 1, 2) / temperature
+    return F.interpolate(logits, size=labels.shape[1:], mode="bilinear", align_corners=True)
+
+
+def _memory_terms(loss: torch.Tensor, out: dict[str, torch.Tensor], weights: LossWeights,
+                  classifier: nn.Module | None, parts: dict[str, float]) -> torch.Tensor:
+    """``loss`` plus divergence and slot classification of a freshly written memory
+    (``out["new_memory"]``); their values go into ``parts``."""
+    if "new_memory" in out:
+        if weights.divergence:
+            d = memory_divergence_loss(out["new_memory"])
+            loss = loss + weights.divergence * d
+            parts["divergence"] = float(d.detach())
+        if weights.classification and classifier is not None:
+            c = slot_classification_loss(classifier, out["new_memory"])
+            loss = loss + weights.classification * c
+            parts["classification"] = float(c.detach())
+    return loss
+
+
+def _total_loss(out: dict[str, torch.Tensor], labels: torch.Tensor, weights: LossWeights,
+                classifier: nn.Module | None) -> tuple[torch.Tensor, dict[str, float]]:
     seg = segmentation_loss(out["logits"], labels)
     loss, parts = seg, {"seg": float(seg.detach())}
     if "aux" in out and weights.aux:
@@ -95,16 +145,7 @@ def total_loss(out: dict[str, torch.Tensor], labels: torch.Tensor, weights: Loss
         c = feature_cohesion_loss(out["scores"], labels, weights.cohesion_temperature)
         loss = loss + weights.cohesion * c
         parts["cohesion"] = float(c.detach())
-    if "new_memory" in out:
-        if weights.divergence:
-            d = memory_divergence_loss(out["new_memory"])
-            loss = loss + weights.divergence * d
-            parts["divergence"] = float(d.detach())
-        if weights.classification and classifier is not None:
-            c = slot_classification_loss(classifier, out["new_memory"])
-            loss = loss + weights.classification * c
-            parts["classification"] = float(c.detach())
-    return loss, parts
+    return _memory_terms(loss, out, weights, classifier, parts), parts
 
 
 __all__ = ["IGNORE_INDEX", "LossWeights", "aux_loss", "feature_cohesion_loss", "memory_divergence_loss",

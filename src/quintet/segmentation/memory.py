@@ -16,6 +16,8 @@ layers.
 
 from __future__ import annotations
 
+from typing import Callable
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -129,6 +131,9 @@ class CategoricalMemory(nn.Module):
         self.num_slots, self.dim, self.momentum = num_slots, dim, momentum
         self.read_temperature, self.gumbel = read_temperature, gumbel
         self.read_override: str | None = None  # "uniform" / "zero": read ablations for diagnosis only
+        # on several processes: sums a write's class sums and weights over processes
+        # (differentiably), so a write sees the whole global batch; None in one process
+        self.reduce: Callable[[torch.Tensor], torch.Tensor] | None = None
         self.register_buffer("slots", l2_normalize(torch.rand(num_slots, dim), dim=1))
         self.fuse = nn.Sequential(nn.Conv2d(2 * dim, dim, 1, bias=False), nn.BatchNorm2d(dim), nn.ReLU(inplace=True))
         self.writer = WriteNet(dim)
@@ -161,6 +166,8 @@ class CategoricalMemory(nn.Module):
         slots = self.slots if slots is None else slots
         w = l2_normalize(self.writer(feat), dim=1)
         sums, weights = class_sums(w, labels, self.num_slots)
+        if self.reduce is not None:
+            sums, weights = self.reduce(sums), self.reduce(weights)
         return momentum_update(slots, sums, weights, self.momentum)
 
     def forward(self, feat: torch.Tensor, labels: torch.Tensor, slots: torch.Tensor | None = None) -> torch.Tensor:

@@ -27,6 +27,7 @@ import numpy as np
 import torch
 from torch.func import functional_call
 
+from quintet.core.distributed import Dist
 from quintet.segmentation.losses import LossWeights, total_loss
 from quintet.segmentation.memory import class_sums, l2_normalize, momentum_update
 from quintet.segmentation.models import SegmentationNet
@@ -74,31 +75,56 @@ def persistent_update(model: SegmentationNet, x: torch.Tensor, y: torch.Tensor) 
     model.train(was)
 
 
+def _value(loss: torch.Tensor, dist: Dist | None) -> float:
+    """The loss of the global batch: the average over processes of their shares (see
+    :func:`total_loss`); the loss itself in one process."""
+    if dist is None or dist.world == 1:
+        return float(loss.detach())
+    return float(dist.all_sum(loss.detach().double().cpu())) / dist.world
+
+
+def _sync(model: torch.nn.Module, dist: Dist | None) -> None:
+    if dist is not None:
+        dist.sync_gradients(model.parameters())
+
+
 def erm_step(model: SegmentationNet, opt: torch.optim.Optimizer, batches: Sequence[Batch],
-             weights: LossWeights) -> dict[str, float]:
+             weights: LossWeights, dist: Dist | None = None) -> dict[str, float]:
     """Aggregate all source domains in one batch; seg + aux loss (+ memory losses if present).
 
     The ERM baseline (and, with a memory, the memory-only ablation). Each batch is
     ``(images float (B, 3, H, W), labels int64 (B, H, W))``; returns the loss terms as floats.
+    With ``dist`` on several processes each batch holds this process's rows of the domain's global
+    batch: the losses are its shares of the global pixel means, the gradients are averaged before
+    the step and the memory is written from the whole batch (``model.memory.reduce``).
     """
     x, y = _cat(batches)
     opt.zero_grad(set_to_none=True)
     write = model.memory is not None
     out = model(x, y, write=write)
-    loss, parts = total_loss(out, y, weights, model.memory.classifier if write else None)
+    loss, parts = total_loss(out, y, weights, model.memory.classifier if write else None, dist)
     loss.backward()
+    _sync(model, dist)
     opt.step()
     if write:
         persistent_update(model, x, y)
-    parts["total"] = float(loss.detach())
+    parts["total"] = _value(loss, dist)
     return parts
 
 
 def meta_step(model: SegmentationNet, opt: torch.optim.Optimizer, batches: Sequence[Batch],
-              weights: LossWeights, alpha: float, rng: np.random.Generator) -> dict[str, float]:
+              weights: LossWeights, alpha: float, rng: np.random.Generator, dist: Dist | None = None
+              ) -> dict[str, float]:
     """One meta-learning episode (Sec. 3.5, Alg. 1): MLDG without memory, Pin the Memory with it
     (see the module doc). ``batches``: one ``(images float (B, 3, H, W), labels int64 (B, H, W))``
-    per source domain; returns the loss terms as floats."""
+    per source domain; returns the loss terms as floats.
+
+    With ``dist`` on several processes (``rng`` drawing the same split on all of them) each batch
+    holds this process's rows. The meta-train gradient is averaged before the inner step, so θ' is
+    the same on every process; the inner step is first order (the gradient enters θ' as a
+    constant), so a plain average suffices there. The meta-test gradient is averaged after its
+    backward (the meta-train part, already equal everywhere, averages to itself). Memory writes
+    sum their class statistics over processes differentiably (``model.memory.reduce``)."""
     tr, te = split_domains(len(batches), rng)
     x_tr, y_tr = _cat([batches[i] for i in tr])
     x_te, y_te = _cat([batches[i] for i in te])
@@ -107,8 +133,9 @@ def meta_step(model: SegmentationNet, opt: torch.optim.Optimizer, batches: Seque
 
     # meta-train with θ (reads M, writes a differentiable new memory for the write losses)
     out = model(x_tr, y_tr, write=use_mem)
-    loss_tr, parts = total_loss(out, y_tr, weights, model.memory.classifier if use_mem else None)
+    loss_tr, parts = total_loss(out, y_tr, weights, model.memory.classifier if use_mem else None, dist)
     loss_tr.backward()
+    _sync(model, dist)
     params, buffers = inner_params(model, alpha), inner_buffers(model)
 
     # meta-test memory: M written from meta-train with θ', encoder frozen
@@ -121,13 +148,14 @@ def meta_step(model: SegmentationNet, opt: torch.optim.Optimizer, batches: Seque
         kwargs["memory"] = functional_call(model.memory, mem_state, (feat, y_tr, mem_t))
 
     out_te = functional_call(model, (params, buffers), (x_te,), kwargs)
-    loss_te, parts_te = total_loss(out_te, y_te, weights, None)
+    loss_te, parts_te = total_loss(out_te, y_te, weights, None, dist)
     loss_te.backward()
+    _sync(model, dist)
     opt.step()
     if use_mem:
         persistent_update(model, x_tr, y_tr)
     parts = {f"tr_{k}": v for k, v in parts.items()} | {f"te_{k}": v for k, v in parts_te.items()}
-    parts["total"] = float(loss_tr.detach() + loss_te.detach())
+    parts["total"] = _value(loss_tr.detach() + loss_te.detach(), dist)
     return parts
 
 
