@@ -35,3 +35,15 @@ def data_dir() -> Path:
     if _require_data():
         pytest.fail(f"{reason}, but QUINTET_REQUIRE_DATA=1 demands the real data")
     pytest.skip(reason)
+
+
+@pytest.fixture(autouse=True)
+def _data_root_unchanged():
+    """``quintet --data-dir`` sets ``$QUINTET_DATA`` for the process it runs in; a command run
+    in-process by a test must not move the data root of the tests that follow."""
+    before = os.environ.get("QUINTET_DATA")
+    yield
+    if before is None:
+        os.environ.pop("QUINTET_DATA", None)
+    else:
+        os.environ["QUINTET_DATA"] = before
