@@ -20,8 +20,9 @@ from quintet.render.mesh import Mesh
 
 
 @contextmanager
-def written_files() -> Iterator[list[str]]:
-    """The files the library writes meanwhile (atomic writes and Hugging Face ``save_pretrained``)."""
+def written_files(hugging_face: bool = True) -> Iterator[list[str]]:
+    """The files the library writes meanwhile: atomic writes and, with ``hugging_face``, Hugging
+    Face ``save_pretrained`` folders (that imports transformers, seconds per process)."""
     import quintet.core.io as io
 
     seen: list[str] = []
@@ -35,9 +36,12 @@ def written_files() -> Iterator[list[str]]:
 
     patches = [(io, "atomic_write", counting)]
     try:
-        from transformers import PreTrainedModel, PreTrainedTokenizerBase
+        classes = ()
+        if hugging_face:
+            from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-        for cls in (PreTrainedModel, PreTrainedTokenizerBase):
+            classes = (PreTrainedModel, PreTrainedTokenizerBase)
+        for cls in classes:
             def saving(self, folder, *args, _save=cls.save_pretrained, **kwargs):
                 seen.append(f"{folder}/{type(self).__name__}")
                 return _save(self, folder, *args, **kwargs)

@@ -28,32 +28,10 @@ sys.path.insert(0, str(Path(__file__).parent))
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
-from dist_scenarios import record  # noqa: E402
+from dist_scenarios import record, written_files  # noqa: E402
 
 STEPS, BATCH = 6, 5  # 5 frames per domain: 3 + 2 on 2 processes
 TARGET_FRAMES = 7  # 4 + 3
-
-
-@contextmanager
-def written_files() -> Iterator[list[str]]:
-    """The files the library writes meanwhile (its atomic writes; the segmentation loops write no
-    Hugging Face folders, so transformers is not imported for them)."""
-    import quintet.core.io as io
-
-    seen: list[str] = []
-    original = io.atomic_write
-
-    @contextmanager
-    def counting(path, mode="wb"):
-        seen.append(str(path))
-        with original(path, mode) as handle:
-            yield handle
-
-    io.atomic_write = counting
-    try:
-        yield seen
-    finally:
-        io.atomic_write = original
 
 
 @contextmanager
@@ -134,7 +112,7 @@ def run(name: str, out: Path, **kwargs) -> None:
 
     method, frozen = SCENARIOS[name]
     rank = current().rank
-    with written_files() as writes:
+    with written_files(hugging_face=False) as writes:
         model, metrics = segment(out, method, frozen, **kwargs)
     record(out, rank, model, metrics, writes)
 
