@@ -87,3 +87,13 @@ def test_data_root_precedence(monkeypatch, tmp_path):
     monkeypatch.delenv("QUINTET_DATA")
     monkeypatch.setattr(registry, "BESIDE_CLONE", tmp_path / "no-shared-data")
     assert registry.data_root().name == "quintet"
+
+
+def test_json_records_names_the_line_that_is_not_an_object():
+    from quintet.datasets.registry import json_records
+
+    assert list(json_records(['{"a": 1}', "", '{"b": 2}'], "f.jsonl")) == [{"a": 1}, {"b": 2}]
+    with pytest.raises(QuintetError, match=r"^f\.jsonl:2: expected a JSON object$"):
+        list(json_records(['{"a": 1}', "[1, 2]"], "f.jsonl"))
+    with pytest.raises(QuintetError, match=r"^f\.jsonl:1: not valid JSON"):
+        list(json_records(["{oops"], "f.jsonl"))

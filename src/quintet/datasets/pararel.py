@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from quintet.core.errors import QuintetError
-from quintet.datasets.registry import data_root, require_file
+from quintet.datasets.registry import data_root, json_records, require_file
 
 
 @dataclass(frozen=True)
@@ -39,18 +39,7 @@ class BagPrompt:
 
 
 def _jsonl(path: Path) -> list[dict]:
-    records = []
-    for line_no, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise QuintetError(f"{path}:{line_no}: not valid JSON ({exc.msg})") from exc
-        if not isinstance(record, dict):
-            raise QuintetError(f"{path}:{line_no}: expected a JSON object")
-        records.append(record)
-    return records
+    return list(json_records(path.read_text(encoding="utf-8").splitlines(), path))
 
 
 def pararel_relations(data_dir: str | os.PathLike | None = None) -> list[str]:

@@ -12,6 +12,7 @@ import os
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import Iterable, Iterator
 
 from quintet.core.errors import QuintetError
 
@@ -43,6 +44,21 @@ def data_root(data_dir: str | os.PathLike | None = None) -> Path:
     if env:
         return Path(env).expanduser()
     return BESIDE_CLONE if BESIDE_CLONE.is_dir() else DEFAULT_ROOT.expanduser()
+
+
+def json_records(lines: Iterable[str], source: str | os.PathLike) -> Iterator[dict]:
+    """The objects of a JSON-lines text, blank lines skipped; a line that is not a JSON object
+    raises :class:`QuintetError` naming ``source`` and the line number."""
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise QuintetError(f"{source}:{number}: not valid JSON ({exc.msg})") from None
+        if not isinstance(record, dict):
+            raise QuintetError(f"{source}:{number}: expected a JSON object")
+        yield record
 
 
 @lru_cache(maxsize=1)

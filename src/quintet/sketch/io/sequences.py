@@ -20,7 +20,6 @@ by the SHA-256 of the name), so it does not depend on the file's order or on the
 from __future__ import annotations
 
 import hashlib
-import json
 import lzma
 import os
 import re
@@ -141,20 +140,14 @@ def parse_sequence(record: dict) -> ParsedSketch:
 def read_sequences(data_dir: str | os.PathLike | None = None, split: str | None = None) -> Iterator[ParsedSketch]:
     """Every sketch of ``sketchgraphs/sequences.jsonl.xz`` (one JSON record a line), optionally of
     one :func:`sequence_split` only."""
-    from quintet.datasets.registry import require_file
+    from quintet.datasets.registry import json_records, require_file
 
     if split is not None and split not in SPLITS:
         raise QuintetError(f"unknown split {split!r}; expected one of {', '.join(SPLITS)}")
     path = require_file(SEQUENCES_FILE, data_dir)
     try:
         with lzma.open(path, "rt", encoding="utf-8") as handle:
-            for lineno, line in enumerate(handle, 1):
-                if not line.strip():
-                    continue
-                try:
-                    record = json.loads(line)
-                except json.JSONDecodeError as exc:
-                    raise QuintetError(f"{path}, line {lineno}: not valid JSON ({exc.msg})") from None
+            for record in json_records(handle, path):
                 if split is not None and sequence_split(str(record.get("name", ""))) != split:
                     continue
                 yield parse_sequence(record)
