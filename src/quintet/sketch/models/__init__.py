@@ -7,7 +7,8 @@
 * :func:`save_model` / :func:`load_model` — checkpoints that record the model kind.
 
 Beside them, in this package: :mod:`~quintet.sketch.models.sample` (sampling, primers, constraint
-inference), :mod:`~quintet.sketch.models.train` (the training loop),
+inference), :mod:`~quintet.sketch.models.validity` (the sampler's mask of degenerate geometry),
+:mod:`~quintet.sketch.models.train` (the training loop),
 :mod:`~quintet.sketch.models.experiment` and :mod:`~quintet.sketch.models.real_experiment` (the
 experiments on procedural and on SketchGraphs sketches) and :mod:`~quintet.sketch.models.cli` (the
 ``train`` and ``generate`` commands). The layer builds on the foundation in :mod:`quintet.sketch`,

@@ -148,8 +148,11 @@ def _primer_tokens(path: Path) -> list[int]:
 def generate(out: Path, *, primer: Optional[Path] = None, image: Optional[Path] = None, n: int = 4,
              models: Path = DEFAULT_MODELS, primitive_model: Optional[Path] = None,
              constraint_model: Optional[Path] = None, image_model: Optional[Path] = None,
-             top_p: float = 0.9, seed: int = 0) -> dict:
+             top_p: float = 0.9, seed: int = 0, valid_geometry: bool = True) -> dict:
     """Image or primer (or nothing) -> primitives -> constraints -> SolveSpace -> JSON/DXF/SVG.
+
+    ``valid_geometry`` samples under the validity mask (no zero-length line, zero-radius circle or
+    collinear arc; :mod:`quintet.sketch.models.validity`); ``False`` samples the model as it is.
 
     Writes ``sample_<k>.json`` (the sketch with inferred constraints, solved when SolveSpace
     converged), ``.dxf``/``.svg`` where the sketch package's writers exist, and ``summary.json``.
@@ -174,11 +177,11 @@ def generate(out: Path, *, primer: Optional[Path] = None, image: Optional[Path] 
     if image is not None:
         img = torch.from_numpy(load_png(image)).float().div(255.0)[None, None]
         pm = load_model(image_model or models / "image", KIND_IMAGE_PRIMITIVE)
-        seqs = sample_primitives(pm, n, image=img, top_p=top_p, generator=gen)
+        seqs = sample_primitives(pm, n, image=img, top_p=top_p, generator=gen, valid_geometry=valid_geometry)
     else:
         pm = load_model(primitive_model or models / "primitive", KIND_PRIMITIVE)
         primers = [_primer_tokens(primer)] if primer is not None else None
-        seqs = sample_primitives(pm, n, primers=primers, top_p=top_p, generator=gen)
+        seqs = sample_primitives(pm, n, primers=primers, top_p=top_p, generator=gen, valid_geometry=valid_geometry)
     cm = load_model(constraint_model or models / "constraint", KIND_CONSTRAINT)
     cons = infer_constraints(cm, seqs)
     out.mkdir(parents=True, exist_ok=True)
@@ -277,9 +280,14 @@ def register(app: typer.Typer) -> None:
         models: Path = options.input_folder(DEFAULT_MODELS, "Folder with primitive/, constraint/, image/ checkpoints."),
         top_p: float = options.positive(0.9, "Nucleus sampling mass.", maximum=1.0),
         seed: int = options.seed(),
+        valid_geometry: bool = typer.Option(
+            True, "--valid-geometry/--any-geometry",
+            help="Sample only valid geometry (no zero-length line, zero-radius circle or arc through collinear "
+                 "points: those coordinate bins are masked), or the model's distribution as it is."),
     ) -> None:
         """Image or primer -> primitives -> constraints -> SolveSpace -> JSON/DXF/SVG."""
-        r = generate(out, primer=primer, image=image, n=n, models=models, top_p=top_p, seed=seed)
+        r = generate(out, primer=primer, image=image, n=n, models=models, top_p=top_p, seed=seed,
+                     valid_geometry=valid_geometry)
         for s in r["samples"]:
             typer.echo(f"sample {s['sample']}: " + (s.get("error") or
                        f"{s['primitives']} primitives, {s['n_constraints']} constraints, solved={s['solved']}, dof={s['dof']}"))

@@ -165,16 +165,44 @@ def render_batch(pvals: list[list[int]], seed: int, augment: bool = True) -> tor
 # ---- solving ---------------------------------------------------------------------------------
 
 
-def solve_sketch(sketch, timeout: float = 20.0) -> tuple[bool, int, object]:
-    """``(solved, degrees of freedom left, solved sketch or None)`` with SolveSpace
-    (:func:`quintet.sketch.solve.solve`, run in a worker process)."""
+def solve_outcome(sketch, timeout: float = 20.0) -> tuple[str, int, object]:
+    """``(status, degrees of freedom left, solved sketch or None)`` with SolveSpace
+    (:func:`quintet.sketch.solve.solve`, run in a worker process); status ``ok``, ``inconsistent``,
+    ``didnt_converge``, ``too_many_unknowns`` or ``error``."""
     from quintet.sketch.solve import solve
 
     try:
         result = solve(sketch, timeout=timeout)
     except QuintetError:
-        return False, -1, None
-    return bool(result.ok), int(result.dof), result.sketch
+        return "error", -1, None
+    return result.status, int(result.dof), result.sketch
+
+
+def solve_sketch(sketch, timeout: float = 20.0) -> tuple[bool, int, object]:
+    """``(solved, degrees of freedom left, solved sketch or None)`` (see :func:`solve_outcome`)."""
+    status, dof, solved = solve_outcome(sketch, timeout)
+    return status == "ok", dof, solved
+
+
+#: Size (normalised frame: the sketch's long side is 1) below which a solved primitive counts as
+#: collapsed: a line this short, a circle this small, an arc whose ends are this close.
+COLLAPSE_TOLERANCE = 1e-6
+
+
+def collapsed_primitives(sketch, tol: float = COLLAPSE_TOLERANCE) -> int:
+    """How many primitives of a (solved) sketch collapsed: lines shorter than ``tol``, circles of
+    radius below it, arcs whose ends lie within it or whose points turned collinear. SolveSpace
+    meets a constraint set that pins both ends of a line to one point by shrinking the line, so a
+    solve can succeed with degenerate geometry."""
+    n = 0
+    for p in sketch.primitives:
+        if p.type == "line":
+            n += p.length <= tol
+        elif p.type == "circle":
+            n += p.r <= tol
+        elif p.type == "arc":
+            n += p.is_degenerate or math.hypot(p.ex - p.sx, p.ey - p.sy) <= tol
+    return n
 
 
 def solve_status(sketch) -> tuple[bool, bool]:
@@ -307,22 +335,27 @@ def image_recall(model, pvals: list[list[int]], images: torch.Tensor, max_len: i
                     "sketch_exact_2bins": exact / max(len(pvals), 1)}
 
 
-def _drop_degenerate(seq: list[int], grammar) -> tuple[list[int], int]:
+def _drop_degenerate(seq: list[int], grammar) -> tuple[list[int], list[str]]:
     """``seq`` without its degenerate primitives (zero-length lines, zero-radius circles, arcs
-    through collinear points) and how many were dropped; unchanged when it does not decode."""
+    through collinear points) and the type names of those dropped; unchanged when it does not decode."""
     try:
         prims = grammar.decode(seq)
     except QuintetError:
-        return seq, 0
-    keep = [p for p in prims if _safe_sketch(grammar.encode([p])) is not None]
-    return grammar.encode(keep), len(prims) - len(keep)
+        return seq, []
+    valid = [_safe_sketch(grammar.encode([p])) is not None for p in prims]
+    dropped = [grammar.type_names[p[0]] for p, ok in zip(prims, valid) if not ok]
+    return grammar.encode([p for p, ok in zip(prims, valid) if ok]), dropped
 
 
 def sample_and_solve(prim, cons, n: int, top_p: float, max_len: int, seed: int,
-                     drop_degenerate: bool = False) -> tuple[dict, list]:
+                     drop_degenerate: bool = False, valid_geometry: bool = True) -> tuple[dict, list]:
     """Sample ``n`` sketches (nucleus ``top_p``), infer their constraints, solve them; returns the
-    sample statistics and the parsed sketches with their constraints. ``drop_degenerate``: remove
-    degenerate primitives from each sample before parsing (counted in the statistics)."""
+    sample statistics and the parsed sketches with their constraints.
+
+    ``valid_geometry``: sample under the validity mask (:mod:`quintet.sketch.models.validity`).
+    The degenerate primitives of the samples as drawn are counted either way (per sample and by
+    type); ``drop_degenerate`` removes them before parsing (a repair after the fact).
+    """
     from quintet.sketch.models.sample import (
         dedupe_constraints,
         infer_constraints,
@@ -330,26 +363,31 @@ def sample_and_solve(prim, cons, n: int, top_p: float, max_len: int, seed: int,
     )
 
     g = prim.grammar
-    samples = sample_primitives(prim, n, top_p=top_p, max_len=max_len, generator=torch.Generator().manual_seed(seed))
+    samples = sample_primitives(prim, n, top_p=top_p, max_len=max_len, generator=torch.Generator().manual_seed(seed),
+                                valid_geometry=valid_geometry)
     as_sampled = sum(_safe_sketch(s) is not None for s in samples) / len(samples)
-    dropped = [0] * len(samples)
+    repaired, degenerate = map(list, zip(*(_drop_degenerate(s, g) for s in samples)))
     if drop_degenerate:
-        samples, dropped = map(list, zip(*(_drop_degenerate(s, g) for s in samples)))
+        samples = repaired
     parsed = [(s, _safe_sketch(s)) for s in samples]
     ok_seqs = [s for s, sk in parsed if sk is not None and len(sk.primitives) > 0]
     raw = infer_constraints(cons, ok_seqs, dedupe=False) if ok_seqs else []
     deduped = [dedupe_constraints(c, cons.cgrammar) for c in raw]  # repeats counted, then dropped
     cons_pred = [c for c, _ in deduped]
-    solved = full = 0
+    solved = full = intact = 0
     dof_left, dof_free = [], []
     sample_sketches = []
+    statuses = Counter()
     for s, cp in zip(ok_seqs, cons_pred):
         sk = _safe_sketch(s, cp)
         if sk is None:
             continue
         sample_sketches.append(sk)
-        ok, dof, _ = solve_sketch(sk)
+        status, dof, result = solve_outcome(sk)
+        statuses[status] += 1
+        ok = status == "ok"
         solved, full = solved + ok, full + (ok and dof == 0)
+        intact += bool(ok and collapsed_primitives(result) == 0)
         if ok:
             free = solve_sketch(type(sk)(list(sk.primitives), [], sk.name))[1]
             dof_left.append(dof)
@@ -360,8 +398,13 @@ def sample_and_solve(prim, cons, n: int, top_p: float, max_len: int, seed: int,
         "n": n_s,
         "parse_fraction": len(ok_seqs) / n_s,
         "parse_fraction_as_sampled": as_sampled,
-        "degenerate_primitives_dropped_mean": float(np.mean(dropped)),
+        "valid_geometry": valid_geometry,
+        "drop_degenerate": drop_degenerate,
+        "degenerate_primitives_mean": float(np.mean([len(d) for d in degenerate])),
+        "degenerate_primitives_by_type": dict(sorted(Counter(t for d in degenerate for t in d).items())),
         "solve_fraction": solved / n_s,
+        "solve_intact_fraction": intact / n_s,
+        "solve_status_counts": dict(sorted(statuses.items())),
         "fully_constrained_fraction": full / n_s,
         "duplicate_constraints_removed_mean": (float(np.mean([r for _, r in deduped])) if deduped
                                                else float("nan")),
@@ -501,6 +544,8 @@ def run_experiment(out: Path, quick: bool, seed: int, log=print) -> tuple[dict, 
 
     # ---- samples: parse, solve, fully constrained
     metrics["samples"], sample_sketches = sample_and_solve(prim, cons, cfg.n_samples, cfg.top_p, max_len, seed + 5)
+    metrics["samples_any_geometry"], _ = sample_and_solve(prim, cons, cfg.n_samples, cfg.top_p, max_len, seed + 5,
+                                                          valid_geometry=False)
     # the same measures for held-out procedural sketches with their true constraints
     true_ok = true_full = 0
     n_ref = min(len(te_p), 48)
@@ -568,7 +613,7 @@ def _resumed_note(m: dict) -> str:
 def _markdown(m: dict, rows: list) -> str:
     from quintet.core.runs import markdown_table
 
-    c, im, s = m["constraints"], m["image_to_primitive"], m["samples"]
+    c, im, s, u = m["constraints"], m["image_to_primitive"], m["samples"], m["samples_any_geometry"]
     lines = [
         "## Vitruvion models (primitive, constraint, image-conditioned)",
         "",
@@ -613,18 +658,25 @@ def _markdown(m: dict, rows: list) -> str:
         "### Sampled sketches (nucleus p = 0.9)",
         "",
         markdown_table([
-            ["samples", s["n"]],
-            ["parse (grammatical, no degenerate primitive)", s["parse_fraction"]],
-            ["duplicate constraints removed (mean per parsed sample)", s["duplicate_constraints_removed_mean"]],
-            ["solve with SolveSpace after constraint inference", s["solve_fraction"]],
-            ["fully constrained after constraint inference", s["fully_constrained_fraction"]],
-            ["mean degrees of freedom left (solved samples)", s["mean_dof_left"]],
-            ["fraction of the free DOF removed by inferred constraints", s["dof_removed_fraction"]],
+            ["samples", s["n"], u["n"]],
+            ["parse (grammatical, no degenerate primitive)", s["parse_fraction"], u["parse_fraction"]],
+            ["degenerate primitives per sample (mean)", s["degenerate_primitives_mean"], u["degenerate_primitives_mean"]],
+            ["duplicate constraints removed (mean per parsed sample)", s["duplicate_constraints_removed_mean"],
+             u["duplicate_constraints_removed_mean"]],
+            ["solve with SolveSpace after constraint inference", s["solve_fraction"], u["solve_fraction"]],
+            ["solve with no primitive collapsed in the solution", s["solve_intact_fraction"], u["solve_intact_fraction"]],
+            ["fully constrained after constraint inference", s["fully_constrained_fraction"], u["fully_constrained_fraction"]],
+            ["mean degrees of freedom left (solved samples)", s["mean_dof_left"], u["mean_dof_left"]],
+            ["fraction of the free DOF removed by inferred constraints", s["dof_removed_fraction"], u["dof_removed_fraction"]],
             ["reference: held-out sketches with true constraints, solve / fully constrained",
              f"{s['reference_true_constraints']['solve_fraction']:.2f} / "
-             f"{s['reference_true_constraints']['fully_constrained_fraction']:.2f}"],
-            ["mean primitives per sample", s["mean_primitives"]],
-        ], ["measure", "value"]),
+             f"{s['reference_true_constraints']['fully_constrained_fraction']:.2f}", "—"],
+            ["mean primitives per sample", s["mean_primitives"], u["mean_primitives"]],
+        ], ["measure", "validity mask (default sampler)", "no mask"]),
+        "Both columns draw from the same model and seed; the validity mask removes, token by token, the "
+        "coordinate bins that would make the primitive being drawn degenerate "
+        "(see `quintet.sketch.models.validity`).",
+        "",
         "Dimensions are not tokenised (as in the paper) and the only geometric constraint that pins "
         "geometry, Fix, anchors a training sketch once, so sizes stay free and \"fully constrained\" "
         "cannot be expected above 0; the fraction of the free DOF removed is the informative measure.",

@@ -28,6 +28,7 @@ import torch
 
 from quintet.core.errors import QuintetError
 from quintet.sketch.constraints import ARITY, GEOMETRIC_TYPES
+from quintet.sketch.models.validity import check_geometry_layout, forbidden_bins
 
 PAD, START, STOP = 0, 1, 2
 NON_COORD = 1  # coord-stream id of Start/type/flag/Stop tokens (0 is padding)
@@ -195,13 +196,22 @@ class PrimitiveDecodeState:
     of its parameters emitted so far, the primitive count and whether Stop was emitted.
     ``max_primitives`` (None: unbounded) caps the primitive count: once it is reached only Stop
     may follow, since the model has no position embedding for a further primitive.
+
+    ``valid_geometry``: :meth:`allowed` also forbids the coordinate bins after which the primitive
+    being sampled can only be degenerate (:func:`quintet.sketch.models.validity.forbidden_bins`),
+    so every primitive it lets through decodes to a drawable entity. Should a row have no bin
+    left (possible only after forced tokens), it falls back to the grammar mask for that step and
+    :attr:`geometry_fallbacks` counts it.
     """
 
     def __init__(self, grammar: PrimitiveGrammar, batch: int, max_len: int, device: torch.device | str = "cpu",
-                 max_primitives: int | None = None):
+                 max_primitives: int | None = None, valid_geometry: bool = False):
         self.g = grammar
         self.max_len = max_len
         self.max_primitives = max_primitives
+        self.valid_geometry = valid_geometry
+        if valid_geometry:
+            check_geometry_layout(grammar.type_names, grammar.n_params)
         self.length = 1  # Start is in place
         self.cur_type = torch.full((batch,), -1, dtype=torch.long, device=device)
         self.n_done = torch.zeros(batch, dtype=torch.long, device=device)
@@ -211,6 +221,8 @@ class PrimitiveDecodeState:
         self._coord_base = torch.tensor(
             [grammar.coord_ids(t)[0] for t in range(grammar.n_types)], dtype=torch.long, device=device
         )
+        self.params = torch.zeros(batch, max(grammar.n_params), dtype=torch.long, device=device)  # bins so far
+        self.geometry_fallbacks = torch.zeros(batch, dtype=torch.long, device=device)
 
     def allowed(self) -> torch.Tensor:
         """(batch, vocab) boolean mask of the tokens the grammar permits next.
@@ -232,7 +244,17 @@ class PrimitiveDecodeState:
         at_flag = (self.cur_type >= 0) & ~in_params
         mask[:, g.flag_offset : g.flag_offset + 2] = at_flag[:, None]
         mask[:, PAD] = self.finished
-        return mask
+        return self._restrict_geometry(mask) if self.valid_geometry else mask
+
+    def _restrict_geometry(self, mask: torch.Tensor) -> torch.Tensor:
+        """``mask`` without the bins :func:`forbidden_bins` names; a row left empty keeps ``mask``."""
+        g = self.g
+        bad = forbidden_bins(g.type_names, g.num_bins, self.cur_type, self.n_done, self.params)
+        geo = mask.clone()
+        geo[:, g.bin_offset : g.flag_offset] &= ~bad
+        empty = ~geo.any(-1)
+        self.geometry_fallbacks += empty.long()
+        return torch.where(empty[:, None], mask, geo)
 
     def streams(self, tok: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``coord`` and ``pos`` ids of the tokens ``tok`` (batch,) about to be appended."""
@@ -252,6 +274,9 @@ class PrimitiveDecodeState:
         is_stop = live & (tok == STOP) & (self.cur_type < 0)
         is_bin = live & (self.cur_type >= 0) & (self.n_done < self._n_params[self.cur_type.clamp(min=0)])
         is_flag = live & (self.cur_type >= 0) & ~is_bin
+        slot = self.n_done.clamp(max=self.params.shape[1] - 1)[:, None]
+        kept = self.params.gather(1, slot)[:, 0]
+        self.params.scatter_(1, slot, torch.where(is_bin, tok - g.bin_offset, kept)[:, None])
         self.n_done = torch.where(is_bin, self.n_done + 1, self.n_done)
         self.cur_type = torch.where(is_flag, torch.full_like(self.cur_type, -1), self.cur_type)
         self.cur_type = torch.where(is_type, tok - g.type_offset, self.cur_type)

@@ -2,8 +2,9 @@
 from a primer or an image) with a key/value cache, and constraint inference with the pointer model.
 
 * :func:`nucleus_filter` — top-p filtering (Holtzman et al. 2020), the paper's sampler (p = 0.9).
-* :func:`sample_primitives` — batched, grammar-constrained (§3.1); primers (§4.2, autocomplete)
-  are forced token by token, so primers of different lengths share one batch.
+* :func:`sample_primitives` — batched, grammar-constrained (§3.1) and, by default, restricted to
+  valid geometry (:mod:`~quintet.sketch.models.validity`); primers (§4.2, autocomplete) are forced
+  token by token, so primers of different lengths share one batch.
 * :func:`infer_constraints` — constraints for given primitives (§3.2); greedy by default, with
   exact repeats removed (:func:`dedupe_constraints`).
 """
@@ -93,6 +94,7 @@ def sample_primitives(
     use_cache: bool = True,
     max_len: int | None = None,
     generator: torch.Generator | None = None,
+    valid_geometry: bool = True,
 ) -> list[list[int]]:
     """Draw ``n`` primitive sequences (value tokens, Start … Stop) from ``model``.
 
@@ -100,6 +102,11 @@ def sample_primitives(
     for an image-conditioned model. ``top_p=None`` decodes greedily. Every returned sequence is
     grammatical: the grammar mask leaves only valid tokens and forces Stop at ``max_len`` tokens
     or ``model.config.max_primitives`` primitives, whichever comes first.
+
+    ``valid_geometry`` (default): the validity mask (:func:`~quintet.sketch.models.validity.forbidden_bins`)
+    also removes the coordinate bins that would leave the current primitive degenerate, so every
+    sampled primitive is a drawable entity (:func:`~quintet.sketch.models.data.tokens_to_sketch`
+    accepts it); primers are kept as given. ``False`` samples the grammar-masked distribution alone.
     """
     model.eval()
     g = model.grammar
@@ -130,7 +137,7 @@ def sample_primitives(
     coord = torch.zeros_like(val)
     pos = torch.zeros_like(val)
     val[:, 0], coord[:, 0], pos[:, 0] = START, NON_COORD, 1
-    state = PrimitiveDecodeState(g, n, max_len, dev, max_primitives=n_max)
+    state = PrimitiveDecodeState(g, n, max_len, dev, max_primitives=n_max, valid_geometry=valid_geometry)
     p0 = int(lengths.min())
     for t in range(1, p0):  # the common part of the primers is known: prefill it
         tok = forced[:, t]
