@@ -275,7 +275,7 @@ DRO = {"dro_erm": {"method": "erm"}, "dro_group": {"method": "group-dro"}, "dro_
        "dro_selfnorm": {"method": "ratio-selfnorm"}, "dro_uniform": {"method": "group-uniform"},
        "dro_ratio_authors": {"method": "ratio", "recipe": "authors"},
        "dro_group_authors": {"method": "group-dro", "recipe": "authors"},
-       "dro_ratio_text": {"method": "ratio", "text": True}}
+       "dro_ratio_text": {"method": "ratio", "text": True}, "dro_pdro": {"method": "pdro", "text": True}}
 
 
 def _dro_scenario(settings: dict) -> Callable[..., tuple[torch.nn.Module, dict]]:

@@ -1,7 +1,9 @@
-"""Distributionally robust models with parametric likelihood ratios (Michel, Hashimoto & Neubig, ICLR 2022).
+"""Distributionally robust models with parametric likelihood ratios (Michel, Hashimoto & Neubig, ICLR 2022)
+and P-DRO with a generative adversary (Michel, Hashimoto & Neubig, ICLR 2021).
 
-Functional objectives first (``ratio_dro_objectives``, ``cvar_loss``, ``GroupDRO``, the
-non-parametric KL / chi-square / CVaR best responses), then the adversary model, the tasks
+Functional objectives first (``ratio_dro_objectives``, ``pdro_objectives``, ``cvar_loss``,
+``GroupDRO``, the non-parametric KL / chi-square / CVaR best responses), then the adversary models
+(the ratio ``Adversary``, P-DRO's language models ``JointLM`` / ``GenerativeAdversary``), the tasks
 (BiasedSST, Colored MNIST, Adult), the training loop under our recipe or the authors', and the
 model-selection rules (average, oracle worst-group, minmax, the authors' greedy and cross-run minmax).
 """
@@ -13,6 +15,17 @@ from quintet.dro.experiments import (
     equal_group_order,
     train,
     train_on,
+)
+from quintet.dro.generative import (
+    GenerativeAdversary,
+    JointLM,
+    LogNormalizer,
+    adversary_targets,
+    base_lm,
+    joint_log_likelihood,
+    pdro_objectives,
+    pretrain_lm,
+    split_log_likelihoods,
 )
 from quintet.dro.models import (
     MLP,
@@ -56,7 +69,10 @@ __all__ = [
     "Adversary",
     "BagOfEmbeddings",
     "BiLSTMClassifier",
+    "GenerativeAdversary",
     "GroupDRO",
+    "JointLM",
+    "LogNormalizer",
     "METHODS",
     "RECIPES",
     "MLP",
@@ -68,6 +84,8 @@ __all__ = [
     "TaskData",
     "TrainConfig",
     "adversary_pool",
+    "adversary_targets",
+    "base_lm",
     "batch_kl",
     "batch_weights",
     "chi2_best_response",
@@ -84,11 +102,15 @@ __all__ = [
     "cvar_loss",
     "group_accuracies",
     "group_mean_losses",
+    "joint_log_likelihood",
     "load_task",
     "minmax_select",
+    "pdro_objectives",
+    "pretrain_lm",
     "ratio_dro_objectives",
     "ratio_dro_value",
     "self_normalized_objectives",
+    "split_log_likelihoods",
     "train",
     "train_on",
     "uniform_group_loss",

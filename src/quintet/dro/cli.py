@@ -10,13 +10,16 @@ import typer
 from quintet.core import options
 from quintet.core.errors import QuintetError
 
-app = typer.Typer(help="Robust models with parametric likelihood ratios (ratio DRO) and baselines.",
+app = typer.Typer(help="Robust models with parametric likelihood ratios (ratio DRO), P-DRO with a generative "
+                       "adversary, and baselines.",
                   no_args_is_help=True)
 
 TASK_NAMES = ("biased-sst", "colored-mnist", "adult", "synthetic")
-METHOD_NAMES = ("erm", "cvar", "chi2", "kl", "group-dro", "group-uniform", "topic-cvar", "ratio", "ratio-selfnorm")
+METHOD_NAMES = ("erm", "cvar", "chi2", "kl", "group-dro", "group-uniform", "topic-cvar", "ratio", "ratio-selfnorm",
+                "pdro")
 Task = Literal["biased-sst", "colored-mnist", "adult", "synthetic"]
-Method = Literal["erm", "cvar", "chi2", "kl", "group-dro", "group-uniform", "topic-cvar", "ratio", "ratio-selfnorm"]
+Method = Literal["erm", "cvar", "chi2", "kl", "group-dro", "group-uniform", "topic-cvar", "ratio", "ratio-selfnorm",
+                 "pdro"]
 MAX_N_TRAIN = 10_000_000
 
 
@@ -38,7 +41,8 @@ def train_cmd(
     lr: float = options.positive(1e-3, "Learning rate of the model (authors' recipe: of both players).", maximum=10.0),
     adv_lr: float = options.positive(1e-4, "Learning rate of the ratio adversary (recipe ours).", maximum=10.0),
     clip_norm: float = options.positive(10.0, "Gradient-norm clip of each player (recipe authors).", maximum=1e6),
-    tau: float = options.positive(0.01, "KL penalty temperature of the adversary (> 0).", maximum=1e4),
+    tau: float = options.positive(0.01, "KL penalty temperature of the adversary (> 0); pdro: the temperature of "
+                                        "its targets exp(loss / tau).", maximum=1e4),
     beta: float = typer.Option(1.0, min=0.0, max=1e4, callback=options.finite,
                                help="Self-normalisation penalty (ratio-selfnorm)."),
     alpha: float = options.positive(0.2, "CVaR level in (0, 1].", maximum=1.0),
@@ -46,6 +50,13 @@ def train_cmd(
     kappa: float = options.positive(1.0, "kl: size of the KL ball.", maximum=1e4),
     eta_q: float = options.positive(0.01, "Group DRO / Topic CVaR step size.", maximum=1e4),
     n_topics: int = typer.Option(10, min=2, max=1000, help="topic-cvar: number of LDA topics."),
+    lm_embed_dim: int = typer.Option(64, min=4, max=4096, help="pdro: embedding size of the adversary's language model."),
+    lm_hidden: int = typer.Option(64, min=4, max=4096, help="pdro: LSTM units of the adversary's language model."),
+    lm_epochs: int = typer.Option(2, min=1, max=1000,
+                                  help="pdro: maximum-likelihood epochs of the base language model p_0 (cached in "
+                                       "OUT/checkpoints/base-lm)."),
+    norm_window: int = typer.Option(5, min=1, max=10000,
+                                    help="pdro: batches K averaged in the normaliser of the adversary's targets."),
     n_train: Optional[int] = _n_train("Sub-sample the training split to this many examples (synthetic: generate them)."),
     text_model: Literal["bilstm", "boe"] = typer.Option("bilstm", help="biased-sst model: bilstm or boe (bag of embeddings)."),
     model_size: Literal["small", "authors"] = typer.Option(
@@ -61,7 +72,6 @@ def train_cmd(
 ) -> None:
     """Train one model; checkpoints every epoch into OUT/checkpoints and resumes from them."""
     import shutil
-    from dataclasses import asdict
 
     import torch
 
@@ -73,7 +83,8 @@ def train_cmd(
     config = TrainConfig(task=task, method=method, seed=seed, epochs=epochs, batch_size=batch_size, lr=lr,
                          adv_lr=adv_lr, tau=tau, beta=beta, alpha=alpha, rho=rho, kappa=kappa, eta_q=eta_q,
                          n_topics=n_topics, n_train=n_train, text_model=text_model, recipe=recipe,
-                         clip_norm=clip_norm, sst_source=sst_source, model_size=model_size).validate()
+                         clip_norm=clip_norm, sst_source=sst_source, model_size=model_size, lm_embed_dim=lm_embed_dim,
+                         lm_hidden=lm_hidden, lm_epochs=lm_epochs, norm_window=norm_window).validate()
     from quintet.dro.tasks import check_task_memory
 
     check_task_memory(task, n_train, max_memory)
@@ -85,7 +96,7 @@ def train_cmd(
         if not resume and ckpt.exists():
             shutil.rmtree(ckpt)
         if latest_checkpoint(ckpt) is not None:  # a damaged or other-configuration checkpoint: before the data
-            check_checkpoint(ckpt, expected_config=asdict(config), ignore=("epochs",))
+            check_checkpoint(ckpt, expected_config=config.recorded(), ignore=("epochs",))
     dist.barrier()
     run = Run(out, config) if dist.is_main else None
     result = train(config, checkpoint_dir=ckpt, log=typer.echo, progress=True)

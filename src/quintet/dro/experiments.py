@@ -1,4 +1,4 @@
-"""Training loop shared by every method: ERM, CVaR, Group DRO, uniform group weighting, ratio DRO.
+"""Training loop shared by every method: ERM, CVaR, Group DRO, uniform group weighting, ratio DRO, P-DRO.
 
 One run trains one model on one task, evaluates it on the validation and test sets after every
 epoch, checkpoints (resumable) and returns the per-epoch history plus the checkpoint each selection
@@ -45,6 +45,13 @@ from torch import nn
 from quintet.core.distributed import Dist, current
 from quintet.core.errors import QuintetError, check_choice
 from quintet.core.progress import progress_bar
+from quintet.dro.generative import (
+    GenerativeAdversary,
+    LogNormalizer,
+    base_lm,
+    pdro_objectives,
+    split_log_likelihoods,
+)
 from quintet.dro.models import Adversary, build_model
 from quintet.dro.nonparametric import best_response, nonparametric_loss
 from quintet.dro.objectives import (
@@ -64,13 +71,21 @@ from quintet.dro.tasks import (
     TaskData,
     load_task,
     topic_groups,
+    trim_padding,
 )
 
 __all__ = ["METHODS", "RECIPES", "TrainConfig", "train", "train_on", "equal_group_order", "linear_decay",
            "gather_rows"]
 
-METHODS = ("erm", "cvar", "chi2", "kl", "group-dro", "group-uniform", "topic-cvar", "ratio", "ratio-selfnorm")
+METHODS = ("erm", "cvar", "chi2", "kl", "group-dro", "group-uniform", "topic-cvar", "ratio", "ratio-selfnorm", "pdro")
 RATIO_METHODS = ("ratio", "ratio-selfnorm")
+#: the methods whose adversary is a model re-weighting each batch (normalised within the batch)
+ADVERSARY_METHODS = (*RATIO_METHODS, "pdro")
+#: the seed of P-DRO's base language model (shared by every run seed)
+BASE_LM_SEED = 0
+#: P-DRO's settings (the generative adversary's language model and its normaliser window K), with
+#: their ranges; recorded in a run's configuration only when the method is pdro
+PDRO_RANGES = {"lm_embed_dim": (4, 4096), "lm_hidden": (4, 4096), "lm_epochs": (1, 1000), "norm_window": (1, 10000)}
 #: the non-parametric adversaries and the TrainConfig field holding each one's ball size
 NONPARAMETRIC = {"cvar": "alpha", "chi2": "rho", "kl": "kappa"}
 RECIPES = ("ours", "authors")
@@ -101,6 +116,18 @@ class TrainConfig:
     clip_norm: float = 10.0  # authors' recipe: gradient-norm clip of each player
     sst_source: str = "pdro"
     model_size: str = "small"
+    lm_embed_dim: int = 64  # pdro: word and label embedding size of the language model
+    lm_hidden: int = 64  # pdro: LSTM units of the language model
+    lm_epochs: int = 2  # pdro: maximum-likelihood epochs of the base language model p_0
+    norm_window: int = 5  # pdro: batches K in the normaliser of the adversary's targets
+
+    def recorded(self) -> dict[str, Any]:
+        """The configuration a checkpoint is checked against: P-DRO's settings only for pdro."""
+        config = asdict(self)
+        if self.method != "pdro":
+            for name in PDRO_RANGES:
+                del config[name]
+        return config
 
     def validate(self) -> "TrainConfig":
         check_choice("task", self.task, TASKS)
@@ -121,7 +148,11 @@ class TrainConfig:
         for name in ("epochs", "batch_size"):
             if getattr(self, name) < 1:
                 raise QuintetError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.method in RATIO_METHODS and self.batch_size < 2:
+        for name, (low, high) in PDRO_RANGES.items():
+            value = getattr(self, name)
+            if not (isinstance(value, int) and low <= value <= high):
+                raise QuintetError(f"{name} must be an integer in [{low}, {high}], got {value!r}")
+        if self.method in ADVERSARY_METHODS and self.batch_size < 2:
             raise QuintetError(f"batch_size must be >= 2 for {self.method}: ratio weights are normalised within a "
                                f"batch, so a batch of {self.batch_size} weighs every example 1")
         if not self.lr > 0 or (self.adv_lr is not None and not self.adv_lr > 0):
@@ -131,16 +162,8 @@ class TrainConfig:
         return self
 
 
-def _trim(x: torch.Tensor) -> torch.Tensor:
-    """Drop all-padding trailing columns of a token batch ``(B, T)``; other inputs pass through."""
-    if x.dtype == torch.long and x.dim() == 2:
-        width = int((x != 0).sum(1).max().clamp_min(1))
-        return x[:, :width]
-    return x
-
-
 class Players(nn.Module):
-    """The model and (for ratio DRO) the adversary, saved together in one checkpoint."""
+    """The model and (for ratio DRO and P-DRO) the adversary, saved together in one checkpoint."""
 
     def __init__(self, model: nn.Module, adversary: nn.Module | None):
         super().__init__()
@@ -176,9 +199,10 @@ def gather_rows(dist: Dist, local: torch.Tensor, n: int) -> torch.Tensor:
 
 
 @torch.no_grad()
-def evaluate(players: Players, split: Split, batch: int = 512,
-             dist: Dist | None = None) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
-    """``correct: bool (N,)`` of the model, the adversary's log-ratios ``(N,)`` (or None) and the
+def evaluate(players: Players, split: Split, batch: int = 512, dist: Dist | None = None,
+             with_adversary: bool = True) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
+    """``correct: bool (N,)`` of the model, the adversary's log-ratios ``(N,)`` (None without an
+    adversary or with ``with_adversary=False``) and the
     model's per-example losses ``(N,)``. Each chunk of ``batch`` rows is trimmed as in one process,
     split over the processes and gathered back in order (a chunk smaller than the number of
     processes is scored in full on each)."""
@@ -186,14 +210,14 @@ def evaluate(players: Players, split: Split, batch: int = 512,
     players.eval()
     correct, ratios, losses = [], [], []
     for i in range(0, len(split), batch):
-        x, y = _trim(split.x[i : i + batch]), split.y[i : i + batch]
+        x, y = trim_padding(split.x[i : i + batch]), split.y[i : i + batch]
         n = len(y)
         part = Dist() if n < dist.world else dist
         xs, ys = (x, y) if part.world == 1 else part.shard(x, y)
         logits = players.model(xs)
         correct.append(part.gather(logits.argmax(1) == ys, n))
         losses.append(part.gather(F.cross_entropy(logits, ys, reduction="none"), n))
-        if players.adversary is not None:
+        if players.adversary is not None and with_adversary:
             ratios.append(part.gather(players.adversary(xs, ys), n))
     players.train()
     return torch.cat(correct), (torch.cat(ratios) if ratios else None), torch.cat(losses)
@@ -226,7 +250,7 @@ def own_log_weights(method: str, config: "TrainConfig", ratios: torch.Tensor | N
     them: the batch-normalised ratios (``ratio``), the raw ratios (``ratio-selfnorm``), the best
     response to the validation losses (CVaR, chi-square, KL); ``None`` for the others."""
     n = losses.numel()
-    if method == "ratio":
+    if method in ("ratio", "pdro"):
         return torch.log_softmax(ratios.double(), 0) + math.log(n)
     if method == "ratio-selfnorm":
         return ratios.double()
@@ -253,11 +277,26 @@ def _topic_split_groups(data: TaskData, n_topics: int) -> dict[str, torch.Tensor
     return cache[n_topics]
 
 
+def _generative_adversary(data: TaskData, config: TrainConfig, cache: Path | None, dist: Dist,
+                          log: Callable[[str], None] | None) -> GenerativeAdversary:
+    """P-DRO's adversary: the base language model ``p_0`` fitted on the training pairs (cached in
+    ``cache``, written by the main process) and its trainable copy ``q_psi``. ``p_0`` depends on the
+    data and its settings, not on the run's seed: every seed shares it, as the authors' runs share
+    their one pre-trained ``p_0``."""
+    if data.train.x.dtype != torch.long or data.train.x.dim() != 2 or data.model.vocab_size < 2:
+        raise QuintetError(f"pdro models sentences with a language model; task {data.name!r} has no token ids "
+                           "(use a text task such as biased-sst)")
+    base = base_lm(data.train.x, data.train.y, data.model.vocab_size, data.n_classes, config.lm_embed_dim,
+                   config.lm_hidden, config.lm_epochs, BASE_LM_SEED, cache, save=dist.is_main, log=log)
+    return GenerativeAdversary(base)
+
+
 def _make_optimizer(config: TrainConfig, model: nn.Module, adversary: nn.Module | None) -> torch.optim.Optimizer:
     authors = config.recipe == "authors"
     groups_params = [{"params": model.parameters(), "lr": config.lr}]
-    if adversary is not None:
-        groups_params.append({"params": adversary.parameters(), "lr": config.lr if authors else (config.adv_lr or config.lr)})
+    if adversary is not None:  # the frozen base language model of pdro stays out
+        groups_params.append({"params": [p for p in adversary.parameters() if p.requires_grad],
+                              "lr": config.lr if authors else (config.adv_lr or config.lr)})
     if authors:
         return torch.optim.AdamW(groups_params, weight_decay=config.weight_decay)
     return torch.optim.Adam(groups_params, weight_decay=config.weight_decay)
@@ -272,11 +311,15 @@ def _epoch_order(config: TrainConfig, train_groups: torch.Tensor, n_groups: int,
 
 
 def train_on(data: TaskData, config: TrainConfig, checkpoint_dir: str | Path | None = None,
-             log: Callable[[str], None] | None = None, progress: bool = False) -> dict[str, Any]:
+             log: Callable[[str], None] | None = None, progress: bool = False,
+             base_lm_dir: str | Path | None = None) -> dict[str, Any]:
     """Train ``config.method`` on ``data``; resume from ``checkpoint_dir`` when it holds one.
 
     For ``ratio`` the model and the adversary play the game of paper Section 3 (Eq. 7), both
-    updated on every batch; after training each selection rule of Section 4.3 picks a checkpoint.
+    updated on every batch; ``pdro`` plays the game of Michel et al. (2021) against a generative
+    adversary (:mod:`quintet.dro.generative`), its base language model fitted first (or loaded from
+    ``base_lm_dir``, default ``checkpoint_dir/base-lm``, where it is cached); after training each
+    selection rule of Section 4.3 picks a checkpoint.
 
     Returns ``{"config", "history": [per-epoch dict], "selection": {rule: {...}},
     "weights": [[mean adversary weight per group] per logged interval], "group_names",
@@ -298,6 +341,12 @@ def train_on(data: TaskData, config: TrainConfig, checkpoint_dir: str | Path | N
     seed_everything(config.seed)
     model = build_model(data.model)
     adversary = Adversary(build_model(data.model)) if config.method in RATIO_METHODS else None
+    normalizer, train_log_p0 = None, None
+    if config.method == "pdro":
+        base_dir = base_lm_dir or (Path(checkpoint_dir) / "base-lm" if checkpoint_dir is not None else None)
+        adversary = _generative_adversary(data, config, base_dir, dist, log)
+        normalizer = LogNormalizer(config.norm_window)
+        train_log_p0 = split_log_likelihoods(adversary.base, data.train.x, data.train.y)
     players = Players(model, adversary)
     dist.broadcast_parameters(players)
     optimizer = _make_optimizer(config, model, adversary)
@@ -321,7 +370,7 @@ def train_on(data: TaskData, config: TrainConfig, checkpoint_dir: str | Path | N
     w_sum = torch.zeros(n_groups, dtype=torch.float64)
     w_cnt = torch.zeros(n_groups, dtype=torch.float64)
     start_epoch = 0
-    cfg_dict = asdict(config)
+    cfg_dict = config.recorded()
     path = dist.latest_checkpoint(checkpoint_dir)
     if path is not None:
         # the configuration is compared before any weights are loaded; more epochs may be asked for
@@ -344,6 +393,8 @@ def train_on(data: TaskData, config: TrainConfig, checkpoint_dir: str | Path | N
         w_cnt = torch.tensor(extra["weight_counts"], dtype=torch.float64)
         if group_dro is not None:
             group_dro.q = torch.tensor(extra["group_q"], dtype=torch.float64)
+        if normalizer is not None:
+            normalizer = LogNormalizer(config.norm_window, extra["log_normalizer"])
         tensors = load_tensors(Path(path) / "history.safetensors")
         stored = {k: list(tensors[k]) if k in tensors else [] for k in stored}
         if log:
@@ -363,7 +414,7 @@ def train_on(data: TaskData, config: TrainConfig, checkpoint_dir: str | Path | N
             if idx.numel() < max(2, dist.world):
                 continue
             n = idx.numel()
-            x, y, g = _trim(train.x[idx]), train.y[idx], train.g[idx]  # the global batch, trimmed
+            x, y, g = trim_padding(train.x[idx]), train.y[idx], train.g[idx]  # the global batch, trimmed
             t0 = time.perf_counter()
             xs, ys = (x, y) if dist.world == 1 else dist.shard(x, y)  # this process's rows
             local_losses = F.cross_entropy(model(xs), ys, reduction="none")
@@ -379,9 +430,14 @@ def train_on(data: TaskData, config: TrainConfig, checkpoint_dir: str | Path | N
             elif config.method == "group-uniform":
                 loss = uniform_group_loss(losses, g, n_groups)
             else:
-                r = gather_rows(dist, adversary(xs, ys), n)
+                known = () if train_log_p0 is None else (dist.shard(train_log_p0[idx]),)  # pdro: log p_0
+                r = gather_rows(dist, adversary(xs, ys, *known), n)
                 if config.method == "ratio":
                     model_loss, adv_loss = ratio_dro_objectives(losses, r, config.tau, reduction)
+                    weights = len(r) * torch.softmax(r.detach(), 0)
+                elif normalizer is not None:
+                    log_z = normalizer.update(float(torch.logsumexp(losses.detach().double() / config.tau, 0)))
+                    model_loss, adv_loss = pdro_objectives(losses, r, config.tau, log_z, reduction)
                     weights = len(r) * torch.softmax(r.detach(), 0)
                 else:
                     model_loss, adv_loss = self_normalized_objectives(losses, r, config.tau, config.beta, reduction)
@@ -406,7 +462,7 @@ def train_on(data: TaskData, config: TrainConfig, checkpoint_dir: str | Path | N
                     w_sum.zero_()
                     w_cnt.zero_()
         v_correct, v_ratio, v_losses = evaluate(players, data.valid, dist=dist)
-        t_correct, _, _ = evaluate(players, data.test, dist=dist)
+        t_correct, _, _ = evaluate(players, data.test, dist=dist, with_adversary=False)  # test ratios go unused
         record = {"epoch": epoch + 1, "valid": _summary(v_correct, data.valid, n_groups),
                   "test": _summary(t_correct, data.test, n_groups)}
         if group_dro is not None:
@@ -433,6 +489,8 @@ def train_on(data: TaskData, config: TrainConfig, checkpoint_dir: str | Path | N
                      "weight_sums": w_sum.tolist(), "weight_counts": w_cnt.tolist()}
             if group_dro is not None:
                 extra["group_q"] = group_dro.q.tolist()
+            if normalizer is not None:
+                extra["log_normalizer"] = normalizer.history
             save_checkpoint(checkpoint_dir, players, step=epoch + 1, config=cfg_dict, optimizer=optimizer, extra=extra)
 
     bar.close()

@@ -6,14 +6,18 @@ from typing import Any
 
 
 def weights_figure(runs: dict[str, dict[str, Any]]):
-    """One panel per task: mean ratio weight ``w`` of each group over training (log scale).
+    """One panel per run (two per row): mean adversary weight ``w`` of each group over training (log scale).
 
-    ``runs``: task name -> a ratio-DRO result of :func:`quintet.dro.experiments.train_on`.
+    ``runs``: panel title -> a ratio-DRO or P-DRO result of :func:`quintet.dro.experiments.train_on`.
     """
     from quintet.core.plotting import plt
 
-    fig, axes = plt.subplots(1, len(runs), figsize=(4.6 * len(runs), 3.4), squeeze=False)
-    for ax, (task, result) in zip(axes[0], runs.items()):
+    cols = min(2, len(runs))
+    rows = -(-len(runs) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(4.6 * cols, 3.4 * rows), squeeze=False)
+    for ax in axes.flat[len(runs):]:
+        ax.axis("off")
+    for ax, (task, result) in zip(axes.flat, runs.items()):
         weights = result["weights"]
         epochs = result["config"]["epochs"]
         xs = [(i + 1) * epochs / max(1, len(weights)) for i in range(len(weights))]
@@ -41,7 +45,8 @@ def worst_group_figure(panels: dict[str, dict[str, dict[str, Any]]]):
         methods = list(by_method)
         means = [by_method[m]["worst"]["mean"] for m in methods]
         stds = [by_method[m]["worst"]["std"] for m in methods]
-        ax.bar(range(len(methods)), means, yerr=stds, color=["C3" if m.startswith("ratio") else "C0" for m in methods])
+        ax.bar(range(len(methods)), means, yerr=stds,
+               color=["C3" if m.startswith("ratio") or m == "pdro" else "C0" for m in methods])
         ax.set_xticks(range(len(methods)), [m.replace(" (", "\n(") for m in methods], fontsize=7, rotation=30)
         ax.set_ylim(0, 1)
         ax.set_ylabel("test worst-group accuracy")

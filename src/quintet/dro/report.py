@@ -3,9 +3,10 @@ training recipe alone and of the selection rule alone, computed from the same ru
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
-SHARED = ("ratio", "ratio-selfnorm", "erm", "cvar", "group-dro")
+SHARED = ("ratio", "ratio-selfnorm", "pdro", "erm", "cvar", "group-dro")
 SETTINGS = (
     ("A", "current", "minmax", "current recipe, current selection (the current protocol)"),
     ("B", "current", "greedy-minmax", "current recipe, authors' selection"),
@@ -38,6 +39,19 @@ def _movers(summary: dict) -> list[str]:
     return lines
 
 
+def _kl_rows(valid_kl: dict[str, dict[str, list[list[float]]]]) -> list[dict[str, str]]:
+    rows = []
+    for protocol, by_method in valid_kl.items():
+        for method, per_seed in by_method.items():
+            row = {"protocol": protocol, "method": method}
+            for epoch, values in enumerate(zip(*per_seed), 1):
+                finite = [v for v in values if math.isfinite(v)]
+                cell = f"{sum(finite) / len(finite):.2f} [{min(finite):.2f}, {max(finite):.2f}]" if finite else "—"
+                row[f"epoch {epoch}"] = cell + (f" ({len(values) - len(finite)} NaN)" if len(finite) < len(values) else "")
+            rows.append(row)
+    return rows
+
+
 def results_markdown(summary: dict, metrics: dict[str, Any], scale: tuple, seeds: list[int], not_shown: str) -> str:
     from quintet.core.runs import markdown_table
 
@@ -56,6 +70,15 @@ def results_markdown(summary: dict, metrics: dict[str, Any], scale: tuple, seeds
         })
     grid = [{"method": m, **{f"{tag}: {label.split(' (')[0]}": _cell(summary, p, m, r) for tag, p, r, label in SETTINGS}}
             for m in _shared(summary)]
+    pdro = metrics.get("pdro_adversary")
+    pdro_note = (
+        "*pdro*: P-DRO (Michel, Hashimoto & Neubig, ICLR 2021), whose adversary is a generative model: a "
+        f"one-layer LSTM language model q_ψ(x, y) = q_ψ(y) Π_t q_ψ(x_t | y, x_<t) ({pdro['lm_embed_dim']}-d "
+        f"embeddings, {pdro['lm_hidden']} units, an end-of-sentence symbol) that starts as a copy of the base model "
+        f"p_0, fitted by maximum likelihood on the training sentences for {pdro['lm_epochs']} epochs; the "
+        "classifier's losses are re-weighted by B·softmax(log q_ψ − log p_0) over the batch, and q_ψ is fitted to "
+        f"the targets exp(ℓ/τ)/Z (τ = 0.01, Z averaged over the last K = {pdro['norm_window']} batches); its "
+        "validation pool is its own log-ratios. " if pdro and "pdro" in {*summary["authors"], *summary["current"]} else "")
     global_entry = summary["authors"].get("ratio (global minmax)")
     global_note = (f"chosen per seed: {', '.join(global_entry['greedy-minmax']['runs'])}" if global_entry
                    else "not run here: it needs both ratio-DRO variants")
@@ -75,9 +98,9 @@ def results_markdown(summary: dict, metrics: dict[str, Any], scale: tuple, seeds
         "*authors'*: AdamW for both players at one rate (1e-3 here), the model's rate decaying linearly "
         "to 0, both gradients clipped at norm 10, summed ratio loss; Group DRO with equal group sampling, "
         "q before the update, η_q = 0.1; selection = greedy in-training minmax on validation errors with "
-        "each method's own pool (ratio DRO: its adversaries; CVaR/χ²/KL: their best responses on the "
+        "each method's own pool (ratio DRO, P-DRO: their adversaries; CVaR/χ²/KL: their best responses on the "
         "validation losses; ERM, Group DRO: uniform only; Topic CVaR: worst-topic validation accuracy). "
-        f"*ratio (global minmax)*: the cross-run step between the two ratio-DRO runs of each seed "
+        f"{pdro_note}*ratio (global minmax)*: the cross-run step between the two ratio-DRO runs of each seed "
         f"({global_note}). *oracle*: best validation worst-group accuracy "
         "(uses group labels).\n\n",
         markdown_table(rows),
@@ -87,7 +110,14 @@ def results_markdown(summary: dict, metrics: dict[str, Any], scale: tuple, seeds
         "DRO's recipe change also includes its sampling, q timing and η_q.\n\n",
         markdown_table(grid),
         "\n", "\n".join(_movers(summary)), "\n\n",
-        "## Time per training step (median, seconds, 1 thread)\n\n",
+        "## The adversaries' validation KL\n\n"
+        "KL(q ‖ p̂) of each adversary's weights on the validation set after each epoch (normalised over the "
+        "set), mean [min, max] over the seeds where it is finite. Above log 10 = 2.30 an adversary is left out "
+        "of the minmax pools, so a method whose adversaries all exceed it is selected under the uniform "
+        "weighting alone (the authors' greedy rule filters ratio-selfnorm's raw, unnormalised ratios "
+        "instead).\n\n",
+        markdown_table(_kl_rows(metrics.get("valid_kl", {}))),
+        "\n## Time per training step (median, seconds, 1 thread)\n\n",
         markdown_table([{"protocol": p, **{m: f"{v:.4f}" for m, v in times.items()}}
                         for p, times in metrics["seconds_per_step"].items()]),
         f"\nWall time of this invocation: {metrics['minutes']} minutes (finished runs kept in "

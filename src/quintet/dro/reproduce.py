@@ -5,10 +5,11 @@
   loss); Group DRO with shuffled batches, the updated ``q`` and ``eta_q = 0.01``; selection by the
   minmax rule applied after training over every epoch, the pool being the ratio-DRO adversaries of
   the same seed for every method.
-* authors' protocol (``pmichel31415/P-DRO``): their recipe (AdamW for both players at one rate,
+* authors' protocol (``pmichel31415/P-DRO``), which also trains P-DRO with its generative
+  adversary (Michel et al., 2021; :mod:`quintet.dro.generative`): their recipe (AdamW for both players at one rate,
   linear decay, clipping at 10, summed ratio loss); Group DRO with equal group sampling, ``q``
   before the update and ``eta_q = 0.1``; the greedy in-training minmax selection with each method's
-  own pool (ratio DRO: its adversaries; CVaR / chi-square / KL: their best responses on the
+  own pool (ratio DRO, P-DRO: their adversaries; CVaR / chi-square / KL: their best responses on the
   validation losses; ERM and Group DRO: the uniform weighting only; Topic CVaR: worst-topic
   validation accuracy), then the cross-run global minmax between the two ratio-DRO variants.
 
@@ -27,16 +28,16 @@ from typing import Any
 
 import torch
 
-from quintet.dro.experiments import TrainConfig, selected, train_on
+from quintet.dro.experiments import PDRO_RANGES, TrainConfig, selected, train_on
 from quintet.dro.selection import global_minmax_select, minmax_select
 
 # scale -> (text model, n_train, epochs)
 SCALES = {"quick": ("boe", 10000, 4), "full": ("bilstm", None, 10)}
 PROTOCOLS: dict[str, dict[str, Any]] = {
     "current": {"recipe": "ours", "eta_q": 0.01, "rule": "minmax",
-                "methods": ("ratio", "ratio-selfnorm", "erm", "cvar", "group-dro", "group-uniform")},
+                "methods": ("ratio", "ratio-selfnorm", "erm", "cvar", "group-dro", "group-uniform", "pdro")},
     "authors": {"recipe": "authors", "eta_q": 0.1, "rule": "greedy-minmax",
-                "methods": ("ratio", "ratio-selfnorm", "erm", "cvar", "chi2", "kl", "group-dro", "topic-cvar")},
+                "methods": ("ratio", "ratio-selfnorm", "erm", "cvar", "chi2", "kl", "group-dro", "topic-cvar", "pdro")},
 }
 N_SEEDS = 3
 #: the one learning rate of both players under the authors' recipe at this scale (theirs: 2e-5 for
@@ -46,7 +47,8 @@ AUTHORS_LR = 1e-3
 NOT_SHOWN = (
     "The paper's per-method BiasedSST numbers (arXiv 2204.06340) are not shown beside ours. The paper reports that ratio DRO selected by "
     "the minmax rule is more robust than ERM and the non-parametric baselines on BiasedSST, with "
-    "oracle Group DRO as the upper reference."
+    "oracle Group DRO as the upper reference. The BiasedSST numbers of P-DRO's own paper (arXiv 2103.10282) are "
+    "not shown either."
 )
 
 
@@ -67,7 +69,8 @@ def _run_protocol(name: str, data, seeds: list[int], scale: tuple, ckpt_root: Pa
     methods = [m for m in spec["methods"] if only is None or m in only or m == "ratio"]
     picks: dict[str, dict[str, list[dict]]] = {m: {} for m in methods}
     times: dict[str, float] = {}
-    ratio_weights = None
+    first_runs: dict[str, dict] = {}  # the first seed's ratio-DRO and P-DRO runs, for their weights
+    valid_kl: dict[str, list[list[float]]] = {}  # the adversaries' validation KL per seed and epoch
     for seed in seeds:
         runs: dict[str, dict] = {}
         for method in methods:
@@ -75,10 +78,13 @@ def _run_protocol(name: str, data, seeds: list[int], scale: tuple, ckpt_root: Pa
             cfg = TrainConfig(method=method, seed=seed, epochs=epochs, n_train=n_train, text_model=text_model,
                               recipe=spec["recipe"], eta_q=spec["eta_q"], lr=lr)
             t0 = time.perf_counter()
-            runs[method] = result = train_on(data, cfg, ckpt_root / name / f"{method}-seed{seed}")
+            runs[method] = result = train_on(data, cfg, ckpt_root / name / f"{method}-seed{seed}",
+                                             base_lm_dir=ckpt_root / name / "pdro-base-lm")
             times[method] = result["seconds_per_step"]
-            if method == "ratio" and seed == seeds[0]:
-                ratio_weights = result
+            if method in ("ratio", "pdro") and seed == seeds[0]:
+                first_runs[method] = result
+            if "valid_kl" in result["history"][0]:
+                valid_kl.setdefault(method, []).append([h["valid_kl"] for h in result["history"]])
             log(f"[dro] {name} {method} seed {seed}: " + ", ".join(
                 f"{r} worst {v['test_worst']:.3f}" for r, v in result["selection"].items())
                 + f" ({time.perf_counter() - t0:.0f} s)")
@@ -92,7 +98,8 @@ def _run_protocol(name: str, data, seeds: list[int], scale: tuple, ckpt_root: Pa
         if name == "authors" and "ratio-selfnorm" in runs:
             picks.setdefault("ratio (global minmax)", {}).setdefault(spec["rule"], []).append(
                 _global_pick(runs, ("ratio", "ratio-selfnorm")))
-    return {"picks": picks, "seconds_per_step": times, "ratio_run": ratio_weights}
+    return {"picks": picks, "seconds_per_step": times, "ratio_run": first_runs["ratio"],
+            "pdro_run": first_runs.get("pdro"), "valid_kl": valid_kl}
 
 
 def _global_pick(runs: dict[str, dict], methods: tuple[str, ...]) -> dict[str, Any]:
@@ -140,10 +147,15 @@ def run_reproduce(out: Path, quick: bool = True, seed: int = 0, log=print, epoch
                for name in PROTOCOLS}
     summary = {name: _summarise(r["picks"]) for name, r in results.items()}
     metrics = {"summary": summary, "seconds_per_step": {n: r["seconds_per_step"] for n, r in results.items()},
+               "valid_kl": {n: r["valid_kl"] for n, r in results.items()},
                "data": data_notes, "minutes": round((time.perf_counter() - start) / 60, 1),
-               "ratio_weights_seed0": {n: r["ratio_run"]["weights"] for n, r in results.items()}}
+               "ratio_weights_seed0": {n: r["ratio_run"]["weights"] for n, r in results.items()},
+               "pdro_weights_seed0": {n: r["pdro_run"]["weights"] for n, r in results.items() if r["pdro_run"]},
+               "pdro_adversary": {name: getattr(TrainConfig(), name) for name in PDRO_RANGES}}
     run.log_metrics(metrics)
-    run.save_figure(weights_figure({f"{n} protocol": r["ratio_run"] for n, r in results.items()}), "dro_weights.png")
+    panels = {f"{n} protocol, ratio DRO": r["ratio_run"] for n, r in results.items()}
+    panels.update({f"{n} protocol, P-DRO": r["pdro_run"] for n, r in results.items() if r["pdro_run"]})
+    run.save_figure(weights_figure(panels), "dro_weights.png")
     bars = {f"{n} protocol": {m: v[PROTOCOLS[n]["rule"]] for m, v in summary[n].items()} for n in PROTOCOLS}
     run.save_figure(worst_group_figure(bars), "dro_worst_group.png")
     from quintet.dro.report import results_markdown

@@ -34,7 +34,7 @@ from quintet.core.errors import QuintetError
 from quintet.dro.models import ModelSpec
 
 __all__ = ["TASKS", "SST_SOURCES", "MODEL_SIZES", "Split", "TaskData", "load_task", "bias_sst", "biased_sst_text",
-           "load_sst2_pdro", "topic_groups", "BIAS_PREFIX", "BIAS_SEED", "Vocab"]
+           "load_sst2_pdro", "topic_groups", "trim_padding", "BIAS_PREFIX", "BIAS_SEED", "Vocab"]
 
 TASKS = ("biased-sst", "colored-mnist", "adult", "synthetic")
 SST_SOURCES = ("pdro", "glue")
@@ -45,6 +45,14 @@ MODEL_SIZES = {"small": {"embed_dim": 64, "hidden": 64, "learned_init": False, "
 BIAS_PREFIX = "so , "
 # the seed of the authors' BiasedSST data code: the subsets are fixed for our files' row order
 BIAS_SEED = 8345364
+
+
+def trim_padding(x: torch.Tensor) -> torch.Tensor:
+    """Drop all-padding trailing columns of a token batch ``(B, T)``; other inputs pass through."""
+    if x.dtype == torch.long and x.dim() == 2:
+        width = int((x != 0).sum(1).max().clamp_min(1))
+        return x[:, :width]
+    return x
 
 
 @dataclass
