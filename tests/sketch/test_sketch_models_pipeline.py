@@ -245,3 +245,18 @@ def test_early_stopping_keeps_the_best_weights(tmp_path):
     assert [v for _, v in r["validation"]] == [3.0, 2.0, 2.5, 2.6, 2.7]
     for k, v in m.state_dict().items():
         assert torch.equal(v, seen[2.0][k]), k
+
+
+def test_real_stage_keys_change_only_with_their_own_fields():
+    """Changing one stage's steps names a new folder for that stage only, so finished stages are reused."""
+    from quintet.core.errors import QuintetError
+    from quintet.sketch.models.real_experiment import RealExperimentConfig
+
+    a = RealExperimentConfig.for_scale(True, 0)
+    b = RealExperimentConfig(**{**a.__dict__, "cons_steps": a.cons_steps + 1, "n_samples": 7})
+    assert a.key("primitive") == b.key("primitive") and a.key("image") == b.key("image")
+    assert a.key("constraint") != b.key("constraint")
+    c = RealExperimentConfig(**{**a.__dict__, "seed": 1})
+    assert all(a.key(s) != c.key(s) for s in ("primitive", "constraint", "image"))
+    with pytest.raises(QuintetError, match="unknown stage"):
+        a.key("decoder")

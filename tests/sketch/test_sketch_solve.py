@@ -181,3 +181,13 @@ def test_nearly_full_arc_after_solving_is_ok():
 def test_empty_sketch_solves_trivially():
     r = solve(Sketch())
     assert r.ok and r.dof == 0
+
+
+def test_three_reference_midpoint_on_a_whole_line_is_not_translatable():
+    """A midpoint between a point and a whole line names no second point: the solver reports it
+    as not translatable instead of failing inside SolveSpace."""
+    sk = Sketch([Point(1, 0), Point(0, 0), Line(2, -1, 2, 1)],
+                [Constraint("midpoint", [(0, "whole"), (1, "whole"), (2, "whole")])])
+    r = solve(sk)
+    assert r.unsupported == [0]
+    assert r.ok

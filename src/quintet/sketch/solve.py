@@ -244,8 +244,11 @@ class _System:
             return True
         if t == T.MIDPOINT and len(refs) == 3:
             # a point midway between two points: the midpoint of a helper segment between them
-            helper = self.s.add_line_2d(self.g, self.center(refs[1]), self.center(refs[2]), self.wp)
-            self._c(CT.AT_MIDPOINT, p1=self.center(refs[0]), e1=helper)
+            mid, a, b = (self.center(r) for r in refs)
+            if mid is None or a is None or b is None:  # a whole line has no single point
+                return False
+            helper = self.s.add_line_2d(self.g, a, b, self.wp)
+            self._c(CT.AT_MIDPOINT, p1=mid, e1=helper)
             return True
         if t == T.MIDPOINT:
             ra, rb = refs

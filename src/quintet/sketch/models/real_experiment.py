@@ -36,7 +36,7 @@ __all__ = ["RealExperimentConfig", "real_splits", "run_real"]
 
 @dataclass
 class RealExperimentConfig:
-    """Scale of the real-data training; :meth:`key` names its checkpoint folder."""
+    """Scale of the real-data training; :meth:`key` names each stage's checkpoint folder."""
 
     quick: bool = True
     seed: int = 0
@@ -53,13 +53,25 @@ class RealExperimentConfig:
     @classmethod
     def for_scale(cls, quick: bool, seed: int) -> "RealExperimentConfig":
         if quick:
-            return cls(quick=True, seed=seed, prim_steps=400, validate_every=100, patience=2, cons_steps=150,
+            return cls(quick=True, seed=seed, prim_steps=400, validate_every=100, patience=2, cons_steps=1000,
                        image_steps=150, n_samples=48, n_image_test=48)
         return cls(quick=False, seed=seed)
 
-    def key(self) -> str:
-        digest = hashlib.sha1(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:8]
-        return f"real-{'quick' if self.quick else 'full'}-seed{self.seed}-{digest}"
+    def key(self, stage: str) -> str:
+        """Checkpoint folder of one training ``stage`` (``primitive``, ``constraint`` or ``image``):
+        a digest of the fields that stage depends on, so changing one stage's steps retrains only it."""
+        if stage not in STAGE_FIELDS:
+            raise QuintetError(f"unknown stage {stage!r}; expected one of {', '.join(STAGE_FIELDS)}")
+        fields = {k: v for k, v in asdict(self).items() if k in STAGE_FIELDS[stage]}
+        digest = hashlib.sha1(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:8]
+        return f"real-{stage}-seed{self.seed}-{digest}"
+
+
+#: the configuration fields each training stage depends on (sample counts only affect evaluation)
+_SHARED_FIELDS = ("seed", "batch_size", "lr")
+STAGE_FIELDS = {"primitive": (*_SHARED_FIELDS, "prim_steps", "validate_every", "patience"),
+                "constraint": (*_SHARED_FIELDS, "cons_steps"),
+                "image": (*_SHARED_FIELDS, "image_steps")}
 
 
 def real_splits(max_primitives: int = 16, data_dir=None) -> dict[str, list]:
@@ -126,7 +138,7 @@ def run_real(ckpt: Path, cfg: RealExperimentConfig, prim, cons, imgm, log=print)
     max_len = max(len(p) for v in toks.values() for p in v[0])
     metrics: dict = {"config": asdict(cfg), "data": {k: len(v[0]) for k, v in toks.items()}}
     log(f"[real] data: {metrics['data']}")
-    ckpt = Path(ckpt) / cfg.key()
+    ckpt = Path(ckpt)
 
     def validate(model) -> float:
         return model_bits(model, va_p)["bits_per_primitive"]
@@ -141,7 +153,7 @@ def run_real(ckpt: Path, cfg: RealExperimentConfig, prim, cons, imgm, log=print)
         tc = TrainConfig(steps=cfg.prim_steps, batch_size=cfg.batch_size, lr=cfg.lr, warmup=min(100, cfg.prim_steps // 10),
                          checkpoint_every=cfg.validate_every, validate_every=cfg.validate_every, patience=cfg.patience,
                          seed=cfg.seed)
-        r = train(model, primitive_batches(g, tr_p, cfg.batch_size, cfg.seed), tc, ckpt / f"primitive-{name}",
+        r = train(model, primitive_batches(g, tr_p, cfg.batch_size, cfg.seed), tc, ckpt / cfg.key("primitive") / name,
                   description=f"real primitive ({name})", validate=validate)
         models[name] = model
         train_info[name] = {k: v for k, v in r.items() if k != "history"}
@@ -171,7 +183,7 @@ def run_real(ckpt: Path, cfg: RealExperimentConfig, prim, cons, imgm, log=print)
     tc = TrainConfig(steps=cfg.cons_steps, batch_size=cfg.batch_size, lr=cfg.lr / 2, warmup=min(50, cfg.cons_steps // 10),
                      checkpoint_every=cfg.cons_steps, seed=cfg.seed)
     r = train(real_cons, constraint_batches(g, tr_p, tr_c, cfg.batch_size, cfg.seed, real_cons.config.noise_std), tc,
-              ckpt / "constraint", description="real constraint")
+              ckpt / cfg.key("constraint"), description="real constraint")
     metrics["train_constraint"] = {k: v for k, v in r.items() if k != "history"}
     cons_rows, metrics["constraints"] = [], {}
     for name, model in (("procedural only", cons), ("fine-tuned on real", real_cons)):
@@ -196,7 +208,7 @@ def run_real(ckpt: Path, cfg: RealExperimentConfig, prim, cons, imgm, log=print)
                      checkpoint_every=cfg.image_steps, seed=cfg.seed)
     r = train(real_img, primitive_batches(g, tr_p, cfg.batch_size, cfg.seed,
                                           images=lambda idx, step: render_batch([tr_p[i] for i in idx], cfg.seed * 7919 + step)),
-              tc, ckpt / "image", description="real image")
+              tc, ckpt / cfg.key("image"), description="real image")
     metrics["train_image"] = {k: v for k, v in r.items() if k != "history"}
     n_img = min(cfg.n_image_test, len(te_p))
     imgs = render_batch(te_p[:n_img], cfg.seed + 99, augment=False)
