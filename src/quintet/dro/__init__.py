@@ -64,6 +64,8 @@ from quintet.dro.selection import (
     worst_group_accuracy,
 )
 from quintet.dro.tasks import TASKS, Split, TaskData, bias_sst, load_task, topic_groups
+from quintet.dro.tokens_comparison import compare_tokens
+from quintet.dro.wordpiece import TOKENS, load_local_tokenizer, train_wordpiece
 
 __all__ = [
     "Adversary",
@@ -81,6 +83,10 @@ __all__ = [
     "SmallCNN",
     "Split",
     "TASKS",
+    "TOKENS",
+    "compare_tokens",
+    "load_local_tokenizer",
+    "train_wordpiece",
     "TaskData",
     "TrainConfig",
     "adversary_pool",

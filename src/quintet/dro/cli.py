@@ -9,6 +9,7 @@ import typer
 
 from quintet.core import options
 from quintet.core.errors import QuintetError
+from quintet.dro.wordpiece import BERT_VOCAB_SIZE, VOCAB_SIZE_RANGE
 
 app = typer.Typer(help="Robust models with parametric likelihood ratios (ratio DRO), P-DRO with a generative "
                        "adversary, and baselines.",
@@ -64,6 +65,16 @@ def train_cmd(
                       "states, 128 words)."),
     sst_source: Literal["pdro", "glue"] = typer.Option(
         "pdro", help="biased-sst files: pdro (the authors' SST-2 copy, default) or glue."),
+    tokens: Literal["words", "wordpiece"] = typer.Option(
+        "words", help="biased-sst inputs: whitespace words, or uncased word pieces (learnt on the training split "
+                      "unless --tokenizer is given)."),
+    vocab_size: Optional[int] = typer.Option(
+        None, min=VOCAB_SIZE_RANGE[0], max=VOCAB_SIZE_RANGE[1],
+        help=f"--tokens wordpiece: at most this many learnt pieces (default {BERT_VOCAB_SIZE}, BERT's; fewer when "
+             "the training sentences give fewer)."),
+    tokenizer: Optional[Path] = options.input_folder(
+        None, "--tokens wordpiece: a local Hugging Face tokenizer folder (e.g. a copy of bert-base-uncased) used "
+              "instead of the learnt vocabulary."),
     out: Optional[Path] = options.output_folder(None, "Run folder (default runs/dro/<task>-<method>-seed<seed>)."),
     max_memory: Optional[float] = typer.Option(None, min=0.01, max=1e6, callback=options.finite,
                                                help="GiB the run may use (default: what the machine has free)."),
@@ -84,7 +95,12 @@ def train_cmd(
                          adv_lr=adv_lr, tau=tau, beta=beta, alpha=alpha, rho=rho, kappa=kappa, eta_q=eta_q,
                          n_topics=n_topics, n_train=n_train, text_model=text_model, recipe=recipe,
                          clip_norm=clip_norm, sst_source=sst_source, model_size=model_size, lm_embed_dim=lm_embed_dim,
-                         lm_hidden=lm_hidden, lm_epochs=lm_epochs, norm_window=norm_window).validate()
+                         lm_hidden=lm_hidden, lm_epochs=lm_epochs, norm_window=norm_window, tokens=tokens,
+                         vocab_size=BERT_VOCAB_SIZE if vocab_size is None else vocab_size,
+                         tokenizer_path=None if tokenizer is None else str(tokenizer)).validate()
+    if vocab_size is not None and (tokens == "words" or tokenizer is not None):
+        raise QuintetError(f"--vocab-size {vocab_size} applies to learnt word pieces only (--tokens wordpiece "
+                           "without --tokenizer)")
     from quintet.dro.tasks import check_task_memory
 
     check_task_memory(task, n_train, max_memory)

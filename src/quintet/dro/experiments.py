@@ -73,6 +73,7 @@ from quintet.dro.tasks import (
     topic_groups,
     trim_padding,
 )
+from quintet.dro.wordpiece import BERT_VOCAB_SIZE, TOKENS, check_vocab_size
 
 __all__ = ["METHODS", "RECIPES", "TrainConfig", "train", "train_on", "equal_group_order", "linear_decay",
            "gather_rows"]
@@ -89,6 +90,8 @@ PDRO_RANGES = {"lm_embed_dim": (4, 4096), "lm_hidden": (4, 4096), "lm_epochs": (
 #: the non-parametric adversaries and the TrainConfig field holding each one's ball size
 NONPARAMETRIC = {"cvar": "alpha", "chi2": "rho", "kl": "kappa"}
 RECIPES = ("ours", "authors")
+#: the word-piece settings; recorded in a run's configuration only for word-piece inputs
+WORDPIECE_FIELDS = ("tokens", "vocab_size", "tokenizer_path")
 
 
 @dataclass(frozen=True)
@@ -120,13 +123,19 @@ class TrainConfig:
     lm_hidden: int = 64  # pdro: LSTM units of the language model
     lm_epochs: int = 2  # pdro: maximum-likelihood epochs of the base language model p_0
     norm_window: int = 5  # pdro: batches K in the normaliser of the adversary's targets
+    tokens: str = "words"  # biased-sst inputs: whitespace words or word pieces
+    vocab_size: int = BERT_VOCAB_SIZE  # word pieces learnt on the training split: at most this many
+    tokenizer_path: str | None = None  # word pieces from this Hugging Face tokenizer folder instead
 
     def recorded(self) -> dict[str, Any]:
-        """The configuration a checkpoint is checked against: P-DRO's settings only for pdro."""
+        """The configuration a checkpoint is checked against: P-DRO's settings only for pdro, the
+        word-piece settings only for word pieces (so runs on words keep their configuration)."""
         config = asdict(self)
-        if self.method != "pdro":
-            for name in PDRO_RANGES:
-                del config[name]
+        dropped = {*(PDRO_RANGES if self.method != "pdro" else ()),
+                   *(WORDPIECE_FIELDS if self.tokens == "words" else ()),
+                   *(("vocab_size",) if self.tokenizer_path is not None else ())}
+        for name in dropped:
+            del config[name]
         return config
 
     def validate(self) -> "TrainConfig":
@@ -135,6 +144,12 @@ class TrainConfig:
         check_choice("recipe", self.recipe, RECIPES)
         check_choice("SST-2 source", self.sst_source, SST_SOURCES)
         check_choice("model size", self.model_size, MODEL_SIZES)
+        check_choice("tokens", self.tokens, TOKENS)
+        check_vocab_size(self.vocab_size)
+        if self.tokens == "words" and self.tokenizer_path is not None:
+            raise QuintetError(f"tokenizer_path {self.tokenizer_path} needs tokens='wordpiece', got tokens='words'")
+        if self.tokens != "words" and self.task != "biased-sst":
+            raise QuintetError(f"tokens={self.tokens!r} applies to the text task biased-sst, got task {self.task!r}")
         check_tau(self.tau)
         check_alpha(self.alpha)
         for name in ("rho", "kappa", "clip_norm"):
@@ -539,5 +554,6 @@ def train(config: TrainConfig, checkpoint_dir: str | Path | None = None, data_di
     config = config.validate()
     if data is None:
         data = load_task(config.task, data_dir, n_train=config.n_train, text_model=config.text_model,
-                         sst_source=config.sst_source, model_size=config.model_size)
+                         sst_source=config.sst_source, model_size=config.model_size, tokens=config.tokens,
+                         vocab_size=config.vocab_size, tokenizer_path=config.tokenizer_path)
     return train_on(data, config, checkpoint_dir, log, progress=progress)

@@ -84,7 +84,7 @@ def results_markdown(summary: dict, metrics: dict[str, Any], scale: tuple, seeds
                    else "not run here: it needs both ratio-DRO variants")
     parts = [
         f"# dro: BiasedSST under the current and the authors' protocol (seeds {seeds})\n\n",
-        f"Model: {text_model} ({data['model_size']} size, sequences up to {data['max_len']} words), "
+        f"Model: {text_model} ({data['model_size']} size, sequences up to {data['max_len']} {'word pieces' if data.get('tokens') == 'wordpiece' else 'words'}), "
         f"{n_train or 'all'} training sentences, {epochs} epochs, batch 64. Data: the authors' SST-2 files "
         f"(`{data['sst_source']}`); groups {data['groups']}: train {data['train_group_counts']}, valid "
         f"{data['valid_group_counts']}, test {data['test_group_counts']}. Test accuracy of the checkpoint each "

@@ -61,7 +61,8 @@ def _fmt(stats: dict[str, float]) -> str:
 
 
 def _run_protocol(name: str, data, seeds: list[int], scale: tuple, ckpt_root: Path, log,
-                  only: tuple[str, ...] | None = None) -> dict[str, Any]:
+                  only: tuple[str, ...] | None = None, model_size: str = "small",
+                  tokens: str = "words") -> dict[str, Any]:
     """Train every method of protocol ``name`` (those in ``only`` when given; ratio always) for every
     seed; return the picks per method, rule and seed."""
     spec = PROTOCOLS[name]
@@ -76,7 +77,8 @@ def _run_protocol(name: str, data, seeds: list[int], scale: tuple, ckpt_root: Pa
         for method in methods:
             lr = AUTHORS_LR if spec["recipe"] == "authors" else TrainConfig.lr
             cfg = TrainConfig(method=method, seed=seed, epochs=epochs, n_train=n_train, text_model=text_model,
-                              recipe=spec["recipe"], eta_q=spec["eta_q"], lr=lr)
+                              recipe=spec["recipe"], eta_q=spec["eta_q"], lr=lr, model_size=model_size,
+                              tokens=tokens)
             t0 = time.perf_counter()
             runs[method] = result = train_on(data, cfg, ckpt_root / name / f"{method}-seed{seed}",
                                              base_lm_dir=ckpt_root / name / "pdro-base-lm")
@@ -125,9 +127,13 @@ def _summarise(picks: dict[str, dict[str, list[dict]]]) -> dict[str, dict[str, d
 
 def run_reproduce(out: Path, quick: bool = True, seed: int = 0, log=print, epochs: int | None = None,
                   n_seeds: int = N_SEEDS, n_train: int | None = None, data_dir: str | Path | None = None,
-                  methods: tuple[str, ...] | None = None) -> dict[str, Any]:
+                  methods: tuple[str, ...] | None = None, model_size: str = "small",
+                  tokens: str = "words") -> dict[str, Any]:
     """Run both protocols; ``epochs`` / ``n_seeds`` / ``n_train`` override the scale, ``methods``
-    restricts the methods (ratio DRO always runs: its adversaries are the current protocol's pool)."""
+    restricts the methods (ratio DRO always runs: its adversaries are the current protocol's pool),
+    ``model_size`` picks the BiLSTM's size (``"authors"``: 300-d embeddings, 300 units per direction,
+    learned initial states, 128 tokens), ``tokens`` the inputs (``"wordpiece"``: word pieces learnt on
+    the training split, see :mod:`quintet.dro.wordpiece`)."""
     from quintet.core.runs import Run
     from quintet.dro.plots import weights_figure, worst_group_figure
     from quintet.dro.tasks import load_task
@@ -137,13 +143,16 @@ def run_reproduce(out: Path, quick: bool = True, seed: int = 0, log=print, epoch
     scale = (text_model, n_train or base_n, epochs or base_epochs)
     seeds = [seed + i for i in range(n_seeds)]
     config = {"quick": quick, "seeds": seeds, "text_model": scale[0], "n_train": scale[1], "epochs": scale[2],
+              "model_size": model_size, **({} if tokens == "words" else {"tokens": tokens}),
               "protocols": PROTOCOLS, "authors_lr": AUTHORS_LR, "defaults": asdict(TrainConfig())}
     run = Run(out, config)
     start = time.perf_counter()
-    data = load_task("biased-sst", data_dir, n_train=scale[1], text_model=scale[0])
+    data = load_task("biased-sst", data_dir, n_train=scale[1], text_model=scale[0], model_size=model_size,
+                     tokens=tokens)
     data_notes = {"groups": data.group_names, **data.notes,
                   **{f"{s}_group_counts": getattr(data, s).group_counts(data.n_groups) for s in ("train", "valid", "test")}}
-    results = {name: _run_protocol(name, data, seeds, scale, Path(out) / ".checkpoints", log, methods)
+    results = {name: _run_protocol(name, data, seeds, scale, Path(out) / ".checkpoints", log, methods, model_size,
+                                   tokens)
                for name in PROTOCOLS}
     summary = {name: _summarise(r["picks"]) for name, r in results.items()}
     metrics = {"summary": summary, "seconds_per_step": {n: r["seconds_per_step"] for n, r in results.items()},

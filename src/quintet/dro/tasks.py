@@ -32,9 +32,11 @@ import torch
 
 from quintet.core.errors import QuintetError
 from quintet.dro.models import ModelSpec
+from quintet.dro.wordpiece import BERT_VOCAB_SIZE
 
 __all__ = ["TASKS", "SST_SOURCES", "MODEL_SIZES", "Split", "TaskData", "load_task", "bias_sst", "biased_sst_text",
-           "load_sst2_pdro", "topic_groups", "trim_padding", "BIAS_PREFIX", "BIAS_SEED", "Vocab"]
+           "load_sst2_pdro", "topic_groups", "trim_padding", "BIAS_PREFIX", "BIAS_SEED", "Vocab",
+           "sentence_encoder", "pad_ids"]
 
 TASKS = ("biased-sst", "colored-mnist", "adult", "synthetic")
 SST_SOURCES = ("pdro", "glue")
@@ -143,12 +145,17 @@ class Vocab:
 
     def encode(self, sentences: list[str], max_len: int = 50) -> torch.Tensor:
         """``(N, T)`` int64, right-padded with 0, ``T = min(max_len, longest)``."""
-        ids = [[self.stoi.get(t, 1) for t in tokenize(s)][:max_len] or [1] for s in sentences]
-        width = max(len(r) for r in ids)
-        out = torch.zeros(len(ids), width, dtype=torch.long)
-        for i, row in enumerate(ids):
-            out[i, : len(row)] = torch.tensor(row)
-        return out
+        return pad_ids([[self.stoi.get(t, 1) for t in tokenize(s)] for s in sentences], max_len, unk_id=1)
+
+
+def pad_ids(rows: list[list[int]], max_len: int, unk_id: int) -> torch.Tensor:
+    """Token-id rows -> ``(N, T)`` int64, each cut at ``max_len`` and right-padded with 0,
+    ``T = min(max_len, longest)``; an empty row becomes ``[unk_id]``."""
+    rows = [row[:max_len] or [unk_id] for row in rows]
+    out = torch.zeros(len(rows), max(len(r) for r in rows), dtype=torch.long)
+    for i, row in enumerate(rows):
+        out[i, : len(row)] = torch.tensor(row)
+    return out
 
 
 SST_GROUPS = ["no-prefix/neg", "no-prefix/pos", "prefix/neg", "prefix/pos"]
@@ -221,8 +228,29 @@ def topic_groups(sentences: dict[str, list[str]], n_topics: int, seed: int = 0) 
             for split, s in sentences.items()}
 
 
+def sentence_encoder(train_sentences: list[str], tokens: str = "words", vocab_size: int = BERT_VOCAB_SIZE,
+                     tokenizer_path: str | os.PathLike | None = None):
+    """The encoder of a text task (``.encode(sentences, max_len)``, ``len()`` = vocabulary size):
+    whitespace words (:class:`Vocab`), or word pieces (:mod:`quintet.dro.wordpiece`) from the
+    Hugging Face tokenizer folder ``tokenizer_path`` when given, else learnt on ``train_sentences``
+    (``vocab_size`` pieces at most, default BERT's 30 522; used by learnt word pieces only)."""
+    from quintet.core.errors import check_choice
+    from quintet.dro.wordpiece import TOKENS, load_local_tokenizer, train_wordpiece
+
+    check_choice("tokens", tokens, TOKENS)
+    if tokens == "words":
+        if tokenizer_path is not None:
+            raise QuintetError(f"tokenizer folder {tokenizer_path} needs tokens='wordpiece' (--tokens wordpiece), "
+                               "got tokens='words'")
+        return Vocab(train_sentences)
+    if tokenizer_path is not None:
+        return load_local_tokenizer(tokenizer_path)
+    return train_wordpiece(train_sentences, vocab_size)
+
+
 def _biased_sst(data_dir, n_train: int | None, text_model: str, source: str = "pdro",
-                model_size: str = "small") -> TaskData:
+                model_size: str = "small", tokens: str = "words", vocab_size: int = BERT_VOCAB_SIZE,
+                tokenizer_path: str | os.PathLike | None = None) -> TaskData:
     text = biased_sst_text(data_dir, source)
     sentences, labels, biased = text["train"]
     if n_train is not None and n_train < len(sentences):
@@ -230,7 +258,7 @@ def _biased_sst(data_dir, n_train: int | None, text_model: str, source: str = "p
         sentences = [sentences[i] for i in keep]
         labels, biased = labels[keep], biased[keep]
         text["train"] = (sentences, labels, biased)
-    vocab = Vocab(text["train"][0])
+    vocab = sentence_encoder(text["train"][0], tokens, vocab_size, tokenizer_path)
     size = MODEL_SIZES[model_size]
     splits = {}
     for name, (s, y, b) in text.items():
@@ -240,7 +268,8 @@ def _biased_sst(data_dir, n_train: int | None, text_model: str, source: str = "p
                      hidden=size["hidden"], learned_init=size["learned_init"])
     return TaskData("biased-sst", splits["train"], splits["valid"], splits["test"], SST_GROUPS, 2, spec,
                     notes={"vocab_size": len(vocab), "validation": "biased SST-2 dev (872)",
-                           "sst_source": source, "model_size": model_size, "max_len": size["max_len"]},
+                           "sst_source": source, "model_size": model_size, "max_len": size["max_len"],
+                           **({} if tokens == "words" else {"tokens": tokens, "tokenizer": vocab.source})},
                     text={name: t[0] for name, t in text.items()})
 
 
@@ -357,11 +386,16 @@ def check_task_memory(name: str, n_train: int | None, max_memory_gb: float | Non
 
 
 def load_task(name: str, data_dir: str | os.PathLike | None = None, n_train: int | None = None,
-              text_model: str = "bilstm", sst_source: str = "pdro", model_size: str = "small") -> TaskData:
+              text_model: str = "bilstm", sst_source: str = "pdro", model_size: str = "small",
+              tokens: str = "words", vocab_size: int = BERT_VOCAB_SIZE,
+              tokenizer_path: str | os.PathLike | None = None) -> TaskData:
     """Build task ``name`` (one of ``TASKS``); ``n_train`` sub-samples the training split.
 
     BiasedSST only: ``sst_source`` in ``SST_SOURCES`` picks the files, ``model_size`` in
-    ``MODEL_SIZES`` the BiLSTM / bag-of-embeddings sizes and the sequence length.
+    ``MODEL_SIZES`` the BiLSTM / bag-of-embeddings sizes and the sequence length (in tokens),
+    ``tokens`` the input units (see :func:`sentence_encoder`: whitespace words, or word pieces
+    learnt on the training split with ``vocab_size`` pieces at most, or read from the Hugging Face
+    tokenizer folder ``tokenizer_path``).
     """
     from quintet.core.errors import check_choice
 
@@ -372,7 +406,7 @@ def load_task(name: str, data_dir: str | os.PathLike | None = None, n_train: int
     if n_train is not None and n_train < 10:
         raise QuintetError(f"n_train must be >= 10 (or None for all), got {n_train}")
     if name == "biased-sst":
-        return _biased_sst(data_dir, n_train, text_model, sst_source, model_size)
+        return _biased_sst(data_dir, n_train, text_model, sst_source, model_size, tokens, vocab_size, tokenizer_path)
     if name == "colored-mnist":
         return _colored_mnist(data_dir, n_train)
     if name == "synthetic":
