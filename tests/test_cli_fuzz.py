@@ -51,6 +51,7 @@ BASE: dict[str, list[str]] = {
     "sketch generate": ["--out", "{tmp}/gen", "--models", "{sketch_models}"],
     "segment evaluate": ["{segment_run}/checkpoints"],
     "segment predict": ["{image}", "-c", "{segment_run}/checkpoints"],
+    "dro summarize": ["{dro_run}", "--out", "{tmp}/summary"],
 }
 
 # the options of `segment train` that the segment_run artifact was trained with

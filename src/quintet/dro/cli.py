@@ -128,6 +128,24 @@ def train_cmd(
     typer.echo(f"run: {out}")
 
 
+@app.command("summarize")
+def summarize_cmd(
+    runs: list[Path] = typer.Argument(..., exists=True, file_okay=False, dir_okay=True,
+                                      help="Finished `quintet dro train` run folders (same settings but method and seed)."),
+    out: Path = options.output_folder(..., "Folder for results.json and results.md."),
+) -> None:
+    """One table over finished training runs: each selection rule's test accuracy, mean ± std over seeds."""
+    from quintet.core.runs import Run
+    from quintet.dro.summary import summarize_runs, summary_markdown
+
+    summary = summarize_runs(runs)
+    run = Run(out, {"runs": [str(r) for r in runs]})
+    run.log_metrics(summary)
+    text = summary_markdown(summary)
+    run.finish(text)
+    typer.echo(text)
+
+
 @app.command("tasks")
 def tasks_cmd(n_train: Optional[int] = _n_train("Sub-sample the training split.")) -> None:
     """Group sizes of every task's splits (needs the data root)."""
