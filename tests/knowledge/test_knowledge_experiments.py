@@ -143,3 +143,16 @@ def test_update_facts_draws_new_objects_from_the_given_pool(setup):
     assert upd["slot"]["mean"]["facts"] >= 1
     allowed = {"P36": {"paris", "rome", "italy"}, "P37": {"french", "italian", "piano"}}
     assert all(r["relation"] in allowed for r in upd["slot"]["rows"])
+
+
+def test_relation_bootstrap_interval_brackets_the_mean_and_collapses_without_spread():
+    from quintet.knowledge.experiments import relation_bootstrap
+
+    same = {r: {"kn/suppress/unrelated": -0.02} for r in "ABCD"}
+    lo, hi = relation_bootstrap(same, ["kn/suppress/unrelated"])["kn/suppress/unrelated"]
+    assert lo == pytest.approx(-0.02) and hi == pytest.approx(-0.02)
+    spread = {r: {"k": v} for r, v in zip("ABCDEFGH", [-0.10, -0.05, -0.02, 0.0, 0.01, 0.02, 0.04, 0.10])}
+    lo, hi = relation_bootstrap(spread, ["k"], seed=3)["k"]
+    mean = sum(v["k"] for v in spread.values()) / len(spread)
+    assert -0.10 <= lo < mean < hi <= 0.10
+    assert relation_bootstrap(spread, ["k"], seed=3)["k"] == (lo, hi)   # seeded: reproducible

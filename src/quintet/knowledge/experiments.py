@@ -225,9 +225,32 @@ def suppress_amplify(model, tokenizer, facts: Sequence[FactNeurons], unrelated_p
                     per_rel[f.bag.relation][f"{method}/{mode}/{name}"].append(relative_change(base[part], after[part]))
     keys = sorted({k for r in per_rel.values() for k in r})
     relation_means = {r: {k: sum(v[k]) / len(v[k]) for k in keys if v.get(k)} for r, v in per_rel.items()}
-    overall = {k: sum(m[k] for m in relation_means.values() if k in m) / max(1, sum(k in m for m in relation_means.values()))
-               for k in keys}
-    return {"overall": overall, "per_relation": relation_means}
+    return {"overall": _mean_over_relations(relation_means, keys), "per_relation": relation_means,
+            "interval": relation_bootstrap(relation_means, keys, seed=seed)}
+
+
+def _mean_over_relations(relation_means: dict[str, dict[str, float]], keys) -> dict[str, float]:
+    return {k: sum(m[k] for m in relation_means.values() if k in m) / max(1, sum(k in m for m in relation_means.values()))
+            for k in keys}
+
+
+def relation_bootstrap(relation_means: dict[str, dict[str, float]], keys, n: int = 2000, level: float = 0.95,
+                       seed: int = 0) -> dict[str, tuple[float, float]]:
+    """Percentile bootstrap interval of the mean over relations (relations resampled with
+    replacement, ``n`` times): how far the average of :func:`suppress_amplify` could move with
+    another draw of relations of the same size."""
+    rng = random.Random(seed)
+    names = sorted(relation_means)
+    if not names:
+        return {}
+    draws = [_mean_over_relations({f"{i}": relation_means[r] for i, r in enumerate(rng.choices(names, k=len(names)))}, keys)
+             for _ in range(n)]
+    lo, hi = int((1 - level) / 2 * n), int((1 + level) / 2 * n) - 1
+    out = {}
+    for k in keys:
+        values = sorted(d[k] for d in draws)
+        out[k] = (values[lo], values[hi])
+    return out
 
 
 def update_facts(model, tokenizer, facts: Sequence[FactNeurons], per_relation: int = 5, others: int = 30,

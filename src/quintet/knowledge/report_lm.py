@@ -21,10 +21,17 @@ VARIANTS = {"paper": "knowledge neurons, the paper's refining",
             "last_layer_excluded_specific": "knowledge neurons, last layer not searched, without inter-relation neurons"}
 
 
+def _with_interval(value: float | None, interval: list[float] | tuple[float, float] | None) -> str:
+    if value is None or interval is None:
+        return _pct(value)
+    return f"{_pct(value)} [{100 * interval[0]:+.1f}, {100 * interval[1]:+.1f}]"
+
+
 def effect_table(o: dict[str, float], factlm: dict[str, float] | None, variants: dict[str, dict[str, float]] | None = None,
-                 used: str = "knowledge neurons") -> str:
+                 used: str = "knowledge neurons", interval: dict[str, Any] | None = None) -> str:
     """Suppress/amplify rows: the knowledge neurons used (``used``), each of ``variants`` (knowledge
-    neurons only), the activation baseline and random neurons, beside the paper and the fact LM."""
+    neurons only), the activation baseline and random neurons, beside the paper and the fact LM;
+    the rows of ``o`` carry their bootstrap ``interval`` (95 %, relations resampled) when given."""
     rows = []
     for mode in ("suppress", "amplify"):
         lines = [("kn", used, o)] + [("kn", VARIANTS[v], r) for v, r in (variants or {}).items()]
@@ -33,8 +40,10 @@ def effect_table(o: dict[str, float], factlm: dict[str, float] | None, variants:
             key = f"{method}/{mode}"
             paper = PAPER[mode] if method == "kn" and name in (used, VARIANTS["paper"]) else {}
             lm = factlm if factlm is not None and source is o and method in ("kn", "baseline") else {}
-            rows.append([mode, name, _pct(source.get(f"{key}/own")), _pct(source.get(f"{key}/heldout")),
-                         _pct(source.get(f"{key}/unrelated")), _pct(paper.get("own")), _pct(paper.get("unrelated")),
+            ci = (interval or {}) if source is o else {}
+            cells = [_with_interval(source.get(f"{key}/{part}"), ci.get(f"{key}/{part}"))
+                     for part in ("own", "heldout", "unrelated")]
+            rows.append([mode, name, *cells, _pct(paper.get("own")), _pct(paper.get("unrelated")),
                          _pct(lm.get(f"{key}/own")), _pct(lm.get(f"{key}/unrelated"))])
     return markdown_table(rows, ["operation", "neurons", "own prompts", "own fact, held-out template",
                                  "unrelated facts", "paper own (BERT-base)", "paper unrelated",
@@ -105,6 +114,8 @@ def specificity(config, m: dict[str, Any]) -> str:
                f"that are knowledge neurons of facts of two or more relations are dropped: "
                f"{m['mean_neurons_per_fact']:.2f} neurons per fact remain ({m['facts_without_neurons']} facts with none)."
                if config.specific else "The paper's refining is used below, unchanged.")
+    alternative = (" Leaving the last layer out of the search (as layer 1 is) is measured below as the alternative."
+                   if config.all_variants else "")
     return f"""With the paper's refining, a fact has {m['mean_neurons_per_fact_paper']:.2f} knowledge neurons on average
 ({m['facts_without_neurons_paper']} facts with none). Two facts of the same relation share
 **{ov['intra']:.2f}** of them on average ({ov['intra_pairs']} pairs), two facts of different relations
@@ -118,8 +129,7 @@ unrelated prompts (the ones of the table below):
 
 {refined} Reason: such a neuron is not specific to a fact — it raises a whole class of answer tokens,
 so suppressing it also lowers other relations' answers (table above). The paper finds such sharing
-rare on BERT-base; the test needs no choice of layer and applies to any model. Leaving the last
-layer out of the search (as layer 1 is) is measured below as the alternative."""
+rare on BERT-base; the test needs no choice of layer and applies to any model.{alternative}"""
 
 
 def markdown(config, m: dict[str, Any], up: dict[str, Any]) -> str:
@@ -198,11 +208,15 @@ Relative change of the correct probability when a fact's neurons are multiplied 
 2 (amplify) at the last position: mean over facts per relation, then over relations. The activation
 baseline takes the fact's most active neurons, the random control uniformly drawn neurons, as many
 as its knowledge neurons (the ones used). The rows "knowledge neurons, …" differ only in the refining;
-every row of a fact uses the same unrelated prompts. Paper: Fig. 4 and Fig. 5 averages (arXiv v1). Fact LM: the committed
+every row of a fact uses the same unrelated prompts ({config.unrelated_prompts} per fact, drawn from the
+analysed facts of other relations). In brackets: a 95 % bootstrap interval of the mean over
+relations (the {m['relations_analysed']} relations resampled with replacement) — how far the average could move with another
+draw of relations. Paper: Fig. 4 and Fig. 5 averages (arXiv v1). Fact LM: the committed
 `quintet reproduce knowledge --quick` run in [../results.md](../results.md).
 
 {effect_table(sa, m['factlm_suppress_amplify'], m['suppress_amplify_variants'],
-              "knowledge neurons, without inter-relation neurons (used)" if config.specific else "knowledge neurons")}
+              "knowledge neurons, without inter-relation neurons (used)" if config.specific else "knowledge neurons",
+              m.get('suppress_amplify_interval'))}
 ![suppress](knowledge_suppress.png)
 
 ![amplify](knowledge_amplify.png)

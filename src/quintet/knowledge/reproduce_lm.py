@@ -48,16 +48,17 @@ class PretrainedReproduceConfig:
     check_prompts: int = 1            # prompts on which Gauss m=5 is compared with denser rules
     threshold: float = 0.2
     band: tuple[float, float] = (2.0, 5.0)
-    unrelated_prompts: int = 10
+    unrelated_prompts: int = 20
+    all_variants: bool = False        # also the two last-layer-excluded refinements (full run)
     update_per_relation: int = 3
     erase_top: int = 20
 
     @classmethod
     def for_run(cls, model: str, quick: bool, seed: int) -> "PretrainedReproduceConfig":
-        if quick:
-            return cls(model=model, quick=True, seed=seed)
+        if quick:  # the full run's sample of facts (its filter cache is shared), fewer of them analysed
+            return cls(model=model, quick=True, seed=seed, facts_per_relation=100, analysed_per_relation=2, max_facts=20)
         return cls(model=model, quick=False, seed=seed, facts_per_relation=100, analysed_per_relation=8,
-                   max_facts=32, check_prompts=4, update_per_relation=5)
+                   max_facts=32, check_prompts=4, update_per_relation=5, unrelated_prompts=30, all_variants=True)
 
 
 def cache_dir(config: PretrainedReproduceConfig) -> Path:
@@ -224,15 +225,15 @@ def run_reproduce_lm(out: Path, model_name: str = "smollm2", quick: bool = True,
     facts = specific if config.specific else plain
     n_layers = get_adapter(model).n_layers
     without_last = tuple(sorted({*config.exclude_layers, n_layers - 1}))
-    last = neurons(exclude_layers=without_last, specific=False)[0]
-    last_specific = neurons(exclude_layers=without_last, specific=True)[0]
     check = quadrature_check(model, tok, facts, config.check_prompts)
     counts_per_fact = [len(f.neurons) for f in facts]
     hist = layer_histogram([n for f in facts for n in f.neurons], n_layers)
     log("[knowledge] suppress / amplify ...")
     sa = ex.suppress_amplify(model, tok, facts, config.unrelated_prompts, seed)
-    variants = {"paper": plain, "specific": specific, "last_layer_excluded": last,
-                "last_layer_excluded_specific": last_specific}
+    variants = {"paper": plain, "specific": specific}
+    if config.all_variants:
+        variants["last_layer_excluded"] = neurons(exclude_layers=without_last, specific=False)[0]
+        variants["last_layer_excluded_specific"] = neurons(exclude_layers=without_last, specific=True)[0]
     del variants["specific" if config.specific else "paper"]  # the refining used: the main rows
     sa_variants = {name: ex.suppress_amplify(model, tok, group, config.unrelated_prompts, seed, methods=("kn",))["overall"]
                    for name, group in variants.items()}
@@ -278,6 +279,7 @@ def run_reproduce_lm(out: Path, model_name: str = "smollm2", quick: bool = True,
         "unrelated_effect_summary": summarise_effects(effects, n_layers - 1),
         "suppress_amplify_variants": sa_variants,
         "suppress_amplify": sa["overall"],
+        "suppress_amplify_interval": sa["interval"],
         "suppress_amplify_per_relation": sa["per_relation"],
         "update": {scale: u["mean"] for scale, u in up.items()},
         "update_rows": {scale: u["rows"] for scale, u in up.items()},
