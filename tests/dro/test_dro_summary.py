@@ -35,6 +35,8 @@ def test_runs_of_other_settings_or_folders_without_results_are_refused(tmp_path)
     b = _run(tmp_path / "b", "erm", 0, 0.2, 0.6, model_size="small")
     with pytest.raises(QuintetError, match="differs .* in model_size"):
         summarize_runs([a, b])
+    newer = _run(tmp_path / "newer", "erm", 1, 0.3, 0.6, tokens="words")   # records a setting `a` predates
+    assert summarize_runs([a, newer])["methods"]["erm"]["minmax"]["seeds"] == [1]
     (tmp_path / "empty").mkdir()
     with pytest.raises(QuintetError, match="no results.json"):
         summarize_runs([tmp_path / "empty"])

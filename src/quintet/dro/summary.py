@@ -29,14 +29,16 @@ def read_run(folder: str | Path) -> dict[str, Any]:
 
 def summarize_runs(folders: Sequence[str | Path]) -> dict[str, Any]:
     """Per method and selection rule: test worst-group and average accuracy per seed, their mean
-    and standard deviation; the runs must share every setting but method and seed."""
+    and standard deviation; the runs must share every setting but method and seed (settings a run
+    does not record, being older than them, are not compared)."""
     runs = [read_run(f) for f in folders]
     if not runs:
         raise QuintetError("give at least one run folder")
     shared = {k: v for k, v in runs[0]["config"].items() if k not in ("method", "seed", "epochs")}
     for r in runs[1:]:
         other = {k: v for k, v in r["config"].items() if k not in ("method", "seed", "epochs")}
-        differ = sorted(k for k in set(shared) | set(other) if shared.get(k) != other.get(k))
+        # a setting only one of the two records (a run made before it existed) is not compared
+        differ = sorted(k for k in set(shared) & set(other) if shared[k] != other[k])
         if differ:
             raise QuintetError(f"{r['folder']} differs from {runs[0]['folder']} in {', '.join(differ)}")
     table: dict[str, dict[str, dict[str, Any]]] = {}
