@@ -4,11 +4,11 @@ methods at the authors' model size over several seeds), read from each run's ``r
 from __future__ import annotations
 
 import json
-import statistics
 from pathlib import Path
 from typing import Any, Sequence
 
 from quintet.core.errors import QuintetError
+from quintet.dro.reproduce import _fmt, _mean_std
 
 RULES = ("minmax", "greedy-minmax", "average", "oracle")
 
@@ -56,9 +56,8 @@ def summarize_runs(folders: Sequence[str | Path]) -> dict[str, Any]:
     for by_rule in table.values():
         for entry in by_rule.values():
             for key in ("worst", "acc"):
-                values = entry[key]
-                entry[f"{key}_mean"] = statistics.fmean(values)
-                entry[f"{key}_std"] = statistics.stdev(values) if len(values) > 1 else 0.0
+                stats = _mean_std(entry[key])
+                entry[f"{key}_mean"], entry[f"{key}_std"] = stats["mean"], stats["std"]
     return {"settings": shared, "epochs": {r["folder"]: r["epochs"] for r in runs}, "methods": table}
 
 
@@ -71,9 +70,9 @@ def summary_markdown(summary: dict[str, Any], title: str = "dro: runs side by si
         for rule, e in by_rule.items():
             rows.append({"method": method, "selection": rule, "seeds": ", ".join(map(str, e["seeds"])),
                          "epoch picked": ", ".join(map(str, e["epochs"])),
-                         "test worst-group": f"{e['worst_mean']:.3f} ± {e['worst_std']:.3f}",
+                         "test worst-group": _fmt({"mean": e["worst_mean"], "std": e["worst_std"]}),
                          "per seed": ", ".join(f"{v:.3f}" for v in e["worst"]),
-                         "test average": f"{e['acc_mean']:.3f} ± {e['acc_std']:.3f}"})
+                         "test average": _fmt({"mean": e["acc_mean"], "std": e["acc_std"]})})
     s = summary["settings"]
     setting = ", ".join(f"{k} {s[k]}" for k in ("task", "model_size", "text_model", "recipe", "n_train", "batch_size",
                                                 "lr", "adv_lr", "tau") if k in s)
