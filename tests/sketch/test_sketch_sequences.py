@@ -11,6 +11,7 @@ from quintet.sketch.geometry import residual
 from quintet.sketch.io.sequences import parse_sequence, read_sequences, sequence_split
 from quintet.sketch.io.sketchgraphs import parse_sketch, vitruvion_filter
 from quintet.sketch.solve import HOLD_TOLERANCE, solve, solve_many
+from quintet.sketch.tokens import normalize_sketch, quantize_sketch
 
 # one geometry, two formats: a line (0,0)-(2,0), a clockwise arc from (2,0) to (0,0) about (1,0)
 # (radius 1, drawn below the line), a circle, a point midway between the line's start and the
@@ -150,6 +151,17 @@ def test_every_filtered_real_sketch_solves_and_is_never_moved_when_it_holds(real
         violated += any(v is not None and v > 1e-6 * size for v in after)
     assert held > 1000
     assert violated <= 1  # measured: one sketch keeps a point-line distance off by more than 1e-6
+
+
+def test_several_redundant_constraints_are_met_not_inconsistent(real):
+    # quantised to the model's 6-bit grid, this real sketch's two corner perpendicularities repeat
+    # what its horizontal/vertical constraints say; dropping either one alone still fails
+    (parsed,) = [p for p in real if p.name == "seq_52182"]
+    s = quantize_sketch(normalize_sketch(parsed.sketch)[0])
+    r = solve(s)
+    assert r.ok, r.describe(s)
+    assert r.message == "constraints 1, 6 are redundant: met without being imposed"
+    assert all(residual(r.sketch, c) < 1e-9 for c in s.constraints)
 
 
 def test_internal_tangency_is_kept():

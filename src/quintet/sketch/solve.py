@@ -517,7 +517,32 @@ def solve_here(sketch: Sketch, name_failures: bool = True) -> SolveResult:
             failed.append(i)
             if not name_failures:
                 break
+        redundant = _redundant_set(slvs, sketch, unsupported)
+        if redundant is not None:
+            solved, dof, dropped = redundant
+            note = f"constraints {', '.join(map(str, dropped))} are redundant: met without being imposed"
+            return SolveResult("ok", solved, dof, [], unsupported, note)
     return SolveResult(status, None, dof, failed, unsupported, message)
+
+
+def _redundant_set(slvs, sketch: Sketch, unsupported: list[int]) -> tuple[Sketch, int, list[int]] | None:
+    """``(solution, degrees of freedom, dropped constraints)`` when SolveSpace's failure comes from
+    several redundant constraints, else None. The constraints are added in order, each kept only
+    when the system stays solvable; the sketch is solved when the kept set solves and its solution
+    meets every dropped constraint too (redundancy), not when a dropped one is left unmet (conflict)."""
+    order = [i for i in range(len(sketch.constraints)) if i not in set(unsupported)]
+    dropped: list[int] = []
+    for k, i in enumerate(order):
+        _s, res, _u = _run(slvs, sketch, frozenset(dropped + order[k + 1:]))
+        if STATUS.get(int(res["result"])) != "ok":
+            dropped.append(i)
+    if not dropped:
+        return None
+    system, res, _u = _run(slvs, sketch, frozenset(dropped))
+    if STATUS.get(int(res["result"])) != "ok":
+        return None
+    solved = system.read()
+    return (solved, int(res["dof"]), dropped) if _holds(solved, dropped) else None
 
 
 # ---- the worker process ------------------------------------------------------------------------
