@@ -2,6 +2,7 @@
 through SolveSpace; the solver cases found on real sketches."""
 
 import math
+from collections import Counter
 
 import pytest
 
@@ -162,6 +163,17 @@ def test_several_redundant_constraints_are_met_not_inconsistent(real):
     assert r.ok, r.describe(s)
     assert r.message == "constraints 1, 6 are redundant: met without being imposed"
     assert all(residual(r.sketch, c) < 1e-9 for c in s.constraints)
+
+
+@pytest.mark.slow
+def test_quantised_real_sketches_with_their_constraints(real):
+    # what the models see: each filtered real sketch on the 6-bit grid with its own constraints
+    sketches = [quantize_sketch(normalize_sketch(p.sketch)[0]) for p in real if vitruvion_filter(p).passed]
+    results = solve_many(sketches, timeout=600)
+    statuses = Counter(r.status for r in results)
+    assert statuses == {"ok": 1177, "error": 48, "inconsistent": 12, "didnt_converge": 1}
+    assert sum(r.ok and "are redundant" in r.message for r in results) == 2
+    assert all("collinear" in r.message for r in results if r.status == "error")
 
 
 def test_internal_tangency_is_kept():

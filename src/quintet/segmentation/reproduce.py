@@ -67,8 +67,8 @@ PROTOCOLS = {
                    schedule_seeds=0, read_variants=False, max_steps=300),
     # what one shared CPU thread per run completed; a faster machine raises the seeds of the other
     # groups (at least 5: ablations, schedule, read variants), every finished run is reused
-    False: Protocol(budgets=(150, 300, 600), convergence_seeds=1, main_seeds=8, ablation_seeds=0,
-                    confound_seeds=3, schedule_seeds=0, read_variants=False, max_steps=300),
+    False: Protocol(budgets=(150, 300, 600, 1200, 2400), convergence_seeds=1, main_seeds=8, ablation_seeds=5,
+                    confound_seeds=3, schedule_seeds=0, read_variants=False, max_steps=2400),
 }
 
 # label -> (method, loss-weight overrides, other TrainConfig overrides)
@@ -185,9 +185,9 @@ def run_reproduce(out: Path, quick: bool, seed: int) -> dict[str, Any]:
 
     # groups in order of priority, each seed by seed
     planned = [_group_jobs(cache, MAIN, seeds(proto.main_seeds), steps, seed),
+               _group_jobs(cache, ABLATIONS, seeds(proto.ablation_seeds), steps, seed),
                _group_jobs(cache, CONFOUND, seeds(proto.confound_seeds), steps, seed),
-               _group_jobs(cache, SCHEDULE, seeds(proto.schedule_seeds), steps, seed),
-               _group_jobs(cache, ABLATIONS, seeds(proto.ablation_seeds), steps, seed)]
+               _group_jobs(cache, SCHEDULE, seeds(proto.schedule_seeds), steps, seed)]
     groups = {label: jobs for group in planned for label, jobs in group.items()}
     variant_jobs = {label: Job(f"variant {label}", cache / f"variant-{slug(label)}-seed{seed}.json",
                                _cfg("pinmem", seed, steps, loss_over, net_over), diagnose=True)
