@@ -10,7 +10,7 @@ from scipy.stats import ttest_rel
 
 from quintet.core.errors import QuintetError
 from quintet.segmentation.metrics import paired_statistics
-from quintet.segmentation.report import comparison, comparison_tables
+from quintet.segmentation.report import comparison, comparison_tables, p_text
 
 
 def test_paired_statistics_values():
@@ -55,3 +55,10 @@ def test_comparison_pairs_by_seed_and_averages_targets():
     assert "| 1 | +0.5 |" in per_seed and "2 of 3" in summary
     with pytest.raises(QuintetError, match="pair"):
         comparison(a, b[::-1], ["A", "B"])
+
+
+def test_p_values_below_a_thousandth_are_not_printed_as_zero():
+    assert p_text(0.00034) == "< 0.001"
+    assert p_text(0.00034, equals=True) == "< 0.001"
+    assert p_text(0.0123) == "0.012"
+    assert p_text(0.0123, equals=True) == "= 0.012"

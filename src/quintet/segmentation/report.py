@@ -49,7 +49,7 @@ def comparison_tables(comparisons: dict[str, dict[str, Any]], targets: Sequence[
         rows.append({"comparison": label,
                      **{t: f"{_signed(100 * st[t]['mean'])} (t {_signed_t(st[t]['t'])})" for t in targets},
                      "mean of targets": _signed(100 * m["mean"]), "std": f"{100 * m['std']:.1f}",
-                     f"t (df {m['df']})": _signed_t(m['t']), "p (two-sided)": f"{m['p']:.3f}",
+                     f"t (df {m['df']})": _signed_t(m['t']), "p (two-sided)": p_text(m['p']),
                      "ahead in": f"{m['wins']} of {m['n']}"})
     return per_seed, markdown_table(rows)
 
@@ -65,6 +65,11 @@ def _signed(points: float) -> str:
 def _signed_t(t: float) -> str:
     """A t statistic with two decimals and a typographic minus."""
     return f"{t:.2f}".replace("-", "−")
+
+
+def p_text(p: float, equals: bool = False) -> str:
+    """A p-value with three decimals (after "= " with ``equals``), or "< 0.001" below that."""
+    return "< 0.001" if p < 0.0005 else ("= " if equals else "") + f"{p:.3f}"
 
 
 
@@ -194,5 +199,5 @@ def confound_share(comparisons: dict[str, dict[str, Any]], with_aug: str, withou
             f"is {_signed(100 * aug)} points: share {share}.")
 
 
-__all__ = ["comparison", "comparison_tables", "confound_share", "power_line", "power_table", "read_table", "read_verdict", "summary_rows", "summary_table",
+__all__ = ["comparison", "comparison_tables", "confound_share", "p_text", "power_line", "power_table", "read_table", "read_verdict", "summary_rows", "summary_table",
            "variant_lines"]

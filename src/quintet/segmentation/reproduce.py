@@ -35,6 +35,7 @@ from quintet.segmentation.report import (
     comparison,
     comparison_tables,
     confound_share,
+    p_text,
     power_line,
     power_table,
     read_table,
@@ -65,8 +66,8 @@ class Protocol:
 PROTOCOLS = {
     True: Protocol(budgets=(150, 300), convergence_seeds=1, main_seeds=3, ablation_seeds=0, confound_seeds=0,
                    schedule_seeds=0, read_variants=False, max_steps=300),
-    # what one shared CPU thread per run completed; a faster machine raises the seeds of the other
-    # groups (at least 5: ablations, schedule, read variants), every finished run is reused
+    # what two CPU processes of one thread each completed in about two hours at the converged
+    # schedule; more seeds or groups (schedule, read variants) reuse every finished record
     False: Protocol(budgets=(150, 300, 600, 1200, 2400), convergence_seeds=1, main_seeds=8, ablation_seeds=5,
                     confound_seeds=3, schedule_seeds=0, read_variants=False, max_steps=2400),
 }
@@ -333,7 +334,7 @@ seeds {conv_seeds}:
 {summary_table(rows, targets)}
 **Pin the Memory − ERM**, mean over both targets: **{_signed(100 * pm['mean'])} points** over {pm['n']} seeds
 (std of the per-seed differences {100 * pm['std']:.1f}, paired t = {_signed_t(pm['t'])} with {pm['df']} degrees
-of freedom, two-sided p = {pm['p']:.3f}; ahead in {pm['wins']} of {pm['n']} seeds). Power: {power_line(pm)}.
+of freedom, two-sided p {p_text(pm['p'], equals=True)}; ahead in {pm['wins']} of {pm['n']} seeds). Power: {power_line(pm)}.
 """]
     for key, title, text in (
             ("main", "Main comparisons", "every method against ERM, and Pin the Memory against the runs that lack the "
