@@ -530,7 +530,8 @@ def _redundant_set(slvs, sketch: Sketch, unsupported: list[int]) -> tuple[Sketch
     several redundant constraints, else None. The constraints are added in order, each kept only
     when the system stays solvable; the sketch is solved when the kept set solves and its solution
     meets every dropped constraint too (redundancy), not when a dropped one is left unmet (conflict)."""
-    order = [i for i in range(len(sketch.constraints)) if i not in set(unsupported)]
+    skip = set(unsupported)
+    order = [i for i in range(len(sketch.constraints)) if i not in skip]
     dropped: list[int] = []
     for k, i in enumerate(order):
         _s, res, _u = _run(slvs, sketch, frozenset(dropped + order[k + 1:]))
