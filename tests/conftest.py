@@ -22,16 +22,16 @@ def _require_data() -> bool:
 
 @pytest.fixture(scope="session")
 def data_dir() -> Path:
-    """The data root with the real data sets, or a skip (a failure under QUINTET_REQUIRE_DATA=1).
+    """The data root holding the real data sets, or a skip (a failure under QUINTET_REQUIRE_DATA=1).
 
     The root is found as the library finds it: ``$QUINTET_DATA``, else ``../shared/data`` beside
     the clone, else ``~/.cache/quintet``."""
-    from quintet.datasets.registry import data_root
+    from quintet.datasets.registry import DATASETS, data_root
 
     root = data_root()
-    if root.is_dir() and any(root.iterdir()):
+    if any((root / folder).is_dir() for folder in DATASETS.values()):
         return root
-    reason = f"no data root: {root} is missing or empty (set QUINTET_DATA or pass --data-dir)"
+    reason = f"no data root: {root} holds none of the data sets (set QUINTET_DATA or pass --data-dir)"
     if _require_data():
         pytest.fail(f"{reason}, but QUINTET_REQUIRE_DATA=1 demands the real data")
     pytest.skip(reason)

@@ -106,19 +106,19 @@ def outcome(folder: Path, rank: int) -> tuple[dict[str, torch.Tensor], dict]:
     return load_file(str(folder / f"rank{rank}.safetensors")), {**record, "writes": writes}
 
 
-def assert_same_metrics(ours, theirs, path="metrics"):
-    """Equal evaluation results (floats to 1e-5: sums in another order), timings ignored."""
+def assert_same_metrics(ours, theirs, path="metrics", rel=1e-5):
+    """Equal evaluation results (floats to ``rel``, 1e-5: sums in another order), timings ignored."""
     if isinstance(ours, dict):
         assert set(ours) == set(theirs), path
         for key in ours:
             if key != "seconds":
-                assert_same_metrics(ours[key], theirs[key], f"{path}.{key}")
+                assert_same_metrics(ours[key], theirs[key], f"{path}.{key}", rel)
     elif isinstance(ours, list):
         assert len(ours) == len(theirs), path
         for i, (a, b) in enumerate(zip(ours, theirs)):
-            assert_same_metrics(a, b, f"{path}[{i}]")
+            assert_same_metrics(a, b, f"{path}[{i}]", rel)
     elif isinstance(ours, float):  # a dropped or repeated test example moves an accuracy far more
-        assert ours == pytest.approx(theirs, rel=1e-5, abs=2e-5), path
+        assert ours == pytest.approx(theirs, rel=rel, abs=2e-5), path
     else:
         assert ours == theirs, path
 
@@ -138,7 +138,7 @@ def one_process(tmp_path_factory) -> Path:
     return out
 
 
-def check_loop(two: Path, one: Path, tolerance: float | None) -> None:
+def check_loop(two: Path, one: Path, tolerance: float | None, metric_rel: float = 1e-5) -> None:
     params0, record0 = outcome(two, 0)
     params1, record1 = outcome(two, 1)
     alone, single = outcome(one, 0)
@@ -154,7 +154,7 @@ def check_loop(two: Path, one: Path, tolerance: float | None) -> None:
         return
     for key in params0:
         torch.testing.assert_close(params0[key], alone[key], atol=tolerance, rtol=0, msg=key)
-    assert_same_metrics(record0["metrics"], single["metrics"])
+    assert_same_metrics(record0["metrics"], single["metrics"], rel=metric_rel)
 
 
 @pytest.mark.slow
@@ -203,7 +203,9 @@ def test_dro_two_processes_equal_one(name, dro_two, dro_one):
     """ERM, Group DRO, ratio DRO (both normalisations, both recipes, a BiLSTM on padded sentences),
     CVaR, chi-square, KL and uniform group weighting: batches of 9 (5 + 4) and 7 (4 + 3), 301
     validation rows (151 + 150); same parameters, history, selected epochs and adversary weights."""
-    check_loop(dro_two / name, dro_one / name, 5e-6)
+    # the KL adversary's temperature is bisected to 1e-5 in log10: a loss that rounds differently
+    # can end the bisection one step apart and move each weight by up to ~|l - mean l| / tau * 2.3e-5
+    check_loop(dro_two / name, dro_one / name, 5e-6, metric_rel=1e-4 if name == "dro_kl" else 1e-5)
 
 
 @pytest.mark.slow

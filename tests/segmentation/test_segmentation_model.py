@@ -28,6 +28,23 @@ def test_forward_shapes_tiny():
     assert "aux" not in net(x)
 
 
+def test_channels_last_images_are_trained_as_contiguous():
+    """A permuted ``(N, H, W, 3)`` batch (channels-last strides, 4 stem channels: the case whose
+    oneDNN backward corrupts memory) reaches the trunk contiguous and trains as the contiguous batch."""
+    net = SegmentationNet(NetConfig.tiny(num_classes=4, stem=4, widths=(4, 8, 8, 8), aspp_dim=8, low_dim=4,
+                                         decoder_dim=8)).eval()
+    seen = []
+    net.trunk.register_forward_pre_hook(lambda module, args: seen.append(args[0].is_contiguous()))
+    images = torch.rand(5, 24, 32, 3, generator=torch.Generator().manual_seed(0)).permute(0, 3, 1, 2)
+    assert not images.is_contiguous() and images.is_contiguous(memory_format=torch.channels_last)
+    grads = []
+    for x in (images, images.contiguous()):
+        net.zero_grad()
+        net(x)["logits"].square().mean().backward()
+        grads.append(torch.cat([p.grad.flatten() for p in net.parameters() if p.grad is not None]))
+    assert seen == [True, True] and torch.equal(grads[0], grads[1])
+
+
 def test_resnet50_config_shape():
     cfg = NetConfig.resnet50(num_classes=19)
     net = SegmentationNet(cfg)

@@ -214,8 +214,12 @@ class SegmentationNet(nn.Module):
         return self.cfg.num_classes
 
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """``(low-level, stage-3, ASPP features)`` of images ``x: (B,3,H,W)``."""
-        low, s3, s4 = self.trunk(x)
+        """``(low-level, stage-3, ASPP features)`` of images ``x: (B,3,H,W)``.
+
+        The images are made contiguous first: a channels-last batch (such as ``uint8 (N,H,W,3)``
+        permuted) would reach oneDNN's channels-last kernels, whose backward pass of a strided 1×1
+        convolution with fewer than 8 input channels corrupts the heap on AVX2 CPUs (torch 2.13)."""
+        low, s3, s4 = self.trunk(x.contiguous())
         return low, s3, self.aspp(s4)
 
     def decode(self, low: torch.Tensor, feat: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
