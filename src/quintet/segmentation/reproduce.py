@@ -69,7 +69,7 @@ PROTOCOLS = {
     # every group at 1200 steps takes two CPU processes of one thread each about two and a half
     # hours; longer schedules are capped there (the report says whether ERM converged before);
     # more seeds or groups reuse every finished record
-    False: Protocol(budgets=(150, 300, 600, 1200, 2400, 4800), convergence_seeds=2, main_seeds=8, ablation_seeds=5,
+    False: Protocol(budgets=(150, 300, 600, 1200, 2400, 4800, 9600), convergence_seeds=2, main_seeds=8, ablation_seeds=5,
                     confound_seeds=3, schedule_seeds=3, read_variants=True, max_steps=1200),
 }
 
