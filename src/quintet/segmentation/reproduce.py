@@ -185,13 +185,14 @@ def run_reproduce(out: Path, quick: bool, seed: int) -> dict[str, Any]:
     def seeds(n: int) -> list[int]:
         return [seed + i for i in range(n)]
 
-    # groups in order of priority, each seed by seed
-    planned = [_group_jobs(cache, MAIN, seeds(proto.main_seeds), steps, seed),
-               _group_jobs(cache, ABLATIONS, seeds(proto.ablation_seeds), steps, seed),
-               _group_jobs(cache, CONFOUND, seeds(proto.confound_seeds), steps, seed),
-               _group_jobs(cache, SCHEDULE, seeds(proto.schedule_seeds), steps, seed)]
+    # groups in order of priority, each seed by seed; records of each schedule in a folder of their own
+    at_steps = cache / f"{steps}-steps"
+    planned = [_group_jobs(at_steps, MAIN, seeds(proto.main_seeds), steps, seed),
+               _group_jobs(at_steps, ABLATIONS, seeds(proto.ablation_seeds), steps, seed),
+               _group_jobs(at_steps, CONFOUND, seeds(proto.confound_seeds), steps, seed),
+               _group_jobs(at_steps, SCHEDULE, seeds(proto.schedule_seeds), steps, seed)]
     groups = {label: jobs for group in planned for label, jobs in group.items()}
-    variant_jobs = {label: Job(f"variant {label}", cache / f"variant-{slug(label)}-seed{seed}.json",
+    variant_jobs = {label: Job(f"variant {label}", at_steps / f"variant-{slug(label)}-seed{seed}.json",
                                _cfg("pinmem", seed, steps, loss_over, net_over), diagnose=True)
                     for label, (net_over, loss_over) in READ_VARIANTS.items()} if proto.read_variants else {}
     ordered = [jobs[i] for group in planned for i in range(max(map(len, group.values())))
