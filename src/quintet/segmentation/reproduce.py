@@ -241,8 +241,11 @@ def run_reproduce(out: Path, quick: bool, seed: int) -> dict[str, Any]:
               if label in FIGURE_MODELS}
     _figures(run, domains, models, rows, budgets, grid, steps)
 
+    trained = [*conv, *(r for results in per_run.values() for r in results), *variants.values()]
+    training = (len(trained), sum(r["seconds"] for r in trained) / 3600)
     md = _markdown(proto, budgets, quick, seed, steps, found_steps, converged, conv_seeds, grid, rows, comparisons, main,
-                   diagnosis, variants, per_run, per_class, targets, (time.perf_counter() - t0) / 60, markdown_table)
+                   diagnosis, variants, per_run, per_class, targets, (time.perf_counter() - t0) / 60, training,
+                   markdown_table)
     metrics = {"convergence": {"budgets": list(budgets), "seeds": conv_seeds,
                                "heldout": grid["heldout"].tolist(), "targets_avg": grid["avg"].tolist(),
                                "found_steps": found_steps, "converged": converged, "steps_used": steps},
@@ -295,7 +298,7 @@ def _markdown(proto: Protocol, budgets: tuple[int, ...], quick: bool, seed: int,
               conv_seeds: list[int], grid: dict[str, np.ndarray], rows: list[dict],
               comparisons: dict[str, dict[str, Any]], main: dict[str, Any], diagnosis: dict[str, Any],
               variants: dict[str, Any], per_run: dict[str, list[dict]], per_class: list[dict],
-              targets: list[str], minutes: float, markdown_table: Any) -> str:
+              targets: list[str], minutes: float, training: tuple[int, float], markdown_table: Any) -> str:
     from quintet.segmentation.report import _signed, _signed_t
 
     conv_rows = [{"steps": b, "held-out source mIoU": f"{100 * grid['heldout'][:, i].mean():.1f}",
@@ -405,7 +408,9 @@ the direction of an effect is comparable, not the values.
 
 ![memory attention, Seq05VD](segmentation_attention_Seq05VD.png)
 
-Seeds per configuration: {', '.join(f'{k} {v}' for k, v in by_n.items())}. This invocation took
-{minutes:.1f} min; each run's record is kept in `runs/` with its configuration and reused when that matches.
+Seeds per configuration: {', '.join(f'{k} {v}' for k, v in by_n.items())}. The {training[0]} training runs
+behind this report took {training[1]:.1f} hours in all (one CPU thread each, timed as they ran); this
+invocation took {minutes:.1f} min, since each run's record is kept in `runs/` with its configuration and
+reused when that matches.
 """)
     return "\n".join(sections)
