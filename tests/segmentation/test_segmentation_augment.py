@@ -3,6 +3,7 @@ held-out split, the convergence rule, the power of a paired test and the resumab
 
 from __future__ import annotations
 
+import json
 import math
 import os
 
@@ -22,7 +23,7 @@ from quintet.segmentation.augmentations import (
 )
 from quintet.segmentation.data import Domain, holdout_split, normalize
 from quintet.segmentation.demo import synthetic_domain
-from quintet.segmentation.experiments import TrainConfig, _lr, augment_batch, train
+from quintet.segmentation.experiments import TrainConfig, _lr, augment_batch, load_model, train
 from quintet.segmentation.metrics import detectable_difference, paired_statistics
 from quintet.segmentation.models import NetConfig
 from quintet.segmentation.reproduce import converged_steps
@@ -180,6 +181,41 @@ def test_sweep_reuses_records_and_respects_claims(tmp_path, monkeypatch):
     assert not claim(other)
     claim_file.write_text("999999999")
     assert claim(other) and claim_file.read_text() == str(os.getpid())
+
+
+def test_interrupted_sweep_run_resumes_from_its_checkpoint_exactly(tmp_path, monkeypatch):
+    import quintet.segmentation.experiments as experiments
+    import quintet.segmentation.sweep as sweep
+
+    torch.set_num_threads(1)
+    data = SweepData([synthetic_domain("sunny", 6, 1, (24, 32)), synthetic_domain("overcast", 6, 2, (24, 32))],
+                     [synthetic_domain("dusk", 3, 3, (24, 32))])
+    cfg = TrainConfig(method="erm", seed=0, steps=5, batch=2, net=NET, checkpoint_every=10**9)
+    first = Job("whole", tmp_path / "a" / "erm.json", cfg, keep_model=True)
+    whole = run_jobs([first], data)[0]
+    monkeypatch.setattr(sweep, "CHECKPOINT_EVERY", 2)
+    job = Job("cut", tmp_path / "b" / "erm.json", cfg, keep_model=True)
+    real_step, calls = experiments.erm_step, []
+
+    def cut_after_four(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 4:
+            raise KeyboardInterrupt
+        return real_step(*args, **kwargs)
+
+    monkeypatch.setattr(experiments, "erm_step", cut_after_four)
+    with pytest.raises(KeyboardInterrupt):
+        run_jobs([job], data)
+    assert (job.checkpoint_dir / "latest").exists() and not job.record.exists()
+    assert not job.record.with_suffix(".claim").exists()
+    monkeypatch.setattr(experiments, "erm_step", real_step)
+    resumed = run_jobs([job], data)[0]
+    assert resumed["dusk_iou"] == whole["dusk_iou"] and resumed["dusk"] == whole["dusk"]
+    weights = [load_model(j.model_dir)[0].state_dict() for j in (first, job)]
+    assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
+    assert not job.checkpoint_dir.exists() and cached(job) == resumed
+    # the record keeps the job's configuration: the checkpoint interval is not part of it
+    assert json.loads(job.record.read_text())["config"]["train"]["checkpoint_every"] == 10**9
 
 
 def test_sweep_data_holds_out_the_first_fifth():

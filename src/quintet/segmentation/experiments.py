@@ -149,9 +149,9 @@ def train(cfg: TrainConfig, sources: Sequence[Domain], checkpoint_dir: str | Pat
     augmentation, domain split and dropout/Gumbel noise from seeds derived from (seed, step), so a
     resumed run continues as an uninterrupted one would. ``progress`` shows a bar (rate, loss) on stderr.
 
-    Returns the model (eval mode) and ``{"history": [...], "seconds_per_step": float}`` (plus, when
-    the memory was initialised in this call, ``init_slot_cosine``: the mean cosine between distinct
-    initial slots).
+    Returns the model (eval mode) and ``{"history": [...], "seconds_per_step": float, "resumed_at": step}``
+    (``resumed_at``: the step this call started from; plus, with memory, ``init_slot_cosine``: the mean
+    cosine between distinct initial slots).
 
     Under ``accelerate launch`` every process draws and augments the same global batches and keeps
     its rows of each domain's batch (``cfg.batch`` frames per domain in all, split over the
@@ -185,6 +185,7 @@ def train(cfg: TrainConfig, sources: Sequence[Domain], checkpoint_dir: str | Pat
         # the configuration is compared before any weights are loaded
         state = load_checkpoint(ckpt, model, opt, expected_config={"train": cfg.to_dict()})
         start, history = int(state["step"]), list(state["extra"].get("history", []))
+        init_cosine = state["extra"].get("init_slot_cosine")
         if log:
             log(f"resumed from {ckpt} at step {start}")
     elif use_mem:
@@ -248,11 +249,12 @@ def _train_steps(cfg: TrainConfig, model: SegmentationNet, opt: torch.optim.Opti
                                                             or step + 1 == cfg.steps):
             save_checkpoint(checkpoint_dir, model, step=step + 1, optimizer=opt,
                             config={"train": cfg.to_dict(), "net": net_cfg.to_dict()},
-                            extra={"history": history})
+                            extra={"history": history} | ({} if init_cosine is None
+                                                          else {"init_slot_cosine": init_cosine}))
     bar.close()
     seconds = (time.perf_counter() - t0) / max(timed, 1)
     model.eval()
-    info: dict[str, Any] = {"history": history, "seconds_per_step": seconds}
+    info: dict[str, Any] = {"history": history, "seconds_per_step": seconds, "resumed_at": start}
     if init_cosine is not None:
         info["init_slot_cosine"] = init_cosine
     return model, info

@@ -1,6 +1,8 @@
 """Resumable sweeps of training runs for the reproduction: every run is a :class:`Job` whose result
 is written atomically, with its configuration, to its own record file; a finished record is reused
-when its configuration matches.  Several processes may work through the same list of jobs: a job
+when its configuration matches.  A run in progress checkpoints every :data:`CHECKPOINT_EVERY` steps
+into ``<record stem>-checkpoint/`` and an interrupted run continues from there exactly; the folder
+goes once the record is written.  Several processes may work through the same list of jobs: a job
 is claimed by creating ``<record>.claim`` exclusively (holding the claimant's process id; a claim
 whose process is gone is taken over), and a process waits for the records of jobs others hold.
 """
@@ -9,8 +11,9 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -22,6 +25,8 @@ from quintet.segmentation.experiments import TrainConfig, evaluate, train
 
 #: share of each source sequence held out (its first frames) for the convergence study
 HOLDOUT_FRACTION = 0.2
+#: steps between the checkpoints of a run in progress (a few minutes of CPU work)
+CHECKPOINT_EVERY = 400
 
 
 @dataclass(frozen=True)
@@ -56,6 +61,10 @@ class Job:
     @property
     def model_dir(self) -> Path:
         return self.record.with_name(self.record.stem + "-model")
+
+    @property
+    def checkpoint_dir(self) -> Path:
+        return self.record.with_name(self.record.stem + "-checkpoint")
 
     def key(self) -> dict[str, Any]:
         return json.loads(json.dumps({"train": self.cfg.to_dict(),
@@ -121,9 +130,14 @@ def run_job(job: Job, data: SweepData) -> dict[str, Any]:
 
     sources, held = data.held_out() if job.holdout else (data.sources, None)
     start = time.perf_counter()
-    model, info = train(job.cfg, sources)
+    # the checkpoint interval changes no number, so the record's configuration keeps the job's own
+    model, info = train(replace(job.cfg, checkpoint_every=min(job.cfg.checkpoint_every, CHECKPOINT_EVERY)), sources,
+                        checkpoint_dir=job.checkpoint_dir)
+    # a resumed run: the steps of earlier invocations are counted at this invocation's rate
+    earlier = info["resumed_at"] * info["seconds_per_step"]
     result: dict[str, Any] = {"seed": job.cfg.seed, "steps": job.cfg.steps,
-                              "seconds": time.perf_counter() - start, "seconds_per_step": info["seconds_per_step"]}
+                              "seconds": time.perf_counter() - start + earlier,
+                              "seconds_per_step": info["seconds_per_step"]}
     if "init_slot_cosine" in info:
         result["init_slot_cosine"] = info["init_slot_cosine"]
     if held is not None:
@@ -139,6 +153,7 @@ def run_job(job: Job, data: SweepData) -> dict[str, Any]:
         save_checkpoint(job.model_dir, model, step=job.cfg.steps,
                         config={"train": job.cfg.to_dict(), "net": job.cfg.net_config().to_dict()})
     atomic_write_json(job.record, {"config": job.key(), "result": result})
+    shutil.rmtree(job.checkpoint_dir, ignore_errors=True)
     scores = ([f"held-out {result['heldout']:.3f}"] if held is not None else []) + \
         [f"{d.name} {result[d.name]:.3f}" for d in data.targets]
     print(f"[segmentation] {job.name}: " + ", ".join(scores) + f" ({result['seconds']:.0f} s)", flush=True)
@@ -168,4 +183,4 @@ def run_jobs(jobs: Sequence[Job], data: SweepData, poll: float = 10.0) -> list[d
     return [results[job.record] for job in jobs]
 
 
-__all__ = ["HOLDOUT_FRACTION", "Job", "SweepData", "cached", "claim", "run_job", "run_jobs", "slug"]
+__all__ = ["CHECKPOINT_EVERY", "HOLDOUT_FRACTION", "Job", "SweepData", "cached", "claim", "run_job", "run_jobs", "slug"]
