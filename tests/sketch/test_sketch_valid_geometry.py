@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import math
 
 import pytest
 import torch
@@ -23,6 +24,7 @@ from quintet.sketch.models import (
 )
 from quintet.sketch.models.data import tokens_to_sketch
 from quintet.sketch.models.grammar import PAD, STOP
+from quintet.sketch.models.residual_check import relative_residuals
 from quintet.sketch.models.sample import sample_primitives
 from quintet.sketch.models.validity import arc_rejected, forbidden_bins
 from quintet.sketch.primitives import Arc
@@ -284,6 +286,15 @@ def test_sample_and_solve_counts_degenerate_primitives_with_and_without_the_mask
     assert free["parse_fraction_as_sampled"] == 0.0 and free["solve_fraction"] == 0.0
     assert free["degenerate_primitives_mean"] >= 2 and set(free["degenerate_primitives_by_type"]) <= {"line", "arc"}
     assert repaired["parse_fraction"] == 1.0 and repaired["degenerate_primitives_mean"] == free["degenerate_primitives_mean"]
+    # the residual check: a tolerance no residual reaches changes nothing; tolerance 0 drops every
+    # inferred constraint the sampled geometry does not meet exactly
+    kept, _ = sample_and_solve(model, cons, 3, 0.9, 60, seed=0, tolerance=1e9)
+    assert kept["unmet_constraints_removed_mean"] == 0.0 and kept["solve_fraction"] == masked["solve_fraction"]
+    assert math.isnan(masked["unmet_constraints_removed_mean"]) and masked["tolerance"] is None
+    strict, checked = sample_and_solve(model, cons, 3, 0.9, 60, seed=0, tolerance=0.0)
+    removed = sum(len(a.constraints) - len(b.constraints) for a, b in zip(sketches, checked))
+    assert strict["unmet_constraints_removed_mean"] == removed / 3
+    assert all(r is None or r == 0 for sk in checked for r in relative_residuals(sk))
 
 
 def test_generate_cli_valid_and_any_geometry(tmp_path, monkeypatch):

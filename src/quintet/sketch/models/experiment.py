@@ -348,14 +348,18 @@ def _drop_degenerate(seq: list[int], grammar) -> tuple[list[int], list[str]]:
 
 
 def sample_and_solve(prim, cons, n: int, top_p: float, max_len: int, seed: int,
-                     drop_degenerate: bool = False, valid_geometry: bool = True) -> tuple[dict, list]:
+                     drop_degenerate: bool = False, valid_geometry: bool = True,
+                     tolerance: float | None = None) -> tuple[dict, list]:
     """Sample ``n`` sketches (nucleus ``top_p``), infer their constraints, solve them; returns the
     sample statistics and the parsed sketches with their constraints.
 
     ``valid_geometry``: sample under the validity mask (:mod:`quintet.sketch.models.validity`).
     The degenerate primitives of the samples as drawn are counted either way (per sample and by
     type); ``drop_degenerate`` removes them before parsing (a repair after the fact).
+    ``tolerance``: drop the inferred constraints the sampled geometry misses by more than this
+    share of its long side before solving (:func:`quintet.sketch.models.residual_check.drop_unmet`).
     """
+    from quintet.sketch.models.residual_check import drop_unmet
     from quintet.sketch.models.sample import (
         dedupe_constraints,
         infer_constraints,
@@ -378,10 +382,14 @@ def sample_and_solve(prim, cons, n: int, top_p: float, max_len: int, seed: int,
     dof_left, dof_free = [], []
     sample_sketches = []
     statuses = Counter()
+    unmet = []
     for s, cp in zip(ok_seqs, cons_pred):
         sk = _safe_sketch(s, cp)
         if sk is None:
             continue
+        if tolerance is not None:
+            sk, dropped = drop_unmet(sk, tolerance)
+            unmet.append(dropped)
         sample_sketches.append(sk)
         status, dof, result = solve_outcome(sk)
         statuses[status] += 1
@@ -408,6 +416,8 @@ def sample_and_solve(prim, cons, n: int, top_p: float, max_len: int, seed: int,
         "fully_constrained_fraction": full / n_s,
         "duplicate_constraints_removed_mean": (float(np.mean([r for _, r in deduped])) if deduped
                                                else float("nan")),
+        "tolerance": tolerance,
+        "unmet_constraints_removed_mean": float(np.mean(unmet)) if unmet else float("nan"),
         "mean_dof_left": float(np.mean(dof_left)) if dof_left else float("nan"),
         "dof_removed_fraction": float(1 - np.sum(dof_left) / max(np.sum(dof_free), 1)) if dof_free else float("nan"),
         "mean_primitives": float(np.mean([len(g.decode(s)) for s in samples])),
