@@ -47,3 +47,10 @@ def _data_root_unchanged():
         os.environ.pop("QUINTET_DATA", None)
     else:
         os.environ["QUINTET_DATA"] = before
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Modules that hold slow tests run first (in their own order), so that with one xdist worker
+    per core the long multi-process tests do not all land at the end of the run."""
+    slow = {item.module.__name__ for item in items if item.get_closest_marker("slow") and item.module is not None}
+    items.sort(key=lambda item: item.module is None or item.module.__name__ not in slow)
