@@ -222,3 +222,25 @@ def test_sweep_data_holds_out_the_first_fifth():
     d = Domain("a", np.zeros((10, 4, 4, 3), np.uint8), np.zeros((10, 4, 4), np.uint8))
     sources, held = SweepData([d, d.subset(slice(0, 5))], []).held_out()
     assert [len(s) for s in sources] == [8, 4] and len(held) == 3
+
+
+def test_shorter_schedules_compare_the_finished_records_of_shorter_runs(tmp_path):
+    from quintet.core.io import atomic_write_json
+    from quintet.segmentation.reproduce import MAIN, _group_jobs, shorter_schedules
+
+    targets = ["a", "b"]
+    jobs = _group_jobs(tmp_path / "300-steps", MAIN, [0, 1, 2], 300, 0)
+    for label, group in jobs.items():
+        for job in group:
+            if label == "ERM" and job.cfg.seed == 2:
+                continue  # an unfinished run: only seeds 0 and 1 are compared
+            gain = 0.02 * job.cfg.seed if label == "Pin the Memory" else 0.0
+            atomic_write_json(job.record, {"config": job.key(),
+                                           "result": {"seed": job.cfg.seed, "a": 0.3 + gain, "b": 0.2 + gain}})
+    (tmp_path / "4800-steps").mkdir()  # the schedule being reported: not a shorter one
+    found = shorter_schedules(tmp_path, 1200, [0, 1, 2], 0, targets)
+    assert list(found) == [300]
+    pm = found[300]["Pin the Memory − ERM"]["stats"]["mean"]
+    assert pm["n"] == 2 and pm["mean"] == pytest.approx(0.01)
+    assert found[300]["MLDG − ERM"]["stats"]["mean"]["mean"] == 0.0
+    assert shorter_schedules(tmp_path, 300, [0, 1, 2], 0, targets) == {}

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -44,7 +44,7 @@ from quintet.segmentation.report import (
     summary_table,
     variant_lines,
 )
-from quintet.segmentation.sweep import Job, SweepData, run_jobs, slug
+from quintet.segmentation.sweep import Job, SweepData, cached, run_jobs, slug
 
 
 @dataclass(frozen=True)
@@ -132,6 +132,36 @@ def converged_steps(budgets: tuple[int, ...], heldout: list[float], tolerance: f
     return budgets[-1], False
 
 
+def compare(per_run: dict[str, list[dict]], pairs: tuple[tuple[str, str], ...],
+            targets: list[str]) -> dict[str, dict[str, Any]]:
+    """Paired comparison ``a − b`` of each pair over the seeds both have (when at least 2)."""
+    res = {}
+    for a, b in pairs:
+        n = min(len(per_run.get(a, [])), len(per_run.get(b, [])))
+        if n >= 2:
+            res[f"{a} − {b}"] = comparison(per_run[a][:n], per_run[b][:n], targets)
+    return res
+
+
+def shorter_schedules(cache: Path, steps: int, seeds: list[int], first_seed: int,
+                      targets: list[str]) -> dict[int, dict[str, dict[str, Any]]]:
+    """The main comparisons of every shorter schedule whose records lie in ``cache/<n>-steps``
+    (finished runs only, the first seeds in a row that every main method has; nothing is trained)."""
+    out = {}
+    for folder in sorted(cache.glob("*-steps"), key=lambda f: int(f.name.split("-")[0])):
+        n_steps = int(folder.name.split("-")[0])
+        if n_steps >= steps:
+            continue
+        jobs = _group_jobs(folder, MAIN, seeds, n_steps, first_seed)
+        per_run = {}
+        for label, group in jobs.items():
+            records = [cached(replace(job, keep_model=False)) for job in group]  # the record alone
+            per_run[label] = records[:records.index(None)] if None in records else records
+        if found := compare(per_run, MAIN_COMPARISONS, targets):
+            out[n_steps] = found
+    return out
+
+
 def _cfg(method: str, seed: int, steps: int, losses: dict | None = None, net: dict | None = None,
          **overrides: Any) -> TrainConfig:
     return TrainConfig(method=method, seed=seed, steps=steps, checkpoint_every=10**9,
@@ -209,16 +239,10 @@ def run_reproduce(out: Path, quick: bool, seed: int) -> dict[str, Any]:
     per_run = {label: [done[j.record] for j in jobs] for label, jobs in groups.items()}
     variants = {label: done[j.record] for label, j in variant_jobs.items()}
 
-    def compare(pairs: tuple[tuple[str, str], ...]) -> dict[str, dict[str, Any]]:
-        res = {}
-        for a, b in pairs:
-            n = min(len(per_run[a]), len(per_run[b]))
-            if n >= 2:
-                res[f"{a} − {b}"] = comparison(per_run[a][:n], per_run[b][:n], targets)
-        return res
-
-    comparisons = {"main": compare(MAIN_COMPARISONS), "confound": compare(CONFOUND_COMPARISONS),
-                   "schedule": compare(SCHEDULE_COMPARISONS), "ablations": compare(ABLATION_COMPARISONS)}
+    comparisons = {key: compare(per_run, pairs, targets) for key, pairs in (
+        ("main", MAIN_COMPARISONS), ("confound", CONFOUND_COMPARISONS), ("schedule", SCHEDULE_COMPARISONS),
+        ("ablations", ABLATION_COMPARISONS))}
+    shorter = shorter_schedules(cache, steps, seeds(proto.main_seeds), seed, targets)
     rows = summary_rows(per_run, targets)
     main = comparisons["main"]["Pin the Memory − ERM"]
     diagnosis = {f"{label} (seed {seed})": per_run[label][0]["read_diagnosis"]
@@ -245,11 +269,12 @@ def run_reproduce(out: Path, quick: bool, seed: int) -> dict[str, Any]:
     training = (len(trained), sum(r["seconds"] for r in trained) / 3600)
     md = _markdown(proto, budgets, quick, seed, steps, found_steps, converged, conv_seeds, grid, rows, comparisons, main,
                    diagnosis, variants, per_run, per_class, targets, (time.perf_counter() - t0) / 60, training,
-                   markdown_table)
+                   markdown_table, shorter)
     metrics = {"convergence": {"budgets": list(budgets), "seeds": conv_seeds,
                                "heldout": grid["heldout"].tolist(), "targets_avg": grid["avg"].tolist(),
                                "found_steps": found_steps, "converged": converged, "steps_used": steps},
                "rows": rows, "comparisons": comparisons, "per_run": per_run, "per_class": per_class,
+               "shorter_schedules": {str(n): found for n, found in shorter.items()},
                "read_diagnosis": diagnosis, "read_variants": variants, "paper": PAPER_CONTEXT,
                "verdict": {"pinmem_minus_erm_avg": main["stats"]["mean"]["mean"],
                            "p": main["stats"]["mean"]["p"], "n_seeds": main["stats"]["mean"]["n"]}}
@@ -298,7 +323,8 @@ def _markdown(proto: Protocol, budgets: tuple[int, ...], quick: bool, seed: int,
               conv_seeds: list[int], grid: dict[str, np.ndarray], rows: list[dict],
               comparisons: dict[str, dict[str, Any]], main: dict[str, Any], diagnosis: dict[str, Any],
               variants: dict[str, Any], per_run: dict[str, list[dict]], per_class: list[dict],
-              targets: list[str], minutes: float, training: tuple[int, float], markdown_table: Any) -> str:
+              targets: list[str], minutes: float, training: tuple[int, float], markdown_table: Any,
+              shorter: dict[int, dict[str, dict[str, Any]]]) -> str:
     from quintet.segmentation.report import _signed, _signed_t
 
     conv_rows = [{"steps": b, "held-out source mIoU": f"{100 * grid['heldout'][:, i].mean():.1f}",
@@ -372,6 +398,15 @@ true difference detected with 80 % power):
         if key == "confound" and "Pin the Memory + meta aug − Pin the Memory" in comparisons[key]:
             sections.append(confound_share(comparisons[key], "Pin the Memory + meta aug", "Pin the Memory") + " "
                             + confound_share(comparisons[key], "MLDG + meta aug", "MLDG") + "\n")
+
+    for n_steps, found in shorter.items():
+        n_seeds = min(c["stats"]["mean"]["n"] for c in found.values())
+        sections.append(f"""### Main comparisons after the shorter {n_steps}-step schedule
+
+The same comparisons from the records of {n_steps}-step runs ({n_seeds} or more paired seeds), to show how
+the differences depend on the length of training:
+
+{comparison_tables(found, targets)[1]}""")
 
     init = {r["method"]: r["init_slot_cosine"] for r in rows if "init_slot_cosine" in r}
     init_text = ", ".join(f"{label} {v:.2f}" for label, v in init.items())
