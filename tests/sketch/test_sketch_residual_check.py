@@ -64,3 +64,7 @@ def test_constraints_without_a_residual_are_kept():
     assert relative_residuals(sk)[0] is None
     kept, dropped = drop_unmet(sk, 0.01)
     assert dropped == 1 and kept.constraints == [sk.constraints[0]]
+    # a three-reference midpoint that names a whole line (no single point) has none either
+    mid = Sketch([Line(0, 0, 2, 0), Line(1, 1, 1, 2)],
+                 [Constraint("midpoint", (Ref(1, "start"), Ref(0), Ref(1, "end")))])
+    assert relative_residuals(mid) == [None]

@@ -161,7 +161,10 @@ def residual(sketch: Sketch, c: Constraint) -> float | None:
             return abs(ca[2] - cb[2])
         return None
     if t == T.MIDPOINT and len(objs) == 3:
-        (px, py), (ax, ay), (bx, by) = (_center_of(o) for o in objs)
+        centers = [_center_of(o) for o in objs]
+        if any(c is None for c in centers):  # a whole line has no single point
+            return None
+        (px, py), (ax, ay), (bx, by) = centers
         return math.hypot(px - (ax + bx) / 2, py - (ay + by) / 2)
     if t == T.MIDPOINT:
         if isinstance(b, Point) and not isinstance(a, Point):
