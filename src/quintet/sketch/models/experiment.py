@@ -416,6 +416,7 @@ def sample_and_solve(prim, cons, n: int, top_p: float, max_len: int, seed: int,
         "fully_constrained_fraction": full / n_s,
         "duplicate_constraints_removed_mean": (float(np.mean([r for _, r in deduped])) if deduped
                                                else float("nan")),
+        "inferred_constraints_mean": float(np.mean([len(c) for c in cons_pred])) if cons_pred else float("nan"),
         "tolerance": tolerance,
         "unmet_constraints_removed_mean": float(np.mean(unmet)) if unmet else float("nan"),
         "mean_dof_left": float(np.mean(dof_left)) if dof_left else float("nan"),

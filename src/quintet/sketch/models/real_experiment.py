@@ -95,12 +95,16 @@ def real_splits(max_primitives: int = 16, data_dir=None) -> dict[str, list]:
     return out
 
 
-def _data_stats(pvals: list[list[int]], grammar) -> dict:
+def _data_stats(pvals: list[list[int]], cvals: list[list[int]], grammar) -> dict:
+    from quintet.sketch.models.grammar import ConstraintGrammar
+
     counts = Counter()
     for s in pvals:
         counts.update(grammar.type_names[t] for t, _, _ in grammar.decode(s))
     total = max(sum(counts.values()), 1)
+    cg = ConstraintGrammar()
     return {"mean_primitives": float(np.mean([len(grammar.decode(s)) for s in pvals])),
+            "mean_constraints": float(np.mean([len(cg.decode(c)) for c in cvals])),
             "primitive_type_fractions": {t: counts[t] / total for t in sorted(counts)}}
 
 
@@ -244,7 +248,7 @@ def run_real(ckpt: Path, cfg: RealExperimentConfig, prim, cons, imgm, log=print)
     }
     metrics.update({k: v[0] for k, v in runs.items()})
     sample_sketches = runs["samples"][1]
-    metrics["real_test_stats"] = _data_stats(te_p, g)
+    metrics["real_test_stats"] = _data_stats(te_p, te_c, g)
     sample_rows = _sample_rows([metrics[k] for k in runs], metrics["real_test_stats"])
 
     figures = {
@@ -308,6 +312,8 @@ def _sample_rows(columns: list[dict], real: dict) -> list[list]:
             row("samples that parse (after the repair, where one is made)", "parse_fraction"),
             row("samples that solve after constraint inference", "solve_fraction"),
             row("... with no primitive collapsed in the solution", "solve_intact_fraction"),
+            row("inferred constraints per sample (mean, repeats removed; real: true constraints)",
+                "inferred_constraints_mean", real["mean_constraints"]),
             ["inferred constraints dropped by the residual check (mean per sample)",
              *(c["unmet_constraints_removed_mean"] if c.get("tolerance") is not None else "—" for c in columns), "—"],
             row("fraction of free DOF removed by inferred constraints", "dof_removed_fraction"),
@@ -339,17 +345,19 @@ def _samples_sentence(masked: dict, raw: dict, dropped: dict) -> str:
 
 def _checked_sentence(masked: dict, checked: dict, check: dict) -> str:
     """What the residual check changes (same samples, same inferred constraints)."""
-    met = checked["solve_fraction"] >= 0.8
-    return (f"**Residual check.** The same samples and inferred constraints, with every inferred constraint "
-            f"that the sampled geometry misses by more than {100 * check['tolerance']:.2f} % of its long side dropped "
-            f"before solving (the {100 * check['quantile']:.0f}th percentile of the true constraints' residuals on the "
-            f"{check['validation_sketches']} quantised validation sketches, so the check keeps "
-            f"{100 * check['quantile']:.0f} % of imposed constraints): "
-            f"{checked['unmet_constraints_removed_mean']:.2f} constraints dropped per sample; "
-            f"{checked['solve_fraction']:.2f} solve (without the check {masked['solve_fraction']:.2f}; goal 0.80, "
-            f"{'met' if met else 'not met'} with the check), {checked['solve_intact_fraction']:.2f} with no primitive "
-            f"collapsed (without {masked['solve_intact_fraction']:.2f}); fraction of free DOF removed "
-            f"{checked['dof_removed_fraction']:.2f} (without {masked['dof_removed_fraction']:.2f}).")
+    return (f"**Residual check.** The same samples and inferred constraints ("
+            f"{checked['inferred_constraints_mean']:.2f} per sample after removing repeats), with every inferred "
+            f"constraint that the sampled geometry misses by more than {100 * check['tolerance']:.2f} % of its long "
+            f"side dropped before solving (the {100 * check['quantile']:.0f}th percentile of the true constraints' "
+            f"residuals on the {check['validation_sketches']} quantised validation sketches; the constraint model "
+            f"is trained on geometry moved by at most 2.25 %): {checked['unmet_constraints_removed_mean']:.2f} "
+            f"constraints dropped per sample; {checked['solve_fraction']:.2f} solve (without the check "
+            f"{masked['solve_fraction']:.2f}), {checked['solve_intact_fraction']:.2f} with no primitive collapsed "
+            f"(without {masked['solve_intact_fraction']:.2f}). The check reaches the solve rate by giving up "
+            f"inferred design intent: the fraction of free DOF the constraints remove falls from "
+            f"{masked['dof_removed_fraction']:.2f} to {checked['dof_removed_fraction']:.2f}. Most inferred "
+            "constraints join or align primitives that the sampled geometry leaves farther apart than the model "
+            "saw in training, so the sampled geometry, not the constraint model alone, limits the solve rate.")
 
 
 def _validation_figure(train_info: dict):
