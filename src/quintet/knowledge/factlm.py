@@ -216,10 +216,12 @@ def train_factlm(
     batch = encode(tokenizer, [p for p, _ in train_pairs], [a for _, a in train_pairs], causal=False)
     steps_per_epoch = math.ceil(len(batch) / config.batch_size)
     total = steps_per_epoch * config.epochs
+    # a resumed schedule starts at its step (the base rate is the run's own learning rate)
+    for group in optimizer.param_groups:
+        group.setdefault("initial_lr", config.lr)
     schedule = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda s: min(1.0, (s + 1) / (2 * steps_per_epoch)) * max(0.05, 1 - s / total))
-    for _ in range(first_epoch * steps_per_epoch):
-        schedule.step()
+        optimizer, lambda s: min(1.0, (s + 1) / (2 * steps_per_epoch)) * max(0.05, 1 - s / total),
+        last_epoch=first_epoch * steps_per_epoch - 1)
     filled = batch.inputs["input_ids"].clone()
     filled[torch.arange(len(batch)), batch.positions] = batch.targets
     special = torch.tensor(sorted(set(tokenizer.all_special_ids)))
