@@ -67,7 +67,7 @@ PROTOCOLS = {
     True: Protocol(budgets=(150, 300), convergence_seeds=1, main_seeds=3, ablation_seeds=0, confound_seeds=0,
                    schedule_seeds=0, read_variants=False, max_steps=300),
     # ERM converges at 4800 steps (two seeds); every group there takes two CPU processes of one
-    # thread each about ten hours, so the sweep runs over several invocations, each resuming the
+    # thread each about twelve hours, so the sweep runs over several invocations, each resuming the
     # finished records and the checkpoint of an interrupted run
     False: Protocol(budgets=(150, 300, 600, 1200, 2400, 4800, 9600), convergence_seeds=2, main_seeds=8, ablation_seeds=5,
                     confound_seeds=3, schedule_seeds=3, read_variants=True, max_steps=4800),
