@@ -359,7 +359,7 @@ def sample_and_solve(prim, cons, n: int, top_p: float, max_len: int, seed: int,
     ``tolerance``: drop the inferred constraints the sampled geometry misses by more than this
     share of its long side before solving (:func:`quintet.sketch.models.residual_check.drop_unmet`).
     """
-    from quintet.sketch.models.residual_check import drop_unmet
+    from quintet.sketch.models.residual_check import drop_unmet, relative_residuals
     from quintet.sketch.models.sample import (
         dedupe_constraints,
         infer_constraints,
@@ -382,11 +382,12 @@ def sample_and_solve(prim, cons, n: int, top_p: float, max_len: int, seed: int,
     dof_left, dof_free = [], []
     sample_sketches = []
     statuses = Counter()
-    unmet = []
+    unmet, residuals = [], []
     for s, cp in zip(ok_seqs, cons_pred):
         sk = _safe_sketch(s, cp)
         if sk is None:
             continue
+        residuals += [r for r in relative_residuals(sk) if r is not None]
         if tolerance is not None:
             sk, dropped = drop_unmet(sk, tolerance)
             unmet.append(dropped)
@@ -417,6 +418,9 @@ def sample_and_solve(prim, cons, n: int, top_p: float, max_len: int, seed: int,
         "duplicate_constraints_removed_mean": (float(np.mean([r for _, r in deduped])) if deduped
                                                else float("nan")),
         "inferred_constraints_mean": float(np.mean([len(c) for c in cons_pred])) if cons_pred else float("nan"),
+        # how far the sampled geometry is from meeting the inferred constraints (share of its long side)
+        "inferred_residual_median": float(np.median(residuals)) if residuals else float("nan"),
+        "inferred_residual_above_tenth": float(np.mean(np.array(residuals) > 0.1)) if residuals else float("nan"),
         "tolerance": tolerance,
         "unmet_constraints_removed_mean": float(np.mean(unmet)) if unmet else float("nan"),
         "mean_dof_left": float(np.mean(dof_left)) if dof_left else float("nan"),
