@@ -179,6 +179,11 @@ class Sketch:
             max(b[3] for b in boxes),
         )
 
+    def long_side(self) -> float:
+        """The long side of :meth:`bbox`: the sketch's size, against which tolerances are relative."""
+        x0, y0, x1, y1 = self.bbox()
+        return max(x1 - x0, y1 - y0)
+
     def counts(self) -> dict[str, int]:
         out = {t: 0 for t in PRIMITIVE_TYPES}
         for p in self.primitives:

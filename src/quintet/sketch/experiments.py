@@ -23,8 +23,7 @@ def _rel_residuals(sketch):
     from quintet.sketch.constraints import GEOMETRIC_TYPES
     from quintet.sketch.geometry import residuals
 
-    x0, y0, x1, y1 = sketch.bbox()
-    size = max(x1 - x0, y1 - y0) or 1.0
+    size = sketch.long_side() or 1.0
     return [r / size for c, r in zip(sketch.constraints, residuals(sketch)) if r is not None and c.type in GEOMETRIC_TYPES]
 
 
@@ -75,17 +74,16 @@ def _perturb_restore(sketches, rng, noise: float = 0.01) -> dict:
 
     noisy = []
     for s in sketches:
-        x0, y0, x1, y1 = s.bbox()
-        size = max(x1 - x0, y1 - y0)
+        size = s.long_side()
         prims = [primitive_from_params(p.type, np.array(p.params()) + rng.normal(0, noise * size, len(p.params())) * (np.arange(len(p.params())) != 2 if p.type == "circle" else 1), p.construction) for p in s.primitives]
         noisy.append(Sketch(prims, s.constraints, s.name))
     results = solve_many(noisy, timeout=300)
-    before = [max_residual(n) / max(np.ptp(np.array(n.bbox()).reshape(2, 2), 0).max(), 1e-12) for n in noisy]
+    before = [max_residual(n) / max(n.long_side(), 1e-12) for n in noisy]
     after, moved = [], []
     for s, r in zip(sketches, results):
         if not r.ok:
             continue
-        size = max(np.ptp(np.array(s.bbox()).reshape(2, 2), 0).max(), 1e-12)
+        size = max(s.long_side(), 1e-12)
         after.append(max_residual(r.sketch) / size)
         moved.append(max(max(abs(a - b) for a, b in zip(p.params(), q.params())) for p, q in zip(s.primitives, r.sketch.primitives)) / size)
     return {"ok": len(after), "n": len(sketches), "median_residual_before": float(np.median(before)),
@@ -144,8 +142,7 @@ def sequences_summary(data_dir=None) -> dict:
     results = solve_many(kept, timeout=600)
     held = held_moved = 0
     for sk, r in zip(kept, results):
-        x0, y0, x1, y1 = sk.bbox()
-        tol = HOLD_TOLERANCE * max(x1 - x0, y1 - y0)
+        tol = HOLD_TOLERANCE * sk.long_side()
         translated = [c for i, c in enumerate(sk.constraints) if i not in r.unsupported]
         if all((v := residual(sk, c)) is not None and v <= tol for c in translated):
             held += 1

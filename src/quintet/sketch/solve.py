@@ -447,8 +447,7 @@ def _holds(sketch: Sketch, indices) -> bool:
     :data:`HOLD_TOLERANCE` of the sketch's size (its bounding box's long side)."""
     from quintet.sketch.geometry import residual
 
-    x0, y0, x1, y1 = sketch.bbox()
-    tol = HOLD_TOLERANCE * max(x1 - x0, y1 - y0, 1e-12)
+    tol = HOLD_TOLERANCE * max(sketch.long_side(), 1e-12)
     for i in indices:
         r = residual(sketch, sketch.constraints[i])
         if r is None or r > tol:

@@ -22,14 +22,9 @@ from quintet.sketch.geometry import residual
 __all__ = ["relative_residuals", "calibrate_tolerance", "drop_unmet"]
 
 
-def _long_side(sketch: Sketch) -> float:
-    x0, y0, x1, y1 = sketch.bbox()
-    return max(x1 - x0, y1 - y0)
-
-
 def relative_residuals(sketch: Sketch) -> list[float | None]:
     """Residual of each constraint divided by the sketch's long side (``None`` where undefined)."""
-    side = _long_side(sketch)
+    side = sketch.long_side()
     if not side > 0:
         return [None] * len(sketch.constraints)
     return [None if (r := residual(sketch, c)) is None else r / side for c in sketch.constraints]
