@@ -148,8 +148,8 @@ def shorter_schedules(cache: Path, steps: int, seeds: list[int], first_seed: int
     """The main comparisons of every shorter schedule whose records lie in ``cache/<n>-steps``
     (finished runs only, the first seeds in a row that every main method has; nothing is trained)."""
     out = {}
-    for folder in sorted(cache.glob("*-steps"), key=lambda f: int(f.name.split("-")[0])):
-        n_steps = int(folder.name.split("-")[0])
+    schedules = sorted((int(f.name.split("-")[0]), f) for f in cache.glob("*-steps"))
+    for n_steps, folder in schedules:
         if n_steps >= steps:
             continue
         jobs = _group_jobs(folder, MAIN, seeds, n_steps, first_seed)
