@@ -68,3 +68,144 @@ def test_constraints_without_a_residual_are_kept():
     mid = Sketch([Line(0, 0, 2, 0), Line(1, 1, 1, 2)],
                  [Constraint("midpoint", (Ref(1, "start"), Ref(0), Ref(1, "end")))])
     assert relative_residuals(mid) == [None]
+
+
+# ---- the residual mask during decoding -------------------------------------------------------
+
+
+def _masked_sketch():
+    """A corner of two lines, a far point and a clockwise arc, as model tokens."""
+    from quintet.sketch import Arc, Point
+    from quintet.sketch.models.data import sketch_to_tokens
+
+    prims = [Line(0, 0, 1, 0), Line(1, 0, 1, 0.6), Point(-1, 1), Arc.from_center(0, 0.5, 0.25, 0.3, 2.0)]
+    return sketch_to_tokens(Sketch(prims, []))[0]
+
+
+def _mask(pval, tolerance=0.03):
+    from quintet.sketch.models.grammar import ConstraintGrammar
+    from quintet.sketch.models.residual_check import ResidualMask
+
+    return ResidualMask([pval], ConstraintGrammar(), tolerance)
+
+
+def _position(pval, ref):
+    from quintet.sketch.tokens import reference_map
+
+    return next(p for p, r in reference_map(pval).items() if r == ref)
+
+
+def test_reference_map_names_what_decoding_names_also_for_reoriented_arcs():
+    from quintet.sketch.models.grammar import ConstraintGrammar, PrimitiveGrammar
+    from quintet.sketch.tokens import decode_sketch, reference_map, reference_targets
+
+    cg = ConstraintGrammar()
+    # an arc drawn clockwise (left, top, right) is re-oriented when decoded: its ends swap names
+    clockwise = PrimitiveGrammar().encode([(2, [5, 5, 50, 5], False), (0, [10, 32, 32, 54, 54, 32], False)])
+    for pval in (_masked_sketch(), clockwise):
+        refs = reference_map(pval)
+        for p, ref in refs.items():
+            toks = [1, cg.type_token("fix"), cg.n_special + p, 2]
+            assert decode_sketch((pval, toks)).constraints[0].refs == (ref,)
+    raw, named = reference_targets(clockwise), reference_map(clockwise)
+    assert {raw[p][1]: named[p].part for p in raw if raw[p][0] == 1 and raw[p][1] in ("start", "end")} == {
+        "start": "end", "end": "start"}
+
+
+def test_mask_allows_exactly_the_constraints_the_geometry_meets():
+    import torch
+
+    from quintet.sketch import Ref as R
+
+    pval = _masked_sketch()
+    mask = _mask(pval)
+    cg = mask.grammar
+    coincident = cg.type_names.index("coincident")
+    corner, far = _position(pval, R(0, "end")), _position(pval, R(2, "whole"))
+    assert mask.meets(0, coincident, [corner, _position(pval, R(1, "start"))])
+    assert not mask.meets(0, coincident, [corner, far])
+    assert not mask.meets(0, coincident, [corner, _position(pval, R(0, "start"))])  # one primitive twice
+    # in decoding: after "coincident, corner" only references the corner lies on remain
+    width = cg.n_special + len(pval)
+    allowed = torch.zeros(1, width, dtype=torch.bool)
+    for p in mask.refs[0]:
+        allowed[0, cg.n_special + p] = True
+    mask.advance(torch.tensor([cg.type_token("coincident")]))
+    mask.advance(torch.tensor([cg.n_special + corner]))
+    out = mask.restrict(allowed, torch.tensor([coincident]), torch.tensor([False]))
+    kept = {mask.refs[0][int(i) - cg.n_special] for i in torch.nonzero(out[0]).flatten()}
+    assert kept == {R(1, "start"), R(1, "whole")}
+    # types: only those some choice of references meets may start
+    allowed = torch.zeros(1, width, dtype=torch.bool)
+    allowed[0, cg.type_offset : cg.n_special] = True
+    allowed[0, 2] = True  # Stop
+    mask.advance(torch.tensor([2]))
+    out = mask.restrict(allowed, torch.tensor([-1]), torch.tensor([False]))
+    started = {cg.type_names[i - cg.type_offset] for i in range(cg.type_offset, cg.n_special) if out[0, i]}
+    assert {"horizontal", "vertical", "perpendicular", "coincident"} <= started
+    assert not started & {"parallel", "equal", "tangent", "midpoint", "normal", "offset", "quadrant"}
+    assert bool(out[0, 2])
+
+
+def test_mask_keeps_the_grammar_where_nothing_passes():
+    import torch
+
+    pval = _masked_sketch()
+    mask = _mask(pval, tolerance=0.0)
+    cg = mask.grammar
+    parallel = cg.type_names.index("parallel")
+    allowed = torch.zeros(1, cg.n_special + len(pval), dtype=torch.bool)
+    for p in mask.refs[0]:
+        allowed[0, cg.n_special + p] = True
+    mask.advance(torch.tensor([cg.type_token("parallel")]))
+    mask.advance(torch.tensor([cg.n_special + _position(pval, Ref(0))]))
+    out = mask.restrict(allowed, torch.tensor([parallel]), torch.tensor([False]))
+    assert torch.equal(out, allowed)
+    with pytest.raises(QuintetError, match="tolerance"):
+        _mask(pval, tolerance=-1.0)
+
+
+def test_decoding_under_the_mask_infers_only_constraints_that_hold():
+    import torch
+
+    from quintet.sketch.models import ConstraintModel, ConstraintModelConfig
+    from quintet.sketch.models.data import sketch_to_tokens
+    from quintet.sketch.models.experiment import procedural_sketches
+    from quintet.sketch.models.sample import infer_constraints
+
+    torch.manual_seed(0)
+    model = ConstraintModel(ConstraintModelConfig(d_model=32, n_layers=1, n_heads=2, d_ff=64, n_encoder_layers=1,
+                                                  max_constraint_len=40))
+    seqs = [sketch_to_tokens(sk)[0] for sk in procedural_sketches(6, 0)]
+    plain = infer_constraints(model, seqs)
+    masked = infer_constraints(model, seqs, tolerance=0.03)
+    check = _mask_of(seqs)
+    verdict = lambda inferred: [check.meets(i, k, refs) for i, cs in enumerate(inferred) for k, refs in cs]  # noqa: E731
+    assert not all(verdict(plain))  # an untrained model points anywhere
+    assert verdict(masked) and all(verdict(masked))
+
+
+def _mask_of(seqs):
+    from quintet.sketch.models.grammar import ConstraintGrammar
+    from quintet.sketch.models.residual_check import ResidualMask
+
+    return ResidualMask(seqs, ConstraintGrammar(), 0.03)
+
+
+def test_true_constraints_of_quantised_sketches_pass_and_wrong_pointers_do_not():
+    from quintet.sketch.models.data import sketch_to_tokens
+    from quintet.sketch.models.experiment import procedural_sketches
+    from quintet.sketch.models.grammar import ConstraintGrammar
+    from quintet.sketch.models.residual_check import passing_share
+    from quintet.sketch.tokens import reference_map
+
+    cg = ConstraintGrammar()
+    pvals, cvals = zip(*(sketch_to_tokens(sk) for sk in procedural_sketches(8, 1)))
+    assert passing_share(pvals, cvals, cg, 0.03) >= 0.95
+    # every reference shifted to the next referenceable position: mostly constraints that do not hold
+    shifted = []
+    for pv, cv in zip(pvals, cvals):
+        pos = sorted(reference_map(pv))
+        nxt = {p: pos[(i + 1) % len(pos)] for i, p in enumerate(pos)}
+        shifted.append([t if t < cg.n_special else cg.n_special + nxt[t - cg.n_special] for t in cv])
+    assert passing_share(pvals, shifted, cg, 0.03) < 0.5

@@ -295,6 +295,14 @@ def test_sample_and_solve_counts_degenerate_primitives_with_and_without_the_mask
     removed = sum(len(a.constraints) - len(b.constraints) for a, b in zip(sketches, checked))
     assert strict["unmet_constraints_removed_mean"] == removed / 3
     assert all(r is None or r == 0 for sk in checked for r in relative_residuals(sk))
+    # the residual mask: constraints are decoded to meet the geometry, and kept = inferred - dropped
+    decoded, masked_sketches = sample_and_solve(model, cons, 3, 0.9, 60, seed=0, tolerance=0.05, residual_mask=True)
+    assert decoded["residual_mask"] and not masked["residual_mask"] and decoded["kept_constraints_mean"] > 0
+    assert decoded["kept_constraints_mean"] == pytest.approx(
+        decoded["inferred_constraints_mean"] - decoded["unmet_constraints_removed_mean"])
+    assert all(r is not None and r <= 0.05 for sk in masked_sketches for r in relative_residuals(sk))
+    with pytest.raises(QuintetError, match="needs a tolerance"):
+        sample_and_solve(model, cons, 3, 0.9, 60, seed=0, residual_mask=True)
 
 
 def test_generate_cli_valid_and_any_geometry(tmp_path, monkeypatch):
@@ -314,6 +322,14 @@ def test_generate_cli_valid_and_any_geometry(tmp_path, monkeypatch):
         assert len(summary) == 2
         assert all(("error" not in s) == ok for s in summary), summary
     assert "--any-geometry" in runner.invoke(app, ["generate", "--help"], env={"COLUMNS": "200"}).output
+    out = tmp_path / "masked"
+    r = runner.invoke(app, ["generate", "--out", str(out), "--n", "2", "--models", str(tmp_path), "--residual-mask", "0.05"])
+    assert r.exit_code == 0, r.output
+    summary = json.loads((out / "summary.json").read_text())
+    assert all("unmet_constraints_dropped" in s for s in summary), summary
+    for bad in ("0", "-0.1", "1.5", "nan"):
+        r = runner.invoke(app, ["generate", "--out", str(out), "--models", str(tmp_path), "--residual-mask", bad])
+        assert r.exit_code == 2 and "--residual-mask" in r.output, (bad, r.output)
 
 
 def test_collapsed_primitives_counts_what_a_solve_shrank():

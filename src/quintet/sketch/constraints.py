@@ -105,6 +105,10 @@ class Ref:
     def to_json(self) -> list:
         return [self.index, self.part]
 
+    def ends_swapped(self) -> "Ref":
+        """This reference with ``start`` and ``end`` exchanged (for an arc re-oriented counter-clockwise)."""
+        return Ref(self.index, _SWAP_ENDS.get(self.part, self.part))
+
 
 @dataclass(frozen=True)
 class Constraint:
@@ -236,7 +240,7 @@ def remap_swapped_ends(constraints: Iterable[Constraint], swapped: set[int]) -> 
     out = []
     for c in constraints:
         if any(r.index in swapped for r in c.refs):
-            c = Constraint(c.type, tuple(Ref(r.index, _SWAP_ENDS.get(r.part, r.part)) if r.index in swapped else r for r in c.refs), c.value)
+            c = Constraint(c.type, tuple(r.ends_swapped() if r.index in swapped else r for r in c.refs), c.value)
         out.append(c)
     return out
 

@@ -63,6 +63,7 @@ __all__ = [
     "PrimitiveTokens", "ConstraintTokens", "SketchTokens",
     "normalize_sketch", "quantize_value", "dequantize_value", "quantize_sketch",
     "encode_primitives", "decode_primitives", "primitive_token_positions", "reference_targets",
+    "reference_map",
     "encode_constraints", "decode_constraints", "encode_sketch", "decode_sketch",
 ]
 
@@ -397,12 +398,25 @@ def decode_sketch(tokens: SketchTokens | tuple, bits: int = DEFAULT_BITS, strict
         pval, cval = tokens.primitives.val, tokens.constraints.val
     else:
         pval, cval = tokens
-    parsed = _parse_primitive_val(pval, bits)
+    prims, swapped = _primitives_and_swapped(pval, bits)
+    cons = [] if cval is None else decode_constraints(cval, pval, bits, strict)
+    return Sketch(prims, remap_swapped_ends(cons, swapped), name)
+
+
+def _primitives_and_swapped(pval, bits: int) -> tuple[list[Primitive], set[int]]:
+    """The primitives of a value sequence and the indices of the arcs re-oriented counter-clockwise."""
     prims, swapped = [], set()
-    for i, (t, bins, flag, _p) in enumerate(parsed):
+    for i, (t, bins, flag, _p) in enumerate(_parse_primitive_val(pval, bits)):
         q, sw = _from_bins(t, bins, flag, bits)
         prims.append(q)
         if sw:
             swapped.add(i)
-    cons = [] if cval is None else decode_constraints(cval, pval, bits, strict)
-    return Sketch(prims, remap_swapped_ends(cons, swapped), name)
+    return prims, swapped
+
+
+def reference_map(pval, bits: int = DEFAULT_BITS) -> dict[int, Ref]:
+    """Map ``token position -> Ref`` into the sketch :func:`decode_sketch` returns for ``pval``
+    (:func:`reference_targets` with the ends of re-oriented arcs exchanged)."""
+    _prims, swapped = _primitives_and_swapped(pval, bits)
+    return {p: Ref(i, part).ends_swapped() if i in swapped else Ref(i, part)
+            for p, (i, part) in reference_targets(pval, bits).items()}

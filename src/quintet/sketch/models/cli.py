@@ -148,11 +148,15 @@ def _primer_tokens(path: Path) -> list[int]:
 def generate(out: Path, *, primer: Optional[Path] = None, image: Optional[Path] = None, n: int = 4,
              models: Path = DEFAULT_MODELS, primitive_model: Optional[Path] = None,
              constraint_model: Optional[Path] = None, image_model: Optional[Path] = None,
-             top_p: float = 0.9, seed: int = 0, valid_geometry: bool = True) -> dict:
+             top_p: float = 0.9, seed: int = 0, valid_geometry: bool = True,
+             residual_mask: float | None = None) -> dict:
     """Image or primer (or nothing) -> primitives -> constraints -> SolveSpace -> JSON/DXF/SVG.
 
     ``valid_geometry`` samples under the validity mask (no zero-length line, zero-radius circle or
     collinear arc; :mod:`quintet.sketch.models.validity`); ``False`` samples the model as it is.
+    ``residual_mask``: infer only constraints the sampled primitives meet within this share of
+    their long side (:class:`~quintet.sketch.models.residual_check.ResidualMask`); any the mask
+    could not avoid are dropped before solving.
 
     Writes ``sample_<k>.json`` (the sketch with inferred constraints, solved when SolveSpace
     converged), ``.dxf``/``.svg`` where the sketch package's writers exist, and ``summary.json``.
@@ -166,6 +170,7 @@ def generate(out: Path, *, primer: Optional[Path] = None, image: Optional[Path] 
         load_model,
     )
     from quintet.sketch.models.data import constraint_tokens, load_png, tokens_to_sketch
+    from quintet.sketch.models.residual_check import drop_unmet
     from quintet.sketch.models.sample import infer_constraints, sample_primitives
 
     if primer is not None and image is not None:
@@ -183,7 +188,7 @@ def generate(out: Path, *, primer: Optional[Path] = None, image: Optional[Path] 
         primers = [_primer_tokens(primer)] if primer is not None else None
         seqs = sample_primitives(pm, n, primers=primers, top_p=top_p, generator=gen, valid_geometry=valid_geometry)
     cm = load_model(constraint_model or models / "constraint", KIND_CONSTRAINT)
-    cons = infer_constraints(cm, seqs)
+    cons = infer_constraints(cm, seqs, tolerance=residual_mask)
     out.mkdir(parents=True, exist_ok=True)
     summary = []
     for k, (s, c) in enumerate(zip(seqs, cons)):
@@ -194,6 +199,8 @@ def generate(out: Path, *, primer: Optional[Path] = None, image: Optional[Path] 
             entry["error"] = str(exc)
             summary.append(entry)
             continue
+        if residual_mask is not None:
+            sk, entry["unmet_constraints_dropped"] = drop_unmet(sk, residual_mask)
         entry.update(_solve_and_write(sk, out / f"sample_{k}"))
         summary.append(entry)
     from quintet.core.io import atomic_write_json
@@ -284,10 +291,13 @@ def register(app: typer.Typer) -> None:
             True, "--valid-geometry/--any-geometry",
             help="Sample only valid geometry (no zero-length line, zero-radius circle or arc through collinear "
                  "points: those coordinate bins are masked), or the model's distribution as it is."),
+        residual_mask: Optional[float] = options.positive(
+            None, "Infer only constraints the sampled primitives meet within this share of their long side "
+                  "(e.g. 0.03); without it the constraint model decodes unrestricted.", maximum=1.0),
     ) -> None:
         """Image or primer -> primitives -> constraints -> SolveSpace -> JSON/DXF/SVG."""
         r = generate(out, primer=primer, image=image, n=n, models=models, top_p=top_p, seed=seed,
-                     valid_geometry=valid_geometry)
+                     valid_geometry=valid_geometry, residual_mask=residual_mask)
         for s in r["samples"]:
             typer.echo(f"sample {s['sample']}: " + (s.get("error") or
                        f"{s['primitives']} primitives, {s['n_constraints']} constraints, solved={s['solved']}, dof={s['dof']}"))

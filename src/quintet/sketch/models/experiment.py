@@ -294,6 +294,15 @@ def constraint_set_scores(pred: list[tuple[int, list[int]]], true_tokens: list[i
     return len(truth & guess), len(guess), len(truth)
 
 
+def set_scores(inferred: list[list[tuple[int, list[int]]]], true_tokens: list[list[int]]) -> dict[str, float]:
+    """Greedy precision and recall of inferred constraint sets against the true token sequences."""
+    tp = npred = ntrue = 0
+    for pred, true in zip(inferred, true_tokens):
+        a, b, c = constraint_set_scores(pred, true)
+        tp, npred, ntrue = tp + a, npred + b, ntrue + c
+    return {"greedy_precision": tp / max(npred, 1), "greedy_recall": tp / max(ntrue, 1)}
+
+
 def bits_measures(model, seqs: list[list[int]]) -> dict:
     """Bits of ``seqs`` under ``model`` (grammar-masked and over the whole vocabulary) beside the
     uniform (grammar-aware and whole-vocabulary) and LZMA baselines."""
@@ -349,7 +358,7 @@ def _drop_degenerate(seq: list[int], grammar) -> tuple[list[int], list[str]]:
 
 def sample_and_solve(prim, cons, n: int, top_p: float, max_len: int, seed: int,
                      drop_degenerate: bool = False, valid_geometry: bool = True,
-                     tolerance: float | None = None) -> tuple[dict, list]:
+                     tolerance: float | None = None, residual_mask: bool = False) -> tuple[dict, list]:
     """Sample ``n`` sketches (nucleus ``top_p``), infer their constraints, solve them; returns the
     sample statistics and the parsed sketches with their constraints.
 
@@ -358,6 +367,9 @@ def sample_and_solve(prim, cons, n: int, top_p: float, max_len: int, seed: int,
     type); ``drop_degenerate`` removes them before parsing (a repair after the fact).
     ``tolerance``: drop the inferred constraints the sampled geometry misses by more than this
     share of its long side before solving (:func:`quintet.sketch.models.residual_check.drop_unmet`).
+    ``residual_mask``: also decode the constraints under the
+    :class:`~quintet.sketch.models.residual_check.ResidualMask` of that tolerance, so the model
+    replaces such constraints by ones the geometry meets instead of losing them.
     """
     from quintet.sketch.models.residual_check import drop_unmet, relative_residuals
     from quintet.sketch.models.sample import (
@@ -366,6 +378,8 @@ def sample_and_solve(prim, cons, n: int, top_p: float, max_len: int, seed: int,
         sample_primitives,
     )
 
+    if residual_mask and tolerance is None:
+        raise QuintetError("the residual mask needs a tolerance")
     g = prim.grammar
     samples = sample_primitives(prim, n, top_p=top_p, max_len=max_len, generator=torch.Generator().manual_seed(seed),
                                 valid_geometry=valid_geometry)
@@ -375,7 +389,7 @@ def sample_and_solve(prim, cons, n: int, top_p: float, max_len: int, seed: int,
         samples = repaired
     parsed = [(s, _safe_sketch(s)) for s in samples]
     ok_seqs = [s for s, sk in parsed if sk is not None and len(sk.primitives) > 0]
-    raw = infer_constraints(cons, ok_seqs, dedupe=False) if ok_seqs else []
+    raw = infer_constraints(cons, ok_seqs, dedupe=False, tolerance=tolerance if residual_mask else None) if ok_seqs else []
     deduped = [dedupe_constraints(c, cons.cgrammar) for c in raw]  # repeats counted, then dropped
     cons_pred = [c for c, _ in deduped]
     solved = full = intact = 0
@@ -422,7 +436,10 @@ def sample_and_solve(prim, cons, n: int, top_p: float, max_len: int, seed: int,
         "inferred_residual_median": float(np.median(residuals)) if residuals else float("nan"),
         "inferred_residual_above_tenth": float(np.mean(np.array(residuals) > 0.1)) if residuals else float("nan"),
         "tolerance": tolerance,
+        "residual_mask": residual_mask,
         "unmet_constraints_removed_mean": float(np.mean(unmet)) if unmet else float("nan"),
+        "kept_constraints_mean": float(np.mean([len(sk.constraints) for sk in sample_sketches])) if sample_sketches
+        else float("nan"),
         "mean_dof_left": float(np.mean(dof_left)) if dof_left else float("nan"),
         "dof_removed_fraction": float(1 - np.sum(dof_left) / max(np.sum(dof_free), 1)) if dof_free else float("nan"),
         "mean_primitives": float(np.mean([len(g.decode(s)) for s in samples])),
@@ -530,15 +547,10 @@ def run_experiment(out: Path, quick: bool, seed: int, log=print) -> tuple[dict, 
     t0 = time.perf_counter()
     inferred = infer_constraints(cons, noisy)
     per_sketch = (time.perf_counter() - t0) / n_inf
-    tp = npred = ntrue = 0
-    for pred, true in zip(inferred, te_c[:n_inf]):
-        a, b_, c_ = constraint_set_scores(pred, true)
-        tp, npred, ntrue = tp + a, npred + b_, ntrue + c_
     metrics["constraints"] = {
         "teacher_forced_accuracy": acc["accuracy"],
         "pointer_accuracy": acc["pointer_accuracy"],
-        "greedy_precision": tp / max(npred, 1),
-        "greedy_recall": tp / max(ntrue, 1),
+        **set_scores(inferred, te_c[:n_inf]),
         "inference_seconds_per_sketch": per_sketch,
     }
     if re_p:

@@ -6,7 +6,8 @@ from a primer or an image) with a key/value cache, and constraint inference with
   valid geometry (:mod:`~quintet.sketch.models.validity`); primers (§4.2, autocomplete) are forced
   token by token, so primers of different lengths share one batch.
 * :func:`infer_constraints` — constraints for given primitives (§3.2); greedy by default, with
-  exact repeats removed (:func:`dedupe_constraints`).
+  exact repeats removed (:func:`dedupe_constraints`), optionally restricted to constraints the
+  primitives meet (:class:`~quintet.sketch.models.residual_check.ResidualMask`).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from quintet.sketch.models.grammar import (
     PrimitiveGrammar,
 )
 from quintet.sketch.models.primitive import PrimitiveModel
+from quintet.sketch.models.residual_check import ResidualMask
 
 
 def nucleus_filter(logits: torch.Tensor, top_p: float) -> torch.Tensor:
@@ -206,6 +208,7 @@ def infer_constraints(
     max_len: int | None = None,
     generator: torch.Generator | None = None,
     dedupe: bool = True,
+    tolerance: float | None = None,
 ) -> list[list[tuple[int, list[int]]]]:
     """Constraints ``[(type_index, [token positions…]), …]`` for each primitive sequence in ``seqs``.
 
@@ -213,6 +216,10 @@ def infer_constraints(
     only reach referenceable positions of the given sketch. ``dedupe`` drops exact repeats
     (:func:`dedupe_constraints`) after decoding; pass ``False`` and call
     :func:`dedupe_constraints` yourself to count them.
+
+    ``tolerance``: decode under a :class:`~quintet.sketch.models.residual_check.ResidualMask`, so
+    that pointers complete only constraints the primitives meet within that share of the sketch's
+    long side (a constraint that nothing could complete within it is still written).
     """
     model.eval()
     for s in seqs:
@@ -235,16 +242,22 @@ def infer_constraints(
     pos = torch.zeros_like(tok)
     tok[:, 0], coord[:, 0], pos[:, 0] = START, 1, 1
     state = ConstraintDecodeState(cg, ref_mask, max_len)
+    geometry = None if tolerance is None else ResidualMask(seqs, cg, tolerance)
     cache = model.new_cache(n, max_len) if use_cache else None
     logits = model(tok[:, :1], coord[:, :1], pos[:, :1], enc, ref_mask, enc_valid=enc_valid, cache=cache)[:, -1]
     for t in range(1, max_len):
         if bool(state.finished.all()):
             break
-        nxt = _pick(logits.masked_fill(~state.allowed(), float("-inf")), top_p, temperature, generator)
+        allowed = state.allowed()
+        if geometry is not None:
+            allowed = geometry.restrict(allowed, state.cur, state.finished)
+        nxt = _pick(logits.masked_fill(~allowed, float("-inf")), top_p, temperature, generator)
         nxt = nxt.masked_fill(state.finished, PAD)
         c, p = state.streams(nxt)
         tok[:, t], coord[:, t], pos[:, t] = nxt, c, p
         state.advance(nxt)
+        if geometry is not None:
+            geometry.advance(nxt)
         if t + 1 < max_len and not bool(state.finished.all()):
             if use_cache:
                 logits = model(nxt[:, None], c[:, None], p[:, None], enc, ref_mask, enc_valid=enc_valid, cache=cache)[:, -1]
