@@ -242,7 +242,8 @@ def infer_constraints(
     pos = torch.zeros_like(tok)
     tok[:, 0], coord[:, 0], pos[:, 0] = START, 1, 1
     state = ConstraintDecodeState(cg, ref_mask, max_len)
-    geometry = None if tolerance is None else ResidualMask(seqs, cg, tolerance)
+    bits = model.grammar.num_bins.bit_length() - 1
+    geometry = None if tolerance is None else ResidualMask(seqs, cg, tolerance, bits)
     cache = model.new_cache(n, max_len) if use_cache else None
     logits = model(tok[:, :1], coord[:, :1], pos[:, :1], enc, ref_mask, enc_valid=enc_valid, cache=cache)[:, -1]
     for t in range(1, max_len):
