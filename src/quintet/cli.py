@@ -137,18 +137,24 @@ def reproduce(
     seed: int = options.seed(0, "Base random seed."),
     model: Optional[str] = typer.Option(None, "--model", help="knowledge only: factlm (default, the library's "
                                         "fact LM) or smollm2 (pretrained SmolLM2-135M, into OUT/knowledge/smollm2)."),
+    finished_only: bool = typer.Option(False, "--finished-only", help="segmentation only: train nothing, report "
+                                       "the training runs that have finished."),
 ) -> None:
     """Run a paper's key experiment; writes results.json, results.md and PNG plots."""
     methods = _available()
     method = _method_title(method, "reproduce", extra=("all",))
     if model is not None and method not in ("all", "knowledge"):
         raise QuintetError(f"--model {model!r} applies to knowledge only, not to {method!r}")
+    if finished_only and method != "segmentation":
+        raise QuintetError(f"--finished-only applies to segmentation only, not to {method!r}")
     if model is not None and "knowledge" in methods:  # refuse a bad name before any method runs
         check_choice("knowledge model", model, methods["knowledge"].REPRODUCE_MODELS)
     for title, mod in methods.items():
         if method in ("all", title):
             typer.echo(f"[reproduce] {title} -> {out / title}")
-            extra = {"model": model} if model is not None and title == "knowledge" else {}
+            extra: dict = {"model": model} if model is not None and title == "knowledge" else {}
+            if finished_only:
+                extra["finished_only"] = True
             mod.reproduce(out / title, quick=quick, seed=seed, **extra)
 
 

@@ -226,7 +226,7 @@ def test_sweep_data_holds_out_the_first_fifth():
 
 def test_shorter_schedules_compare_the_finished_records_of_shorter_runs(tmp_path):
     from quintet.core.io import atomic_write_json
-    from quintet.segmentation.reproduce import MAIN, _group_jobs, shorter_schedules
+    from quintet.segmentation.reproduce import ABLATIONS, MAIN, _group_jobs, shorter_schedules
 
     targets = ["a", "b"]
     jobs = _group_jobs(tmp_path / "300-steps", MAIN, [0, 1, 2], 300, 0)
@@ -238,9 +238,15 @@ def test_shorter_schedules_compare_the_finished_records_of_shorter_runs(tmp_path
             atomic_write_json(job.record, {"config": job.key(),
                                            "result": {"seed": job.cfg.seed, "a": 0.3 + gain, "b": 0.2 + gain}})
     (tmp_path / "4800-steps").mkdir()  # the schedule being reported: not a shorter one
-    found = shorter_schedules(tmp_path, 1200, [0, 1, 2], 0, targets)
-    assert list(found) == [300]
-    pm = found[300]["Pin the Memory − ERM"]["stats"]["mean"]
+    found = shorter_schedules(tmp_path, 1200, {"main": [0, 1, 2], "ablations": [0, 1]}, 0, targets)
+    assert list(found) == [300] and list(found[300]) == ["main"]  # no ablation record was written
+    pm = found[300]["main"]["Pin the Memory − ERM"]["stats"]["mean"]
     assert pm["n"] == 2 and pm["mean"] == pytest.approx(0.01)
-    assert found[300]["MLDG − ERM"]["stats"]["mean"]["mean"] == 0.0
-    assert shorter_schedules(tmp_path, 300, [0, 1, 2], 0, targets) == {}
+    assert found[300]["main"]["MLDG − ERM"]["stats"]["mean"]["mean"] == 0.0
+    assert shorter_schedules(tmp_path, 300, {"main": [0, 1, 2]}, 0, targets) == {}
+    # an ablation compared with the main group's Pin the Memory runs of the same seeds
+    for job in _group_jobs(tmp_path / "300-steps", ABLATIONS, [0, 1], 300, 0)["PinMem, no cohesion loss"]:
+        atomic_write_json(job.record, {"config": job.key(), "result": {"seed": job.cfg.seed, "a": 0.29, "b": 0.19}})
+    found = shorter_schedules(tmp_path, 1200, {"main": [0, 1, 2], "ablations": [0, 1]}, 0, targets)
+    ablation = found[300]["ablations"]["Pin the Memory − PinMem, no cohesion loss"]["stats"]["mean"]
+    assert ablation["n"] == 2 and ablation["mean"] == pytest.approx(0.02)  # Pin the Memory 0.25, 0.27 against 0.24

@@ -53,3 +53,13 @@ def test_segment_train_evaluate_predict(data_dir, monkeypatch, tmp_path, capsys)
     assert "unknown CamVid sequence 'nope'" in capsys.readouterr().err
     assert main(["segment", "train", "--batch", "1", "--out", str(tmp_path / "z")]) == 2
     assert "Invalid value for '--batch': Input should be greater than or equal to 2" in capsys.readouterr().err
+
+
+def test_reproduce_finished_only_trains_nothing_and_needs_the_convergence_study(data_dir, monkeypatch, tmp_path):
+    monkeypatch.setenv("QUINTET_DATA", str(data_dir))
+    assert main(["reproduce", "segmentation", "--quick", "--finished-only", "--out", str(tmp_path)]) == 2
+    assert not list(tmp_path.rglob("*.json"))  # refused before any run or report
+
+
+def test_finished_only_applies_to_segmentation_alone(tmp_path):
+    assert main(["reproduce", "sorting", "--finished-only", "--out", str(tmp_path)]) == 2

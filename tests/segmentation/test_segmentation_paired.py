@@ -62,3 +62,19 @@ def test_p_values_below_a_thousandth_are_not_printed_as_zero():
     assert p_text(0.00034, equals=True) == "< 0.001"
     assert p_text(0.0123) == "0.012"
     assert p_text(0.0123, equals=True) == "= 0.012"
+
+
+def test_leading_records_stop_at_the_first_unfinished_seed():
+    from quintet.segmentation.reproduce import leading
+
+    a, b, c = {"seed": 0}, {"seed": 1}, {"seed": 3}
+    assert leading([a, b, None, c]) == [a, b]  # seed 3 waits until seed 2 is there: seeds stay paired
+    assert leading([a, b, c]) == [a, b, c] and leading([None, a]) == []
+
+
+def test_unfinished_line_names_finished_of_planned():
+    from quintet.segmentation.report import unfinished_line
+
+    assert unfinished_line({}) == ""
+    line = unfinished_line({"ERM + meta aug": (1, 3), "variant read T = 0.1": (0, 1)})
+    assert "ERM + meta aug 1 of 3" in line and "variant read T = 0.1 0 of 1" in line

@@ -206,11 +206,11 @@ def predict_cmd(
     typer.echo(f"wrote {out}; pixels per class: {counts.tolist()}")
 
 
-def reproduce(out: Path, quick: bool, seed: int) -> dict[str, Any]:
+def reproduce(out: Path, quick: bool, seed: int, finished_only: bool = False) -> dict[str, Any]:
     """Unseen-CamVid-domain mIoU of ERM, MLDG, memory-only, Pin the Memory and loss ablations."""
     from quintet.segmentation.reproduce import run_reproduce
 
-    return run_reproduce(Path(out), quick=quick, seed=seed)
+    return run_reproduce(Path(out), quick=quick, seed=seed, finished_only=finished_only)
 
 
 def demo(run) -> str:

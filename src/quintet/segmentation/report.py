@@ -201,3 +201,12 @@ def confound_share(comparisons: dict[str, dict[str, Any]], with_aug: str, withou
 
 __all__ = ["comparison", "comparison_tables", "confound_share", "p_text", "power_line", "power_table", "read_table", "read_verdict", "summary_rows", "summary_table",
            "variant_lines"]
+
+
+def unfinished_line(missing: dict[str, tuple[int, int]]) -> str:
+    """A sentence naming the configurations with fewer finished runs than planned (empty when none)."""
+    if not missing:
+        return ""
+    parts = ", ".join(f"{label} {n} of {m}" for label, (n, m) in missing.items())
+    return (f"\nNot every planned run has finished; this report covers the finished ones (finished of planned "
+            f"seeds: {parts}).\n")

@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from quintet.core.errors import QuintetError
 from quintet.segmentation.experiments import TrainConfig
 from quintet.segmentation.losses import LossWeights
 from quintet.segmentation.models import NetConfig
@@ -42,6 +43,7 @@ from quintet.segmentation.report import (
     read_verdict,
     summary_rows,
     summary_table,
+    unfinished_line,
     variant_lines,
 )
 from quintet.segmentation.sweep import Job, SweepData, cached, run_jobs, slug
@@ -112,6 +114,22 @@ CONFOUND_COMPARISONS = (("Pin the Memory + meta aug", "ERM"), ("Pin the Memory +
 SCHEDULE_COMPARISONS = (("Pin the Memory, authors' aug + schedule", "ERM, authors' aug + schedule"),
                         ("ERM, authors' aug + schedule", "ERM"),
                         ("Pin the Memory, authors' aug + schedule", "Pin the Memory"))
+# group key -> (heading, what the group compares), in the report's order
+GROUP_TEXT = {
+    "main": ("Main comparisons", "every method against ERM, and Pin the Memory against the runs that lack the "
+             "memory (MLDG) or the meta-learning episode (Memory (no meta))"),
+    "confound": ("The first source's meta augmentation",
+                 "the authors' code gives the first source domain colour jitter (0.8, 0.8, 0.8, 0.3) + Gaussian blur "
+                 "in its MLDG and Pin the Memory runs only (the ERM baseline trains without it); here each of the "
+                 "three methods is also run with it"),
+    "schedule": ("The authors' augmentation and schedule",
+                 "random scale 0.5–2 crops, colour jitter (0.4, 0.4, 0.4, 0.1) with probability 0.5, Gaussian blur "
+                 "and flips; lr 0.01 with exponential decay (×exp(−2.25) over the run)"),
+    "ablations": ("Loss ablations", "Pin the Memory against itself without one memory loss"),
+}
+# group key -> (configurations, comparisons)
+GROUPS = {"main": (MAIN, MAIN_COMPARISONS), "confound": (CONFOUND, CONFOUND_COMPARISONS),
+          "schedule": (SCHEDULE, SCHEDULE_COMPARISONS), "ablations": (ABLATIONS, ABLATION_COMPARISONS)}
 DIAGNOSED = ("Pin the Memory", "Memory (no meta)", "Pin the Memory, authors' aug + schedule")
 FIGURE_MODELS = ("ERM", "Pin the Memory")
 
@@ -143,23 +161,34 @@ def compare(per_run: dict[str, list[dict]], pairs: tuple[tuple[str, str], ...],
     return res
 
 
-def shorter_schedules(cache: Path, steps: int, seeds: list[int], first_seed: int,
-                      targets: list[str]) -> dict[int, dict[str, dict[str, Any]]]:
-    """The main comparisons of every shorter schedule whose records lie in ``cache/<n>-steps``
-    (finished runs only, the first seeds in a row that every main method has; nothing is trained)."""
+def shorter_schedules(cache: Path, steps: int, group_seeds: dict[str, list[int]], first_seed: int,
+                      targets: list[str]) -> dict[int, dict[str, dict[str, dict[str, Any]]]]:
+    """The comparisons of every shorter schedule whose records lie in ``cache/<n>-steps``, by group
+    (``group_seeds``: group key of :data:`GROUPS` -> seeds); finished runs only, each
+    configuration up to its first missing seed; nothing is trained."""
     out = {}
     schedules = sorted((int(f.name.split("-")[0]), f) for f in cache.glob("*-steps"))
     for n_steps, folder in schedules:
         if n_steps >= steps:
             continue
-        jobs = _group_jobs(folder, MAIN, seeds, n_steps, first_seed)
         per_run = {}
-        for label, group in jobs.items():
-            records = [cached(replace(job, keep_model=False)) for job in group]  # the record alone
-            per_run[label] = records[:records.index(None)] if None in records else records
-        if found := compare(per_run, MAIN_COMPARISONS, targets):
+        for key, (group, _) in GROUPS.items():
+            for label, jobs in _group_jobs(folder, group, group_seeds.get(key, []), n_steps, first_seed).items():
+                per_run[label] = leading([cached(replace(job, keep_model=False)) for job in jobs])  # records alone
+        found = {key: c for key, (_, pairs) in GROUPS.items() if (c := compare(per_run, pairs, targets))}
+        if found:
             out[n_steps] = found
     return out
+
+
+def leading(records: list[dict | None]) -> list[dict]:
+    """The finished records before the first missing one (seeds stay paired across methods)."""
+    return records[:records.index(None)] if None in records else records
+
+
+def finished(jobs: list[Job], data: SweepData) -> list[dict[str, Any] | None]:
+    """The stored result of each job, None where it has not finished; nothing is trained."""
+    return [cached(job) for job in jobs]
 
 
 def _cfg(method: str, seed: int, steps: int, losses: dict | None = None, net: dict | None = None,
@@ -181,7 +210,9 @@ def _group_jobs(cache: Path, group: dict[str, tuple[str, dict, dict]], seeds: li
     return out
 
 
-def run_reproduce(out: Path, quick: bool, seed: int) -> dict[str, Any]:
+def run_reproduce(out: Path, quick: bool, seed: int, finished_only: bool = False) -> dict[str, Any]:
+    """Run (or resume) the protocol and write the report; with ``finished_only`` nothing is trained
+    and the report covers the runs that have finished, each group up to its first missing seed."""
     import torch
 
     from quintet.core.runs import Run, markdown_table
@@ -204,7 +235,10 @@ def run_reproduce(out: Path, quick: bool, seed: int) -> dict[str, Any]:
                      _cfg("erm", s, b), holdout=True) for s in conv_seeds for b in proto.budgets]
     within = [b for b in proto.budgets if b <= proto.max_steps]
     within_jobs = [j for j in conv_jobs if j.cfg.steps in within]
-    first = dict(zip([j.record for j in within_jobs], run_jobs(within_jobs, data)))
+    execute = finished if finished_only else run_jobs
+    first = dict(zip([j.record for j in within_jobs], execute(within_jobs, data)))
+    if None in first.values():
+        raise QuintetError("the convergence study has not finished: run without --finished-only first")
     early = np.array([[first[j.record]["heldout"] for j in within_jobs[i * len(within):(i + 1) * len(within)]]
                       for i in range(len(conv_seeds))]).mean(0).tolist()
     found_early, converged_early = converged_steps(tuple(within), early, proto.tolerance)
@@ -217,10 +251,9 @@ def run_reproduce(out: Path, quick: bool, seed: int) -> dict[str, Any]:
 
     # groups in order of priority, each seed by seed; records of each schedule in a folder of their own
     at_steps = cache / f"{steps}-steps"
-    planned = [_group_jobs(at_steps, MAIN, seeds(proto.main_seeds), steps, seed),
-               _group_jobs(at_steps, ABLATIONS, seeds(proto.ablation_seeds), steps, seed),
-               _group_jobs(at_steps, CONFOUND, seeds(proto.confound_seeds), steps, seed),
-               _group_jobs(at_steps, SCHEDULE, seeds(proto.schedule_seeds), steps, seed)]
+    group_seeds = {"main": seeds(proto.main_seeds), "ablations": seeds(proto.ablation_seeds),
+                   "confound": seeds(proto.confound_seeds), "schedule": seeds(proto.schedule_seeds)}
+    planned = [_group_jobs(at_steps, GROUPS[key][0], group_seeds[key], steps, seed) for key in group_seeds]
     groups = {label: jobs for group in planned for label, jobs in group.items()}
     variant_jobs = {label: Job(f"variant {label}", at_steps / f"variant-{slug(label)}-seed{seed}.json",
                                _cfg("pinmem", seed, steps, loss_over, net_over), diagnose=True)
@@ -229,20 +262,25 @@ def run_reproduce(out: Path, quick: bool, seed: int) -> dict[str, Any]:
                for jobs in group.values() if i < len(jobs)]
     n_main = sum(len(jobs) for jobs in planned[0].values())
     ordered = ordered[:n_main] + late + ordered[n_main:] + list(variant_jobs.values())
-    done = dict(zip([j.record for j in ordered], run_jobs(ordered, data)))
+    done = dict(zip([j.record for j in ordered], execute(ordered, data)))
+    if any(done[j.record] is None for j in late):
+        raise QuintetError("the convergence study has not finished: run without --finished-only first")
     budgets = tuple(within) + tuple(sorted({j.cfg.steps for j in late}))
     conv = [first.get(j.record) or done[j.record] for j in conv_jobs if j.cfg.steps in budgets]
     grid = {key: np.array([[r[key] if key != "avg" else np.mean([r[t] for t in targets]) for r in
                             conv[i * len(budgets):(i + 1) * len(budgets)]]
                            for i in range(len(conv_seeds))]) for key in ("heldout", "avg")}
     found_steps, converged = converged_steps(budgets, grid["heldout"].mean(0).tolist(), proto.tolerance)
-    per_run = {label: [done[j.record] for j in jobs] for label, jobs in groups.items()}
-    variants = {label: done[j.record] for label, j in variant_jobs.items()}
+    per_run = {label: leading([done[j.record] for j in jobs]) for label, jobs in groups.items()}
+    if len(per_run["Pin the Memory"]) < 2 or len(per_run["ERM"]) < 2:
+        raise QuintetError("fewer than 2 paired seeds of ERM and Pin the Memory have finished")
+    missing = {label: (len(per_run[label]), len(jobs)) for label, jobs in groups.items()
+               if len(per_run[label]) < len(jobs)}
+    missing |= {f"variant {label}": (0, 1) for label, j in variant_jobs.items() if done[j.record] is None}
+    variants = {label: done[j.record] for label, j in variant_jobs.items() if done[j.record] is not None}
 
-    comparisons = {key: compare(per_run, pairs, targets) for key, pairs in (
-        ("main", MAIN_COMPARISONS), ("confound", CONFOUND_COMPARISONS), ("schedule", SCHEDULE_COMPARISONS),
-        ("ablations", ABLATION_COMPARISONS))}
-    shorter = shorter_schedules(cache, steps, seeds(proto.main_seeds), seed, targets)
+    comparisons = {key: compare(per_run, pairs, targets) for key, (_, pairs) in GROUPS.items()}
+    shorter = shorter_schedules(cache, steps, group_seeds, seed, targets)
     rows = summary_rows(per_run, targets)
     main = comparisons["main"]["Pin the Memory − ERM"]
     diagnosis = {f"{label} (seed {seed})": per_run[label][0]["read_diagnosis"]
@@ -269,13 +307,14 @@ def run_reproduce(out: Path, quick: bool, seed: int) -> dict[str, Any]:
     training = (len(trained), sum(r["seconds"] for r in trained) / 3600)
     md = _markdown(proto, budgets, quick, seed, steps, found_steps, converged, conv_seeds, grid, rows, comparisons, main,
                    diagnosis, variants, per_run, per_class, targets, (time.perf_counter() - t0) / 60, training,
-                   markdown_table, shorter)
+                   markdown_table, shorter, missing)
     metrics = {"convergence": {"budgets": list(budgets), "seeds": conv_seeds,
                                "heldout": grid["heldout"].tolist(), "targets_avg": grid["avg"].tolist(),
                                "found_steps": found_steps, "converged": converged, "steps_used": steps},
                "rows": rows, "comparisons": comparisons, "per_run": per_run, "per_class": per_class,
                "shorter_schedules": {str(n): found for n, found in shorter.items()},
                "read_diagnosis": diagnosis, "read_variants": variants, "paper": PAPER_CONTEXT,
+               "unfinished": {label: {"finished": n, "planned": m} for label, (n, m) in missing.items()},
                "verdict": {"pinmem_minus_erm_avg": main["stats"]["mean"]["mean"],
                            "p": main["stats"]["mean"]["p"], "n_seeds": main["stats"]["mean"]["n"]}}
     run.log_metrics(metrics)
@@ -319,12 +358,17 @@ def _figures(run: Any, domains: dict, models: dict, rows: list[dict], budgets: t
                     "segmentation_convergence.png")
 
 
+def _seed_range(found: dict[str, dict[str, Any]]) -> str:
+    counts = sorted({c["stats"]["mean"]["n"] for c in found.values()})
+    return str(counts[0]) if len(counts) == 1 else f"{counts[0]}–{counts[-1]}"
+
+
 def _markdown(proto: Protocol, budgets: tuple[int, ...], quick: bool, seed: int, steps: int, found_steps: int, converged: bool,
               conv_seeds: list[int], grid: dict[str, np.ndarray], rows: list[dict],
               comparisons: dict[str, dict[str, Any]], main: dict[str, Any], diagnosis: dict[str, Any],
               variants: dict[str, Any], per_run: dict[str, list[dict]], per_class: list[dict],
               targets: list[str], minutes: float, training: tuple[int, float], markdown_table: Any,
-              shorter: dict[int, dict[str, dict[str, Any]]]) -> str:
+              shorter: dict[int, dict[str, dict[str, Any]]], missing: dict[str, tuple[int, int]]) -> str:
     from quintet.segmentation.report import _signed, _signed_t
 
     conv_rows = [{"steps": b, "held-out source mIoU": f"{100 * grid['heldout'][:, i].mean():.1f}",
@@ -367,17 +411,7 @@ seeds {conv_seeds}:
 (std of the per-seed differences {100 * pm['std']:.1f}, paired t = {_signed_t(pm['t'])} with {pm['df']} degrees
 of freedom, two-sided p {p_text(pm['p'], equals=True)}; ahead in {pm['wins']} of {pm['n']} seeds). Power: {power_line(pm)}.
 """]
-    for key, title, text in (
-            ("main", "Main comparisons", "every method against ERM, and Pin the Memory against the runs that lack the "
-             "memory (MLDG) or the meta-learning episode (Memory (no meta))"),
-            ("confound", "The first source's meta augmentation",
-             "the authors' code gives the first source domain colour jitter (0.8, 0.8, 0.8, 0.3) + Gaussian blur "
-             "in its MLDG and Pin the Memory runs only (the ERM baseline trains without it); here each of the three "
-             "methods is also run with it"),
-            ("schedule", "The authors' augmentation and schedule",
-             "random scale 0.5–2 crops, colour jitter (0.4, 0.4, 0.4, 0.1) with probability 0.5, Gaussian blur and "
-             "flips; lr 0.01 with exponential decay (×exp(−2.25) over the run)"),
-            ("ablations", "Loss ablations", "Pin the Memory against itself without one memory loss")):
+    for key, (title, text) in GROUP_TEXT.items():
         if not comparisons[key]:
             continue
         per_seed, summary = comparison_tables(comparisons[key], targets)
@@ -399,14 +433,15 @@ true difference detected with 80 % power):
             sections.append(confound_share(comparisons[key], "Pin the Memory + meta aug", "Pin the Memory") + " "
                             + confound_share(comparisons[key], "MLDG + meta aug", "MLDG") + "\n")
 
-    for n_steps, found in shorter.items():
-        n_seeds = min(c["stats"]["mean"]["n"] for c in found.values())
-        sections.append(f"""### Main comparisons after the shorter {n_steps}-step schedule
+    for n_steps, by_group in shorter.items():
+        tables = "\n".join(f"**{GROUP_TEXT[key][0]}** ({_seed_range(found)} paired seeds):\n\n"
+                           f"{comparison_tables(found, targets)[1]}" for key, found in by_group.items())
+        sections.append(f"""### The comparisons after the shorter {n_steps}-step schedule
 
-The same comparisons from the records of {n_steps}-step runs ({n_seeds} or more paired seeds), to show how
-the differences depend on the length of training:
+The same comparisons from the records of {n_steps}-step runs, to show how the differences depend on
+the length of training:
 
-{comparison_tables(found, targets)[1]}""")
+{tables}""")
 
     init = {r["method"]: r["init_slot_cosine"] for r in rows if "init_slot_cosine" in r}
     init_text = ", ".join(f"{label} {v:.2f}" for label, v in init.items())
@@ -447,5 +482,5 @@ Seeds per configuration: {', '.join(f'{k} {v}' for k, v in by_n.items())}. The {
 behind this report took {training[1]:.1f} hours in all (one CPU thread each, timed as they ran); this
 invocation took {minutes:.1f} min, since each run's record is kept in `runs/` with its configuration and
 reused when that matches.
-""")
+{unfinished_line(missing)}""")
     return "\n".join(sections)
