@@ -331,13 +331,11 @@ def _sample_rows(columns: list[dict], real: dict) -> list[list]:
 
 
 def _samples_sentence(masked: dict, raw: dict, dropped: dict) -> str:
-    """What the samples table says about the goal (at least 0.80 of the samples solve as sampled)."""
-    met = masked["solve_fraction"] >= 0.8
+    """What the samples table says about sampling and unrestricted constraint inference."""
     kinds = ", ".join(f"{k} {v}" for k, v in raw["degenerate_primitives_by_type"].items()) or "none"
     outcomes = ", ".join(f"{k} {v}" for k, v in masked["solve_status_counts"].items())
     return (f"Under the validity mask {masked['parse_fraction_as_sampled']:.2f} of the samples parse as sampled "
-            f"and {masked['solve_fraction']:.2f} solve after constraint inference (goal: at least 0.80, "
-            f"{'met' if met else 'not met'}; SolveSpace outcomes of the "
+            f"and {masked['solve_fraction']:.2f} solve after unrestricted constraint inference (SolveSpace outcomes of the "
             f"{sum(masked['solve_status_counts'].values())} parsed samples: {outcomes}). "
             "Without the mask, from the same model and seed, "
             f"{raw['parse_fraction_as_sampled']:.2f} parse as sampled and {raw['solve_fraction']:.2f} solve; they hold "
@@ -382,7 +380,14 @@ def _masked_sentence(masked: dict, checked: dict, decoded: dict, check: dict, sc
             f"{checked['dof_removed_fraction']:.2f}). On the real test sketches the mask raises greedy precision from "
             f"{plain['greedy_precision']:.2f} to {mask['greedy_precision']:.2f} at recall {mask['greedy_recall']:.2f} "
             f"(unrestricted {plain['greedy_recall']:.2f}): it removes wrong pointers more than it finds missed "
-            "constraints.")
+            "constraints. Against the goal of at least 0.80 of the samples solving after constraint inference: "
+            f"{_met(decoded['solve_fraction'])} with the residual mask ({decoded['solve_fraction']:.2f}; "
+            f"{decoded['solve_intact_fraction']:.2f} with no primitive collapsed), {_met(masked['solve_fraction'])} "
+            f"with the unrestricted decoding of the paper ({masked['solve_fraction']:.2f}).")
+
+
+def _met(solve_fraction: float) -> str:
+    return "met" if solve_fraction >= 0.8 else "not met"
 
 
 def _validation_figure(train_info: dict):
