@@ -8,8 +8,14 @@ import math
 import pytest
 
 from quintet.core.errors import QuintetError
-from quintet.sketch import Constraint, Line, Ref, Sketch
-from quintet.sketch.models.residual_check import calibrate_tolerance, drop_unmet, relative_residuals
+from quintet.sketch import Constraint, Line, Point, Ref, Sketch
+from quintet.sketch.models.residual_check import (
+    calibrate_tolerance,
+    drop_unmet,
+    ends_agree,
+    orientation_agrees,
+    relative_residuals,
+)
 from quintet.sketch.solve import solve
 
 
@@ -52,7 +58,9 @@ def test_dropping_the_unmet_constraint_solves_without_collapsing_a_line():
     result = solve(kept)
     assert result.status == "ok" and collapsed_primitives(result.sketch) == 0
     assert result.sketch.primitives[1].y0 == pytest.approx(result.sketch.primitives[1].y1, abs=1e-9)
-    assert drop_unmet(sk, 1.0) == (sk, 0)
+    # a tolerance as large as the sketch keeps every residual, but the second line is 3° from
+    # horizontal: "vertical" disagrees with its orientation whatever the tolerance
+    assert drop_unmet(sk, 1.0) == (kept, 1)
 
 
 def test_constraints_without_a_residual_are_kept():
@@ -227,3 +235,53 @@ def test_the_report_states_the_solve_goal_for_both_decodings():
     text = _masked_sentence(stats(0.85, 0.5, 18.2, 0.69), stats(1.0, 0.92, 6.1, 0.21), stats(0.7, 0.6, 11.4, 0.34),
                             {"test_constraints_passing_mask": 0.991}, scores)
     assert "not met with the residual mask (0.70" in text and ", met with the unrestricted" in text
+
+
+def test_orientation_agreement_of_directional_constraints():
+    short_vertical, long_horizontal, diagonal = Line(0, 0, 0, 1), Line(0, 2, 50, 2), Line(0, 0, 1, 1)
+    sk = Sketch([short_vertical, long_horizontal, diagonal, Line(0, 0, 2, 1)], [])
+
+    def agrees(kind: str, *idx: int, part: str = "whole") -> bool:
+        return orientation_agrees(sk, Constraint(kind, tuple(Ref(i, part) for i in idx)))
+
+    # relative to the 50-long sketch a one-unit line is within 2 % of horizontal, but it is vertical
+    assert relative_residuals(Sketch(sk.primitives, [Constraint("horizontal", (Ref(0),))]))[0] == pytest.approx(0.02)
+    assert not agrees("horizontal", 0) and agrees("vertical", 0)
+    assert not agrees("parallel", 0, 1) and agrees("perpendicular", 0, 1)
+    assert agrees("horizontal", 2) and agrees("vertical", 2)  # 45° is on both sides of the line
+    assert agrees("horizontal", 3) and not agrees("vertical", 3)
+    assert agrees("coincident", 0, 1, part="start")  # two points: no orientation
+    assert not agrees("coincident", 0, 1) and agrees("coincident", 1, 3)  # collinear lines must be near parallel
+
+
+def test_coincidences_and_midpoints_name_the_nearest_point():
+    short, point, far = Line(0, 0, 0, 1), Point(0, 0.1), Point(0, 5)
+    sk = Sketch([short, point, far, Line(0, 0, 4, 0)], [])
+
+    def agrees(kind: str, *refs: Ref) -> bool:
+        return ends_agree(sk, Constraint(kind, refs))
+
+    assert agrees("coincident", Ref(0, "start"), Ref(1)) and not agrees("coincident", Ref(0, "end"), Ref(1))
+    assert agrees("coincident", Ref(1), Ref(0, "start"))  # either order
+    assert agrees("coincident", Ref(0, "end"), Ref(2)) and not agrees("coincident", Ref(0, "start"), Ref(2))
+    # the end of one line tied to the end of another: both must be the nearer ends
+    assert agrees("coincident", Ref(0, "start"), Ref(3, "start"))
+    assert not agrees("coincident", Ref(0, "start"), Ref(3, "end"))
+    assert agrees("midpoint", Ref(1), Ref(3)) is False  # (0, 0.1) is nearer the start (0, 0) than the midpoint
+    assert agrees("midpoint", Ref(2), Ref(0)) is False and agrees("midpoint", Ref(0, "start"), Ref(0)) is False
+    sk.primitives.append(Point(2, 0.3))
+    assert agrees("midpoint", Ref(4), Ref(3)) and agrees("coincident", Ref(4), Ref(3))  # not an end: no check
+
+
+def test_the_mask_refuses_a_horizontal_one_bin_vertical_line():
+    from quintet.sketch import Point
+    from quintet.sketch.models.data import sketch_to_tokens
+    from quintet.sketch.models.grammar import ConstraintGrammar
+
+    pval = sketch_to_tokens(Sketch([Line(-0.5, 0.0, 0.5, 0.0), Line(0.0, 0.1, 0.0, 0.1 + 1 / 63), Point(0.3, 0.3)],
+                                   []))[0]
+    mask, types = _mask(pval, tolerance=0.05), ConstraintGrammar().type_names
+    assert mask.meets(0, types.index("horizontal"), [_position(pval, Ref(0))])
+    assert not mask.meets(0, types.index("horizontal"), [_position(pval, Ref(1))])  # within 5 %, but vertical
+    assert mask.meets(0, types.index("vertical"), [_position(pval, Ref(1))])
+    assert not mask.meets(0, types.index("parallel"), [_position(pval, Ref(0)), _position(pval, Ref(1))])

@@ -57,7 +57,8 @@ def transform_sketch(sketch: Sketch, scale: float = 1.0, dx: float = 0.0, dy: fl
 
 # ---- residuals ---------------------------------------------------------------------------------
 
-def _resolve(sketch: Sketch, ref: Ref):
+def resolve_ref(sketch: Sketch, ref: Ref) -> Primitive:
+    """The primitive a reference names, or the point of its start, end or center."""
     p = sketch.primitives[ref.index]
     if ref.part == "whole":
         return p
@@ -116,7 +117,7 @@ def _arc_mid(p: Arc) -> tuple[float, float]:
 def residual(sketch: Sketch, c: Constraint) -> float | None:
     """How far ``sketch`` is from satisfying ``c`` (0 = satisfied); ``None`` if undefined here."""
     T = ConstraintType
-    objs = [_resolve(sketch, r) for r in c.refs]
+    objs = [resolve_ref(sketch, r) for r in c.refs]
     t = c.type
     if t == T.FIX:
         return 0.0

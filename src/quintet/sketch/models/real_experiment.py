@@ -346,14 +346,20 @@ def _samples_sentence(masked: dict, raw: dict, dropped: dict) -> str:
             f"under the mask, {dropped['solve_intact_fraction']:.2f} with the degenerate primitives dropped.")
 
 
+#: what :func:`quintet.sketch.models.residual_check.agrees` refuses, in the report's words
+_AGREE = ("a “horizontal” line nearer vertical, “parallel” lines more than 45° apart, the farther end of a line "
+          "tied to a point")
+
+
 def _checked_sentence(masked: dict, checked: dict, check: dict) -> str:
     """What the residual check changes (same samples, same inferred constraints)."""
     return (f"**Residual check.** The same samples and inferred constraints ("
             f"{checked['inferred_constraints_mean']:.2f} per sample after removing repeats), with every inferred "
             f"constraint that the sampled geometry misses by more than {100 * check['tolerance']:.2f} % of its long "
-            f"side dropped before solving (the {100 * check['quantile']:.0f}th percentile of the true constraints' "
-            f"residuals on the {check['validation_sketches']} quantised validation sketches; the constraint model "
-            f"is trained on geometry moved by at most 2.25 %): {checked['unmet_constraints_removed_mean']:.2f} "
+            f"side (the {100 * check['quantile']:.0f}th percentile of the true constraints' residuals on the "
+            f"{check['validation_sketches']} quantised validation sketches; the constraint model is trained on "
+            f"geometry moved by at most 2.25 %), or that names it otherwise than it lies ({_AGREE}), dropped before "
+            f"solving: {checked['unmet_constraints_removed_mean']:.2f} "
             f"constraints dropped per sample; {checked['solve_fraction']:.2f} solve (without the check "
             f"{masked['solve_fraction']:.2f}), {checked['solve_intact_fraction']:.2f} with no primitive collapsed "
             f"(without {masked['solve_intact_fraction']:.2f}). The check reaches the solve rate by giving up "
@@ -370,8 +376,9 @@ def _masked_sentence(masked: dict, checked: dict, decoded: dict, check: dict, sc
     """What decoding under the residual mask changes against checking after decoding."""
     plain, mask = scores["fine-tuned on real"], scores["fine-tuned on real, residual mask"]
     return (f"**Residual mask.** The same samples, with the constraint model decoding under the mask of the same "
-            f"tolerance (a pointer may complete only a constraint the geometry meets, a type may start only if some "
-            f"choice of its references does, and no constraint names one primitive twice; "
+            f"tolerance (a pointer may complete only a constraint the geometry meets and names the way it lies, a "
+            f"type may start only if some choice of its references does, and no constraint names one primitive "
+            f"twice; "
             f"{100 * check['test_constraints_passing_mask']:.1f} % of the true constraints of the real test split "
             f"pass it): {decoded['kept_constraints_mean']:.2f} constraints per sample are kept (residual check: "
             f"{checked['kept_constraints_mean']:.2f}, unrestricted: {masked['kept_constraints_mean']:.2f}), "

@@ -15,6 +15,7 @@ next most likely reference that the geometry does meet takes its place.
 
 from __future__ import annotations
 
+import math
 from typing import Sequence
 
 import numpy as np
@@ -22,10 +23,16 @@ import torch
 
 from quintet.core.errors import QuintetError
 from quintet.sketch.constraints import Constraint, ConstraintType, Ref, Sketch
-from quintet.sketch.geometry import residual
+from quintet.sketch.geometry import residual, resolve_ref
 from quintet.sketch.models.grammar import ConstraintGrammar
+from quintet.sketch.primitives import Arc, Line, Point
 
-__all__ = ["relative_residuals", "calibrate_tolerance", "drop_unmet", "ResidualMask", "passing_share"]
+__all__ = ["relative_residuals", "orientation_agrees", "ends_agree", "agrees", "calibrate_tolerance", "drop_unmet",
+           "ResidualMask", "passing_share"]
+
+_OTHER_END = {"start": "end", "end": "start"}
+_DIRECTIONAL = (ConstraintType.HORIZONTAL, ConstraintType.VERTICAL, ConstraintType.PARALLEL,
+                ConstraintType.PERPENDICULAR)
 
 
 def relative_residuals(sketch: Sketch) -> list[float | None]:
@@ -34,6 +41,63 @@ def relative_residuals(sketch: Sketch) -> list[float | None]:
     if not side > 0:
         return [None] * len(sketch.constraints)
     return [None if (r := residual(sketch, c)) is None else r / side for c in sketch.constraints]
+
+
+def orientation_agrees(sketch: Sketch, c: Constraint) -> bool:
+    """Whether the whole lines of a directional constraint lie nearer its direction than the
+    opposite one: a horizontal line at most 45° from horizontal, parallel (or collinear, a
+    coincidence of two lines) lines at most 45° apart, perpendicular ones at least 45° apart. A
+    residual relative to the sketch's size cannot tell a short vertical line from a horizontal one;
+    on a line one grid bin long both residuals lie within any useful tolerance, and imposing both
+    shrinks the line to a point. Other constraints, and directional ones on points, always agree."""
+    directional = c.type in _DIRECTIONAL or (c.type == ConstraintType.COINCIDENT and len(c.refs) == 2)
+    if not directional or any(r.part != "whole" for r in c.refs):
+        return True
+    lines = [sketch.primitives[r.index] for r in c.refs]
+    if any(p.type != "line" for p in lines):
+        return True
+    (dx, dy), *rest = [(p.x1 - p.x0, p.y1 - p.y0) for p in lines]
+    if c.type == ConstraintType.HORIZONTAL:
+        return abs(dy) <= abs(dx)
+    if c.type == ConstraintType.VERTICAL:
+        return abs(dx) <= abs(dy)
+    ex, ey = rest[0]
+    cross, dot = abs(dx * ey - dy * ex), abs(dx * ex + dy * ey)
+    return dot <= cross if c.type == ConstraintType.PERPENDICULAR else cross <= dot
+
+
+def ends_agree(sketch: Sketch, c: Constraint) -> bool:
+    """Whether a coincidence or midpoint names the nearest point of each primitive it refers to: an
+    end of a line or arc coincident with a point lies at least as near that point as the
+    primitive's other end, and the point a line's midpoint is tied to lies at least as near the
+    midpoint as either end. Within a tolerance of a bin or two, the two ends of a short line are
+    interchangeable by residual alone, and tying both to one point collapses the line."""
+    if c.type not in (ConstraintType.COINCIDENT, ConstraintType.MIDPOINT) or len(c.refs) != 2:
+        return True
+    objs = [resolve_ref(sketch, r) for r in c.refs]
+    for ref, other in zip(c.refs, reversed(objs)):
+        if not isinstance(other, Point):
+            continue
+        p = sketch.primitives[ref.index]
+        if c.type == ConstraintType.COINCIDENT and ref.part in _OTHER_END and isinstance(p, (Line, Arc)):
+            near, far = p.point(ref.part), p.point(_OTHER_END[ref.part])
+            if _distance(near, other) > _distance(far, other):
+                return False
+        if c.type == ConstraintType.MIDPOINT and ref.part == "whole" and isinstance(p, Line):
+            ends = min(_distance((p.x0, p.y0), other), _distance((p.x1, p.y1), other))
+            if _distance(p.midpoint, other) > ends:
+                return False
+    return True
+
+
+def agrees(sketch: Sketch, c: Constraint) -> bool:
+    """:func:`orientation_agrees` and :func:`ends_agree`: the constraint names the geometry the way a
+    designer would have, beyond meeting it within a tolerance."""
+    return orientation_agrees(sketch, c) and ends_agree(sketch, c)
+
+
+def _distance(a: tuple[float, float], b: Point) -> float:
+    return math.hypot(a[0] - b.x, a[1] - b.y)
 
 
 def calibrate_tolerance(sketches: Sequence[Sketch], quantile: float = 0.99) -> float:
@@ -47,10 +111,12 @@ def calibrate_tolerance(sketches: Sequence[Sketch], quantile: float = 0.99) -> f
 
 
 def drop_unmet(sketch: Sketch, tolerance: float) -> tuple[Sketch, int]:
-    """``(sketch without the constraints whose relative residual exceeds tolerance, number dropped)``;
-    constraints with no defined residual are kept."""
+    """``(sketch without the constraints whose relative residual exceeds tolerance or that name the
+    geometry otherwise than it lies (:func:`agrees`), number dropped)``; constraints with no
+    defined residual are kept."""
     rel = relative_residuals(sketch)
-    kept = [c for c, r in zip(sketch.constraints, rel) if r is None or r <= tolerance]
+    kept = [c for c, r in zip(sketch.constraints, rel)
+            if (r is None or r <= tolerance) and agrees(sketch, c)]
     return Sketch(list(sketch.primitives), kept, sketch.name), len(sketch.constraints) - len(kept)
 
 
@@ -60,7 +126,8 @@ class ResidualMask:
     ``seqs`` are the primitive value sequences being constrained (one per batch row). A constraint
     passes when its residual is defined (:func:`~quintet.sketch.geometry.residual` has none for
     pairings without a meaning, such as a line parallel to a point, or on a degenerate primitive),
-    at most ``tolerance`` times the sketch's long side, and no two of its references name the same
+    at most ``tolerance`` times the sketch's long side, it names the geometry the way it lies
+    (:func:`agrees`: orientation, nearest ends), and no two of its references name the same
     primitive. At each decoding step:
 
     * a constraint type may start only if some choice of its references passes;
@@ -100,7 +167,7 @@ class ResidualMask:
             r = residual(self.sketches[row], c)
         except QuintetError:  # a degenerate primitive (an arc through collinear points)
             return False
-        return r is not None and r <= self.tolerance * self.size[row]
+        return r is not None and r <= self.tolerance * self.size[row] and agrees(self.sketches[row], c)
 
     def completable(self, row: int, k: int, positions: tuple[int, ...]) -> bool:
         """Whether some completion of ``positions`` to type ``k``'s fewest references passes."""
