@@ -322,12 +322,14 @@ def test_generate_cli_valid_and_any_geometry(tmp_path, monkeypatch):
         assert len(summary) == 2
         assert all(("error" not in s) == ok for s in summary), summary
     assert "--any-geometry" in runner.invoke(app, ["generate", "--help"], env={"COLUMNS": "200"}).output
-    out = tmp_path / "masked"
-    r = runner.invoke(app, ["generate", "--out", str(out), "--n", "2", "--models", str(tmp_path), "--residual-mask", "0.05"])
+    summary = json.loads((tmp_path / "--valid-geometry" / "summary.json").read_text())
+    assert all("unmet_constraints_dropped" in s for s in summary), summary  # the residual mask is the default
+    out = tmp_path / "unrestricted"
+    r = runner.invoke(app, ["generate", "--out", str(out), "--n", "2", "--models", str(tmp_path), "--residual-mask", "0"])
     assert r.exit_code == 0, r.output
     summary = json.loads((out / "summary.json").read_text())
-    assert all("unmet_constraints_dropped" in s for s in summary), summary
-    for bad in ("0", "-0.1", "1.5", "nan"):
+    assert not any("unmet_constraints_dropped" in s for s in summary), summary
+    for bad in ("-0.1", "1.5", "nan"):
         r = runner.invoke(app, ["generate", "--out", str(out), "--models", str(tmp_path), "--residual-mask", bad])
         assert r.exit_code == 2 and "--residual-mask" in r.output, (bad, r.output)
 
