@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 
 import pytest
+import torch
 
 from quintet.core.errors import QuintetError
 from quintet.sketch import Constraint, Line, Point, Ref, Sketch
@@ -285,3 +286,59 @@ def test_the_mask_refuses_a_horizontal_one_bin_vertical_line():
     assert not mask.meets(0, types.index("horizontal"), [_position(pval, Ref(1))])  # within 5 %, but vertical
     assert mask.meets(0, types.index("vertical"), [_position(pval, Ref(1))])
     assert not mask.meets(0, types.index("parallel"), [_position(pval, Ref(0)), _position(pval, Ref(1))])
+
+
+def test_point_identities_refuse_what_would_collapse_a_primitive():
+    from quintet.sketch import Arc
+    from quintet.sketch.models.residual_check import PointIdentities
+
+    prims = [Line(0, 0, 1, 0), Line(1, 0, 1, 1), Point(0.5, 0), Arc.from_center(0, 0, 1, 0.0, 1.0)]
+    ids = PointIdentities(Sketch(prims, []))
+    end_to_start = Constraint("coincident", (Ref(0, "end"), Ref(1, "start")))
+    assert not ids.collapses(end_to_start)
+    ids.add(end_to_start)
+    assert not ids.collapses(end_to_start)  # already one point: a repeat ties nothing new
+    # line 1's end to line 0's end would make line 1's two ends one point
+    assert ids.collapses(Constraint("coincident", (Ref(0, "end"), Ref(1, "end"))))
+    assert ids.collapses(Constraint("coincident", (Ref(1, "end"), Ref(0, "end"))))
+    # a point at line 0's midpoint may not also be at its end
+    mid = Constraint("midpoint", (Ref(2), Ref(0)))
+    assert not ids.collapses(mid)
+    ids.add(mid)
+    assert ids.collapses(Constraint("coincident", (Ref(2), Ref(1, "start"))))
+    assert ids.collapses(Constraint("coincident", (Ref(3, "center"), Ref(3, "start"))))  # an arc's end on its centre
+    # ... also through another primitive's point
+    ids.add(Constraint("coincident", (Ref(3, "center"), Ref(0, "start"))))
+    assert ids.collapses(Constraint("coincident", (Ref(3, "start"), Ref(0, "start"))))
+    # point-on-curve constraints tie no two points
+    assert not ids.collapses(Constraint("coincident", (Ref(2), Ref(1))))
+
+
+def test_drop_unmet_drops_the_constraint_that_would_collapse_given_those_before():
+    sk = Sketch([Line(0, 0, 1, 0), Point(0, 0), Point(1, 0)],
+                [Constraint("coincident", (Ref(0, "start"), Ref(1))), Constraint("coincident", (Ref(1), Ref(2))),
+                 Constraint("coincident", (Ref(0, "end"), Ref(2)))])
+    kept, dropped = drop_unmet(sk, 1.0)  # every residual within the tolerance
+    assert dropped == 1 and kept.constraints == sk.constraints[:2]
+    assert solve(kept).status == "ok"
+
+
+def test_the_mask_remembers_what_the_written_constraints_tie_together():
+    from quintet.sketch.models.data import sketch_to_tokens
+    from quintet.sketch.models.grammar import ConstraintGrammar
+
+    g = ConstraintGrammar()
+    # a short line with a point on each end, and a long line that sets the sketch's size
+    prims = [Line(-0.5, 0.5, 0.5, 0.5), Line(0.0, 0.0, 0.03, 0.0), Point(0.0, 0.0), Point(0.03, 0.0)]
+    pval = sketch_to_tokens(Sketch(prims, []))[0]
+    mask = _mask(pval, tolerance=0.05)
+    coincident = g.type_names.index("coincident")
+    points = [_position(pval, Ref(2)), _position(pval, Ref(3))]
+    assert mask.meets(0, coincident, points)  # the two points lie within the tolerance
+    for end, point in (("start", 2), ("end", 3)):
+        for tok in (g.type_token(coincident), g.n_special + _position(pval, Ref(1, end)),
+                    g.n_special + _position(pval, Ref(point))):
+            mask.advance(torch.tensor([tok]))
+    mask.advance(torch.tensor([g.type_token(coincident)]))  # the second constraint is complete
+    # now the points sit on the two ends of line 1: tying them together would collapse it
+    assert not mask.meets(0, coincident, points)

@@ -27,8 +27,8 @@ from quintet.sketch.geometry import residual, resolve_ref
 from quintet.sketch.models.grammar import ConstraintGrammar
 from quintet.sketch.primitives import Arc, Line, Point
 
-__all__ = ["relative_residuals", "orientation_agrees", "ends_agree", "agrees", "calibrate_tolerance", "drop_unmet",
-           "ResidualMask", "passing_share"]
+__all__ = ["relative_residuals", "orientation_agrees", "ends_agree", "agrees", "PointIdentities",
+           "calibrate_tolerance", "drop_unmet", "ResidualMask", "passing_share"]
 
 _OTHER_END = {"start": "end", "end": "start"}
 _DIRECTIONAL = (ConstraintType.HORIZONTAL, ConstraintType.VERTICAL, ConstraintType.PARALLEL,
@@ -100,6 +100,62 @@ def _distance(a: tuple[float, float], b: Point) -> float:
     return math.hypot(a[0] - b.x, a[1] - b.y)
 
 
+class PointIdentities:
+    """Which points a sequence of constraints has made one point (union–find over the ends, centres
+    and line midpoints that coincidences and midpoint constraints tie together).
+
+    A set of constraints that each hold within a tolerance can still tie two points of one
+    primitive together — a point at a line's end and at its midpoint, a chain of coincidences from
+    a line's start to its end, an arc's end on its own centre — and a solver meets that only by
+    collapsing the primitive. :meth:`collapses` tells whether adding a constraint would do so."""
+
+    def __init__(self, sketch: Sketch):
+        self.sketch = sketch
+        self.parent: dict[tuple[int, str], tuple[int, str]] = {}
+        self.members: dict[tuple[int, str], set[tuple[int, str]]] = {}
+
+    def _key(self, ref: Ref, midpoint_of: bool = False) -> tuple[int, str] | None:
+        p = self.sketch.primitives[ref.index]
+        if ref.part != "whole":
+            return ref.index, ref.part
+        if isinstance(p, Point):
+            return ref.index, "whole"
+        return (ref.index, "mid") if midpoint_of and isinstance(p, Line) else None
+
+    def _pair(self, c: Constraint) -> tuple[tuple[int, str], tuple[int, str]] | None:
+        if len(c.refs) != 2 or c.type not in (ConstraintType.COINCIDENT, ConstraintType.MIDPOINT):
+            return None
+        mid = c.type == ConstraintType.MIDPOINT
+        a, b = (self._key(r, midpoint_of=mid) for r in c.refs)
+        return None if a is None or b is None else (a, b)
+
+    def _root(self, key: tuple[int, str]) -> tuple[int, str]:
+        while self.parent.get(key, key) != key:
+            key = self.parent[key]
+        return key
+
+    def collapses(self, c: Constraint) -> bool:
+        """Whether ``c`` would make two distinct points of one primitive the same point."""
+        pair = self._pair(c)
+        if pair is None:
+            return False
+        ra, rb = (self._root(k) for k in pair)
+        if ra == rb:
+            return False
+        own = {i for i, _ in self.members.get(ra, {ra})}
+        return any(i in own for i, _ in self.members.get(rb, {rb}))
+
+    def add(self, c: Constraint) -> None:
+        """Record ``c`` (nothing for constraints that tie no two points)."""
+        pair = self._pair(c)
+        if pair is None:
+            return
+        ra, rb = (self._root(k) for k in pair)
+        if ra != rb:
+            self.parent[rb] = ra
+            self.members[ra] = self.members.pop(ra, {ra}) | self.members.pop(rb, {rb})
+
+
 def calibrate_tolerance(sketches: Sequence[Sketch], quantile: float = 0.99) -> float:
     """The ``quantile`` of the relative residuals of all constraints of ``sketches``."""
     if not 0 < quantile <= 1:
@@ -111,12 +167,16 @@ def calibrate_tolerance(sketches: Sequence[Sketch], quantile: float = 0.99) -> f
 
 
 def drop_unmet(sketch: Sketch, tolerance: float) -> tuple[Sketch, int]:
-    """``(sketch without the constraints whose relative residual exceeds tolerance or that name the
-    geometry otherwise than it lies (:func:`agrees`), number dropped)``; constraints with no
+    """``(sketch without the constraints whose relative residual exceeds tolerance, that name the
+    geometry otherwise than it lies (:func:`agrees`) or that, with the constraints kept before them,
+    would collapse a primitive (:class:`PointIdentities`), number dropped)``; constraints with no
     defined residual are kept."""
     rel = relative_residuals(sketch)
-    kept = [c for c, r in zip(sketch.constraints, rel)
-            if (r is None or r <= tolerance) and agrees(sketch, c)]
+    points, kept = PointIdentities(sketch), []
+    for c, r in zip(sketch.constraints, rel):
+        if (r is None or r <= tolerance) and agrees(sketch, c) and not points.collapses(c):
+            points.add(c)
+            kept.append(c)
     return Sketch(list(sketch.primitives), kept, sketch.name), len(sketch.constraints) - len(kept)
 
 
@@ -127,8 +187,9 @@ class ResidualMask:
     passes when its residual is defined (:func:`~quintet.sketch.geometry.residual` has none for
     pairings without a meaning, such as a line parallel to a point, or on a degenerate primitive),
     at most ``tolerance`` times the sketch's long side, it names the geometry the way it lies
-    (:func:`agrees`: orientation, nearest ends), and no two of its references name the same
-    primitive. At each decoding step:
+    (:func:`agrees`: orientation, nearest ends), no two of its references name the same
+    primitive, and with the constraints already written it collapses no primitive
+    (:class:`PointIdentities`). At each decoding step:
 
     * a constraint type may start only if some choice of its references passes;
     * a pointer that completes the constraint being written is allowed only if the completed
@@ -152,7 +213,10 @@ class ResidualMask:
         self.refs: list[dict[int, Ref]] = [reference_map(s, bits) for s in seqs]
         self.size = [sk.long_side() for sk in self.sketches]
         self.partial: list[list[int]] = [[] for _ in seqs]  # pointers of the constraint being written
-        self._completable: dict[tuple[int, int, tuple[int, ...]], bool] = {}
+        self.kind: list[int] = [-1 for _ in seqs]  # its type
+        self.points = [PointIdentities(sk) for sk in self.sketches]  # what the written constraints tie together
+        self.written = [0 for _ in seqs]  # constraints written per row (so cached verdicts stay current)
+        self._completable: dict[tuple[int, int, int, tuple[int, ...]], bool] = {}
 
     def meets(self, row: int, k: int, positions: list[int]) -> bool:
         """Whether constraint type ``k`` on ``positions`` of row ``row`` passes."""
@@ -167,13 +231,14 @@ class ResidualMask:
             r = residual(self.sketches[row], c)
         except QuintetError:  # a degenerate primitive (an arc through collinear points)
             return False
-        return r is not None and r <= self.tolerance * self.size[row] and agrees(self.sketches[row], c)
+        return (r is not None and r <= self.tolerance * self.size[row] and agrees(self.sketches[row], c)
+                and not self.points[row].collapses(c))
 
     def completable(self, row: int, k: int, positions: tuple[int, ...]) -> bool:
         """Whether some completion of ``positions`` to type ``k``'s fewest references passes."""
         if len(positions) >= self.grammar.arity[k][0]:
             return self.meets(row, k, list(positions))
-        key = (row, k, positions)
+        key = (row, self.written[row], k, positions)
         if key not in self._completable:
             self._completable[key] = any(self.completable(row, k, positions + (q,)) for q in self.refs[row])
         return self._completable[key]
@@ -201,11 +266,21 @@ class ResidualMask:
 
     def advance(self, tok: torch.Tensor) -> None:
         """Record the chosen tokens: a pointer extends the row's constraint, anything else starts anew."""
+        g = self.grammar
         for b, t in enumerate(tok.tolist()):
-            if t >= self.grammar.n_special:
-                self.partial[b].append(t - self.grammar.n_special)
-            else:
-                self.partial[b] = []
+            if t >= g.n_special:
+                self.partial[b].append(t - g.n_special)
+                continue
+            k, done = self.kind[b], self.partial[b]
+            refs = [self.refs[b].get(p) for p in done]
+            if k >= 0 and len(done) >= g.arity[k][0] and None not in refs:
+                try:
+                    self.points[b].add(Constraint(self.types[k], tuple(refs)))
+                    self.written[b] += 1
+                except QuintetError:  # a reference the type does not take: it ties nothing
+                    pass
+            self.partial[b] = []
+            self.kind[b] = t - g.type_offset if g.type_offset <= t < g.n_special else -1
 
 
 def passing_share(pvals: list[list[int]], cvals: list[list[int]], grammar: ConstraintGrammar, tolerance: float) -> float:
