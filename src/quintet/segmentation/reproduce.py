@@ -110,7 +110,8 @@ MAIN_COMPARISONS = (("Pin the Memory", "ERM"), ("MLDG", "ERM"), ("Memory (no met
                     ("Pin the Memory", "MLDG"), ("Pin the Memory", "Memory (no meta)"))
 ABLATION_COMPARISONS = tuple(("Pin the Memory", label) for label in ABLATIONS)
 CONFOUND_COMPARISONS = (("Pin the Memory + meta aug", "ERM"), ("Pin the Memory + meta aug", "Pin the Memory"),
-                        ("MLDG + meta aug", "ERM"), ("MLDG + meta aug", "MLDG"), ("ERM + meta aug", "ERM"))
+                        ("MLDG + meta aug", "ERM"), ("MLDG + meta aug", "MLDG"), ("ERM + meta aug", "ERM"),
+                        ("Pin the Memory + meta aug", "ERM + meta aug"))
 SCHEDULE_COMPARISONS = (("Pin the Memory, authors' aug + schedule", "ERM, authors' aug + schedule"),
                         ("ERM, authors' aug + schedule", "ERM"),
                         ("Pin the Memory, authors' aug + schedule", "Pin the Memory"))
