@@ -78,3 +78,14 @@ def test_unfinished_line_names_finished_of_planned():
     assert unfinished_line({}) == ""
     line = unfinished_line({"ERM + meta aug": (1, 3), "variant read T = 0.1": (0, 1)})
     assert "ERM + meta aug 1 of 3" in line and "variant read T = 0.1 0 of 1" in line
+
+
+def test_summary_rows_of_different_seed_counts_share_one_header():
+    runs = [{"seed": i, "a": 0.3 + 0.01 * i, "b": 0.2} for i in range(3)]
+    base = [{"seed": i, "a": 0.3, "b": 0.2 + 0.005 * i * i} for i in range(3)]
+    per_seed, table = comparison_tables({"x − z": comparison(runs[:2], base[:2], ["a", "b"]),
+                                         "x − y": comparison(runs, base, ["a", "b"])}, ["a", "b"])
+    assert per_seed.strip().splitlines()[-1].startswith("| 2 | – | ")  # seed 2 of the longer comparison is shown
+    header, _, *rows = table.strip().splitlines()
+    assert "t (df)" in header and all(r.count("|") == header.count("|") for r in rows)
+    assert "(1)" in rows[0] and "(2)" in rows[1]

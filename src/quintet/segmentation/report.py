@@ -39,17 +39,18 @@ def comparison_tables(comparisons: dict[str, dict[str, Any]], targets: Sequence[
     per comparison (mean difference per target, then mean, std, t, p and wins on their mean)."""
     from quintet.core.runs import markdown_table
 
-    seeds = [d["seed"] for d in next(iter(comparisons.values()))["per_seed"]]
-    per_seed = markdown_table([{"seed": s, **{label: _signed(100 * c["per_seed"][i]["mean"])
-                                              for label, c in comparisons.items()}}
-                               for i, s in enumerate(seeds)])
+    by_seed = {label: {d["seed"]: d["mean"] for d in c["per_seed"]} for label, c in comparisons.items()}
+    seeds = sorted({seed for diffs in by_seed.values() for seed in diffs})
+    per_seed = markdown_table([{"seed": s, **{label: _signed(100 * diffs[s]) if s in diffs else "–"
+                                              for label, diffs in by_seed.items()}}
+                               for s in seeds])
     rows = []
     for label, c in comparisons.items():
         st, m = c["stats"], c["stats"]["mean"]
         rows.append({"comparison": label,
                      **{t: f"{_signed(100 * st[t]['mean'])} (t {_signed_t(st[t]['t'])})" for t in targets},
                      "mean of targets": _signed(100 * m["mean"]), "std": f"{100 * m['std']:.1f}",
-                     f"t (df {m['df']})": _signed_t(m['t']), "p (two-sided)": p_text(m['p']),
+                     "t (df)": f"{_signed_t(m['t'])} ({m['df']})", "p (two-sided)": p_text(m['p']),
                      "ahead in": f"{m['wins']} of {m['n']}"})
     return per_seed, markdown_table(rows)
 
