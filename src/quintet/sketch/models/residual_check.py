@@ -215,17 +215,23 @@ class ResidualMask:
         self.partial: list[list[int]] = [[] for _ in seqs]  # pointers of the constraint being written
         self.kind: list[int] = [-1 for _ in seqs]  # its type
         self.points = [PointIdentities(sk) for sk in self.sketches]  # what the written constraints tie together
-        self.written = [0 for _ in seqs]  # constraints written per row (so cached verdicts stay current)
-        self._completable: dict[tuple[int, int, int, tuple[int, ...]], bool] = {}
+        self._completable: list[dict[tuple[int, tuple[int, ...]], bool]] = [{} for _ in seqs]
+
+    def _constraint(self, row: int, k: int, positions: list[int]) -> Constraint | None:
+        """Constraint type ``k`` on ``positions`` of row ``row``; None where a position names
+        nothing or the type does not take a reference."""
+        refs = [self.refs[row].get(p) for p in positions]
+        if None in refs:
+            return None
+        try:
+            return Constraint(self.types[k], tuple(refs))
+        except QuintetError:
+            return None
 
     def meets(self, row: int, k: int, positions: list[int]) -> bool:
         """Whether constraint type ``k`` on ``positions`` of row ``row`` passes."""
-        refs = [self.refs[row].get(p) for p in positions]
-        if any(r is None for r in refs) or len({r.index for r in refs}) < len(refs):
-            return False
-        try:
-            c = Constraint(self.types[k], tuple(refs))
-        except QuintetError:  # a reference the type does not take
+        c = self._constraint(row, k, positions)
+        if c is None or len({r.index for r in c.refs}) < len(c.refs):
             return False
         try:
             r = residual(self.sketches[row], c)
@@ -238,10 +244,10 @@ class ResidualMask:
         """Whether some completion of ``positions`` to type ``k``'s fewest references passes."""
         if len(positions) >= self.grammar.arity[k][0]:
             return self.meets(row, k, list(positions))
-        key = (row, self.written[row], k, positions)
-        if key not in self._completable:
-            self._completable[key] = any(self.completable(row, k, positions + (q,)) for q in self.refs[row])
-        return self._completable[key]
+        cache = self._completable[row]
+        if (k, positions) not in cache:
+            cache[k, positions] = any(self.completable(row, k, positions + (q,)) for q in self.refs[row])
+        return cache[k, positions]
 
     def restrict(self, allowed: torch.Tensor, cur: torch.Tensor, finished: torch.Tensor) -> torch.Tensor:
         """``allowed`` (batch, n_special + L) narrowed as described above; ``cur`` is each row's
@@ -272,13 +278,9 @@ class ResidualMask:
                 self.partial[b].append(t - g.n_special)
                 continue
             k, done = self.kind[b], self.partial[b]
-            refs = [self.refs[b].get(p) for p in done]
-            if k >= 0 and len(done) >= g.arity[k][0] and None not in refs:
-                try:
-                    self.points[b].add(Constraint(self.types[k], tuple(refs)))
-                    self.written[b] += 1
-                except QuintetError:  # a reference the type does not take: it ties nothing
-                    pass
+            if k >= 0 and len(done) >= g.arity[k][0] and (c := self._constraint(b, k, done)) is not None:
+                self.points[b].add(c)
+                self._completable[b].clear()  # verdicts cached before may have changed
             self.partial[b] = []
             self.kind[b] = t - g.type_offset if g.type_offset <= t < g.n_special else -1
 
