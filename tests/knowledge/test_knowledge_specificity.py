@@ -12,9 +12,16 @@ from knowledge_models import tiny_model, tokenizer_for
 
 from quintet.core.errors import QuintetError
 from quintet.knowledge.editing import answer_probs, relative_change
-from quintet.knowledge.experiments import find_neurons, memorised, suppress_amplify, unrelated_pairs
+from quintet.knowledge.experiments import (
+    find_neurons,
+    memorised,
+    suppress_amplify,
+    unrelated_pairs,
+    with_neurons,
+)
 from quintet.knowledge.pararel import FactBag
 from quintet.knowledge.specificity import (
+    check_on_heldout_facts,
     drop_inter_relation,
     inter_relation_neurons,
     overlap,
@@ -99,7 +106,7 @@ def test_single_neuron_effects_are_measured_on_the_facts_unrelated_prompts(setup
     shared = inter_relation_neurons([f.neurons for f in plain], [f.bag.relation for f in plain])
     i = next(i for i, f in enumerate(plain) if f.neurons)
     f, row = plain[i], rows[0]
-    prompts, answers = unrelated_pairs(plain, f.bag.relation, 3, random.Random(2 * 1_000_003 + i))
+    prompts, answers = unrelated_pairs([g.bag for g in plain], f.bag.relation, 3, random.Random(2 * 1_000_003 + i))
     before = answer_probs(model, tok, prompts, answers).prob
     after = answer_probs(model, tok, prompts, answers, [f.neurons[0]], 0.0).prob
     assert (row["layer"], row["index"]) == f.neurons[0] and row["relation"] == f.bag.relation
@@ -130,3 +137,66 @@ def test_memorised_in_length_sorted_batches_keeps_each_facts_result(setup):
             expected.append(b)
         i += n
     assert memorised(model, tok, bags, 0.5, threshold) == expected
+
+
+HELDOUT = [
+    FactBag("P36", "france", "paris", ("a capital of france is [MASK] .",)),
+    FactBag("P37", "italy", "italian", ("the language of italy is [MASK] .", "italy language is [MASK] .")),
+    FactBag("P1376", "rome", "italy", ("rome is the capital city of [MASK] .",)),
+]
+
+
+def test_heldout_check_keeps_exactly_the_neurons_below_the_tolerance(setup):
+    model, tok, plain, _ = setup
+    neurons, relations = [f.neurons for f in plain], [f.bag.relation for f in plain]
+    everything, rows = check_on_heldout_facts(model, tok, neurons, relations, HELDOUT, tolerance=1e9, prompts=2, seed=3)
+    assert everything == [list(map(tuple, n)) for n in neurons] and len(rows) == sum(map(len, neurons))
+    i = next(i for i, n in enumerate(neurons) if n)
+    prompts, answers = unrelated_pairs(HELDOUT, relations[i], 2, random.Random(3 * 1_000_003 + i))
+    assert prompts and set(answers) <= {b.object for b in HELDOUT if b.relation != relations[i]}
+    before = answer_probs(model, tok, prompts, answers).prob
+    by_hand = [float(((answer_probs(model, tok, prompts, answers, [n], 0.0).prob - before) / before).abs().mean())
+               for n in neurons[i]]
+    start = sum(map(len, neurons[:i]))
+    assert [r["abs_change"] for r in rows[start:start + len(neurons[i])]] == pytest.approx(by_hand, rel=1e-9)
+    cut = sorted(r["abs_change"] for r in rows)[len(rows) // 2]
+    kept, rows = check_on_heldout_facts(model, tok, neurons, relations, HELDOUT, tolerance=cut, prompts=2, seed=3)
+    flat = iter(rows)
+    assert kept == [[tuple(n) for n in fact if next(flat)["abs_change"] < cut] for fact in neurons]
+    assert 0 < sum(map(len, kept)) < len(rows)
+    checked = with_neurons(plain, kept)
+    assert [c.neurons for c in checked] == kept and all(len(c.baseline) == len(c.neurons) for c in checked)
+    assert [f.neurons for f in plain] == neurons  # the originals are left alone
+
+
+def test_heldout_check_refuses_a_bad_tolerance_and_missing_heldout_facts(setup):
+    model, tok, plain, _ = setup
+    neurons, relations = [f.neurons for f in plain], [f.bag.relation for f in plain]
+    with pytest.raises(QuintetError, match="tolerance must be > 0"):
+        check_on_heldout_facts(model, tok, neurons, relations, HELDOUT, tolerance=0.0)
+    i = next(i for i, n in enumerate(neurons) if n)
+    with pytest.raises(QuintetError, match="no held-out facts of a relation other than"):
+        check_on_heldout_facts(model, tok, [neurons[i]], [relations[i]], [b for b in HELDOUT if b.relation == relations[i]])
+
+
+def test_effect_table_marks_the_refining_used_and_shows_counts_and_spread():
+    from quintet.knowledge.report_lm import VARIANTS, effect_table
+
+    def result(own: float, unrelated: float) -> dict:
+        keys = [f"{m}/{mode}/{part}" for m in ("kn", "baseline", "random") for mode in ("suppress", "amplify")
+                for part in ("own", "heldout", "unrelated")]
+        return {k: own if k.endswith("own") else unrelated for k in keys}
+
+    m = {"suppress_amplify": result(-0.5, -0.01), "suppress_amplify_spread": {"kn/suppress/unrelated": 0.03},
+         "suppress_amplify_facts": 19, "suppress_amplify_interval": {"kn/suppress/unrelated": (-0.02, 0.004)},
+         "suppress_amplify_variants": {"paper": {"overall": result(-0.7, -0.08), "spread": {}, "facts": 30}},
+         "factlm_suppress_amplify": None}
+    lines = effect_table(m, "checked").splitlines()
+    used = next(line for line in lines if line.startswith(f"| suppress | {VARIANTS['checked']} (used)"))
+    cells = [c.strip() for c in used.split("|")[1:-1]]
+    assert cells[2:7] == ["19", "-50.00 %", "-1.00 %", "-1.00 % [-2.0, +0.4]", "+3.00 %"]
+    assert cells[7:9] == ["-37.03 %", "-0.39 %"]  # the paper beside the neurons used ...
+    paper = next(line for line in lines if line.startswith(f"| suppress | {VARIANTS['paper']} |"))
+    assert [c.strip() for c in paper.split("|")[1:-1]][2:9] == ["30", "-70.00 %", "-8.00 %", "-8.00 %", "", "-37.03 %", "-0.39 %"]
+    random_row = next(line for line in lines if line.startswith("| amplify | random neurons"))
+    assert [c.strip() for c in random_row.split("|")[1:-1]][7:] == ["", "", "", ""]  # ... not beside the controls

@@ -6,7 +6,8 @@ Functional API: :func:`integrated_gradients` (§3.1) -> :func:`coarse_neurons` /
 :func:`refine_neurons` / :func:`adapt_sharing_ratio` / :func:`adapt_refinement` (§3.2) -> :func:`answer_probs` with
 ``factor`` 0 or 2 (§4.2), :func:`update_fact` and :func:`erase_relation` (§5).
 :func:`overlap` and :func:`drop_inter_relation` measure and remove knowledge neurons shared by facts
-of different relations (an optional refinement, not in the paper).
+of different relations; :func:`check_on_heldout_facts` keeps only neurons that, suppressed alone,
+leave facts outside the analysis nearly unchanged (optional refinements, not in the paper).
 :class:`KnowledgeProbe` bundles a model, its tokenizer and the settings.
 """
 
@@ -40,7 +41,13 @@ from quintet.knowledge.neurons import (
 )
 from quintet.knowledge.pretrained import load_gguf, load_pretrained
 from quintet.knowledge.probe import KnowledgeProbe
-from quintet.knowledge.specificity import drop_inter_relation, inter_relation_neurons, overlap
+from quintet.knowledge.specificity import (
+    check_on_heldout_facts,
+    drop_inter_relation,
+    inter_relation_neurons,
+    overlap,
+    suppressed_alone,
+)
 
 __all__ = [
     "SUPPORTED",
@@ -53,6 +60,7 @@ __all__ = [
     "adapt_refinement",
     "adapt_sharing_ratio",
     "answer_probs",
+    "check_on_heldout_facts",
     "coarse_neurons",
     "drop_inter_relation",
     "edit_value_slots",
@@ -72,5 +80,6 @@ __all__ = [
     "refine_neurons",
     "relative_change",
     "step_grid",
+    "suppressed_alone",
     "update_fact",
 ]

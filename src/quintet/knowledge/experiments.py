@@ -170,13 +170,16 @@ def find_neurons(model, tokenizer, bags: Sequence[FactBag], steps: int = 20, thr
             if t != threshold:
                 f.coarse = [coarse_neurons(searched(s, exclude_layers), t) for s in f.scores]
             f.neurons = refine_neurons(f.coarse, p)
-    if specific:
-        kept = drop_inter_relation([f.neurons for f in facts], [f.bag.relation for f in facts])
-        for f, neurons in zip(facts, kept):
-            f.neurons = neurons
-    for f in facts:
-        f.baseline = activation_baseline(f.activations, len(f.neurons))
-    return facts, sharing, (seconds / n_prompts if n_prompts else float("nan"))
+    kept = drop_inter_relation([f.neurons for f in facts], [f.bag.relation for f in facts]) if specific else \
+        [f.neurons for f in facts]
+    return with_neurons(facts, kept), sharing, (seconds / n_prompts if n_prompts else float("nan"))
+
+
+def with_neurons(facts: Sequence[FactNeurons], neurons: Sequence[Sequence[Neuron]]) -> list[FactNeurons]:
+    """Copies of ``facts`` with other knowledge neurons (e.g. a refinement's), each with its
+    activation baseline re-drawn to the new count."""
+    return [replace(f, neurons=[tuple(n) for n in kept], baseline=activation_baseline(f.activations, len(kept)))
+            for f, kept in zip(facts, neurons, strict=True)]
 
 
 def random_neurons(n_layers: int, n_neurons: int, k: int, rng: random.Random) -> list[Neuron]:
@@ -184,10 +187,10 @@ def random_neurons(n_layers: int, n_neurons: int, k: int, rng: random.Random) ->
     return sorted(divmod(i, n_neurons) for i in rng.sample(range(n_layers * n_neurons), k))
 
 
-def unrelated_pairs(facts: Sequence[FactNeurons], relation: str, n: int,
+def unrelated_pairs(bags: Sequence[FactBag], relation: str, n: int,
                     rng: random.Random) -> tuple[list[str], list[str]]:
     """Up to ``n`` prompts (and their answers) drawn from the facts of relations other than ``relation``."""
-    pool = [(p, f.bag.object) for f in facts if f.bag.relation != relation for p in f.bag.prompts]
+    pool = [(p, b.object) for b in bags if b.relation != relation for p in b.prompts]
     pick = rng.sample(pool, min(n, len(pool)))
     return [p for p, _ in pick], [a for _, a in pick]
 
@@ -198,13 +201,16 @@ def suppress_amplify(model, tokenizer, facts: Sequence[FactNeurons], unrelated_p
     amplified (×2): on its own prompts, its held-out-template prompts, and unrelated facts'
     prompts; for knowledge neurons, the activation baseline and as many random neurons (keys
     ``kn``, ``baseline``, ``random``; ``methods`` picks among them). Averaged per relation, then
-    over relations (the paper's Fig. 4-5 average). The unrelated prompts of the ``i``-th fact depend
+    over relations (the paper's Fig. 4-5 average; ``spread``: the mean over relations of the
+    magnitude of each relation's average, which changes of opposite sign do not cancel in;
+    ``facts``: how many facts have neurons and so enter the averages). The unrelated prompts of the ``i``-th fact depend
     only on ``seed`` and ``i``, so runs that differ only in the neurons use the same prompts."""
     adapter = get_adapter(model)
     per_rel: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+    bags = [f.bag for f in facts]
     for i, f in enumerate(facts):
         rng = random.Random(seed * 1_000_003 + i)
-        other = unrelated_pairs(facts, f.bag.relation, unrelated_prompts, rng)
+        other = unrelated_pairs(bags, f.bag.relation, unrelated_prompts, rng)
         if not f.neurons:
             continue
         own = (list(f.bag.prompts), [f.bag.object] * len(f.bag.prompts))
@@ -225,7 +231,9 @@ def suppress_amplify(model, tokenizer, facts: Sequence[FactNeurons], unrelated_p
                     per_rel[f.bag.relation][f"{method}/{mode}/{name}"].append(relative_change(base[part], after[part]))
     keys = sorted({k for r in per_rel.values() for k in r})
     relation_means = {r: {k: sum(v[k]) / len(v[k]) for k in keys if v.get(k)} for r, v in per_rel.items()}
+    magnitudes = {r: {k: abs(v) for k, v in m.items()} for r, m in relation_means.items()}
     return {"overall": _mean_over_relations(relation_means, keys), "per_relation": relation_means,
+            "spread": _mean_over_relations(magnitudes, keys), "facts": sum(bool(f.neurons) for f in facts),
             "interval": relation_bootstrap(relation_means, keys, seed=seed)}
 
 

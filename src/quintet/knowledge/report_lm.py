@@ -11,12 +11,20 @@ METHODS = {"kn": "knowledge neurons", "baseline": "activation baseline", "random
 UPDATE_NAMES = {"embedding": "paper: λ·e", "slot": "authors' code: λ·‖v_i‖·e/‖e‖"}
 
 
+EFFECT_GROUPS = ("last layer", "other layers", "inter-relation", "one relation")  # summarise_effects' groups
+
+
+def _facts(n: int) -> str:
+    return f"{n} fact" if n == 1 else f"{n} facts"
+
+
 def _pct(x: float | None) -> str:
     return "" if x is None else f"{100 * x:+.2f} %"
 
 
 VARIANTS = {"paper": "knowledge neurons, the paper's refining",
             "specific": "knowledge neurons, without inter-relation neurons",
+            "checked": "knowledge neurons, checked on held-out facts",
             "last_layer_excluded": "knowledge neurons, last layer also not searched",
             "last_layer_excluded_specific": "knowledge neurons, last layer not searched, without inter-relation neurons"}
 
@@ -27,27 +35,30 @@ def _with_interval(value: float | None, interval: list[float] | tuple[float, flo
     return f"{_pct(value)} [{100 * interval[0]:+.1f}, {100 * interval[1]:+.1f}]"
 
 
-def effect_table(o: dict[str, float], factlm: dict[str, float] | None, variants: dict[str, dict[str, float]] | None = None,
-                 used: str = "knowledge neurons", interval: dict[str, Any] | None = None) -> str:
-    """Suppress/amplify rows: the knowledge neurons used (``used``), each of ``variants`` (knowledge
-    neurons only), the activation baseline and random neurons, beside the paper and the fact LM;
-    the rows of ``o`` carry their bootstrap ``interval`` (95 %, relations resampled) when given."""
+def effect_table(m: dict[str, Any], used: str) -> str:
+    """Suppress/amplify rows: the knowledge neurons of the refining ``used`` (with their bootstrap
+    interval, 95 %, relations resampled), each other refining (knowledge neurons only), the
+    activation baseline and random neurons, beside the paper and the fact LM."""
+    main = {"overall": m["suppress_amplify"], "spread": m["suppress_amplify_spread"],
+            "facts": m["suppress_amplify_facts"], "interval": m["suppress_amplify_interval"]}
+    factlm = m["factlm_suppress_amplify"] or {}
     rows = []
     for mode in ("suppress", "amplify"):
-        lines = [("kn", used, o)] + [("kn", VARIANTS[v], r) for v, r in (variants or {}).items()]
-        lines += [(m, METHODS[m], o) for m in ("baseline", "random")]
+        lines = [("kn", f"{VARIANTS[used]} (used)", main)]
+        lines += [("kn", VARIANTS[v], r) for v, r in m["suppress_amplify_variants"].items()]
+        lines += [(method, METHODS[method], main) for method in ("baseline", "random")]
         for method, name, source in lines:
             key = f"{method}/{mode}"
-            paper = PAPER[mode] if method == "kn" and name in (used, VARIANTS["paper"]) else {}
-            lm = factlm if factlm is not None and source is o and method in ("kn", "baseline") else {}
-            ci = (interval or {}) if source is o else {}
-            cells = [_with_interval(source.get(f"{key}/{part}"), ci.get(f"{key}/{part}"))
-                     for part in ("own", "heldout", "unrelated")]
-            rows.append([mode, name, *cells, _pct(paper.get("own")), _pct(paper.get("unrelated")),
+            o, ci = source["overall"], source.get("interval", {})
+            paper = PAPER[mode] if method == "kn" and (source is main or name == VARIANTS["paper"]) else {}
+            lm = factlm if source is main and method in ("kn", "baseline") else {}
+            cells = [_with_interval(o.get(f"{key}/{part}"), ci.get(f"{key}/{part}")) for part in ("own", "heldout", "unrelated")]
+            rows.append([mode, name, source["facts"], *cells, _pct(source["spread"].get(f"{key}/unrelated")),
+                         _pct(paper.get("own")), _pct(paper.get("unrelated")),
                          _pct(lm.get(f"{key}/own")), _pct(lm.get(f"{key}/unrelated"))])
-    return markdown_table(rows, ["operation", "neurons", "own prompts", "own fact, held-out template",
-                                 "unrelated facts", "paper own (BERT-base)", "paper unrelated",
-                                 "fact LM own", "fact LM unrelated"])
+    return markdown_table(rows, ["operation", "neurons", "facts with neurons", "own prompts", "own fact, held-out template",
+                                 "unrelated facts", "unrelated: mean size of a relation's change", "paper own (BERT-base)",
+                                 "paper unrelated", "fact LM own", "fact LM unrelated"])
 
 
 def update_table(up: dict[str, Any]) -> str:
@@ -107,17 +118,15 @@ def specificity(config, m: dict[str, Any]) -> str:
     shared = m["inter_relation_neurons_paper"]
     in_last = sum(layer == n_layers - 1 for layer, _ in shared)
     effects = markdown_table([[name, g["neurons"], _pct(g["mean_change"] if g["neurons"] else None)]
-                              for name, g in summary.items()],
+                              for name, g in ((k, summary[k]) for k in EFFECT_GROUPS)],
                              ["knowledge neurons (paper's refining)", "(fact, neuron) pairs",
                               "mean change of unrelated facts' P"])
-    refined = (f"**Refinement used below (a deviation from the paper):** after the paper's refining, neurons "
-               f"that are knowledge neurons of facts of two or more relations are dropped: "
-               f"{m['mean_neurons_per_fact']:.2f} neurons per fact remain ({m['facts_without_neurons']} facts with none)."
-               if config.specific else "The paper's refining is used below, unchanged.")
+    refined = {"paper": "The paper's refining is used below, unchanged.",
+               "specific": _inter_relation_text(m), "checked": _checked_text(config, m)}[m["refining_used"]]
     alternative = (" Leaving the last layer out of the search (as layer 1 is) is measured below as the alternative."
                    if config.all_variants else "")
     return f"""With the paper's refining, a fact has {m['mean_neurons_per_fact_paper']:.2f} knowledge neurons on average
-({m['facts_without_neurons_paper']} facts with none). Two facts of the same relation share
+({_facts(m['facts_without_neurons_paper'])} with none). Two facts of the same relation share
 **{ov['intra']:.2f}** of them on average ({ov['intra_pairs']} pairs), two facts of different relations
 **{ov['inter']:.2f}** ({ov['inter_pairs']} pairs) — the paper's observation that knowledge neurons cluster by
 relation. {len(shared)} neurons are knowledge neurons of facts of two or more relations; {in_last} of them
@@ -127,9 +136,37 @@ unrelated prompts (the ones of the table below):
 {effects}
 ![single neurons](knowledge_unrelated_neurons.png)
 
-{refined} Reason: such a neuron is not specific to a fact — it raises a whole class of answer tokens,
-so suppressing it also lowers other relations' answers (table above). The paper finds such sharing
-rare on BERT-base; the test needs no choice of layer and applies to any model.{alternative}"""
+{refined}{alternative}"""
+
+
+def _inter_relation_text(m: dict[str, Any]) -> str:
+    return (f"**Refinement used below (a deviation from the paper):** after the paper's refining, neurons "
+            f"that are knowledge neurons of facts of two or more relations are dropped: "
+            f"{m['mean_neurons_per_fact']:.2f} neurons per fact remain ({_facts(m['facts_without_neurons'])} with none). "
+            "Reason: such a neuron is not specific to a fact — it raises a whole class of answer tokens, so "
+            "suppressing it also lowers other relations' answers (table above). The paper finds such sharing rare "
+            "on BERT-base; the test needs no choice of layer and applies to any model.")
+
+
+def _checked_text(config, m: dict[str, Any]) -> str:
+    rows, last = m["heldout_check"], len(m["layer_histogram"]) - 1
+    start = "after dropping inter-relation neurons" if config.specific else "of the paper's refining"
+
+    def kept(rows) -> str:
+        return f"{sum(r['kept'] for r in rows)} of {len(rows)}"
+
+    return (f"**Refinement used below (a deviation from the paper):** each knowledge neuron {start} is suppressed "
+            f"alone on {config.heldout_prompts} prompts of known facts of other relations that are not analysed "
+            f"({m['heldout_facts']} held-out facts), and kept only if the correct probability of those prompts moves "
+            f"by less than {100 * config.heldout_tolerance:g} % on average (mean of |relative change|). "
+            f"Kept: {kept(rows)} neurons — {kept([r for r in rows if r['layer'] == last])} in the last layer, "
+            f"{kept([r for r in rows if r['layer'] != last])} in the others; "
+            f"{m['mean_neurons_per_fact']:.2f} per fact, {_facts(m['facts_without_neurons'])} with none (they drop out "
+            "of the averages below, the column \"facts with neurons\" counts the rest). The facts the effects below "
+            "are measured on never decide which neurons are kept. Reason: the single-neuron table above — a neuron "
+            "that raises a whole class of answer tokens is not specific to a fact, and checking each neuron on facts "
+            "it should not touch finds such neurons in any layer of any model. Dropping the neurons shared by facts "
+            "of two or more relations (no held-out facts needed) is measured below as an alternative.")
 
 
 def markdown(config, m: dict[str, Any], up: dict[str, Any]) -> str:
@@ -139,7 +176,8 @@ def markdown(config, m: dict[str, Any], up: dict[str, Any]) -> str:
         ["… with ≥ 3 templates in which [Y] ends the sentence", f["relations_causal"], ""],
         ["their facts (unique subjects)", "", f["facts"]],
         ["… whose object is one token with its leading space", "", f["facts_single_token"]],
-        [f"… sampled, {config.facts_per_relation} per relation", "", f["facts_sampled"]],
+        [f"… sampled, {config.facts_per_relation} per relation" if config.facts_per_relation else "… all of them",
+         "", f["facts_sampled"]],
         [f"… known: top-1 or P ≥ {config.min_prob} on ≥ {100 * config.min_fraction:.0f} % of their prompts",
          f["relations_known"], f["facts_known"]],
         [f"… analysed (≤ {config.analysed_per_relation} per relation)", m["relations_analysed"], m["facts_analysed"]],
@@ -155,7 +193,6 @@ def markdown(config, m: dict[str, Any], up: dict[str, Any]) -> str:
         for row in m["quadrature_check"]],
         ["prompt → answer", "Gauss m = 5: error (layers 2–30)", "right sum m = 20 (the paper's)", "Gauss m = 20",
          "seconds (Gauss 5 / right 20 / Gauss 20)"])
-    sa = m["suppress_amplify"]
     n_layers = len(m["layer_histogram"])
     top_layers = sorted(range(n_layers), key=lambda i: -m["layer_histogram"][i])[:5]
     return f"""# Knowledge neurons on {config.model} — reproduction ({'quick' if config.quick else 'full'})
@@ -197,7 +234,7 @@ t = {config.threshold}, p adapted per relation towards 2–5 neurons per fact (t
 
 {specificity(config, m)}
 
-Knowledge neurons used below: mean **{m['mean_neurons_per_fact']:.2f}** per fact, {m['facts_without_neurons']} facts
+Knowledge neurons used below: mean **{m['mean_neurons_per_fact']:.2f}** per fact, {_facts(m['facts_without_neurons'])}
 with none. Most frequent layers (1-based): {', '.join(str(i + 1) for i in top_layers)}.
 
 ![layers](knowledge_layers.png)
@@ -211,12 +248,12 @@ as its knowledge neurons (the ones used). The rows "knowledge neurons, …" diff
 every row of a fact uses the same unrelated prompts ({config.unrelated_prompts} per fact, drawn from the
 analysed facts of other relations). In brackets: a 95 % bootstrap interval of the mean over
 relations (the {m['relations_analysed']} relations resampled with replacement) — how far the average could move with another
-draw of relations. Paper: Fig. 4 and Fig. 5 averages (arXiv v1). Fact LM: the committed
+draw of relations. "Mean size of a relation's change" averages the magnitude of each relation's mean
+instead, so that relations moving in opposite directions do not cancel; "facts with neurons" counts
+the facts that enter the averages (a fact without knowledge neurons has nothing to suppress). Paper: Fig. 4 and Fig. 5 averages (arXiv v1). Fact LM: the committed
 `quintet reproduce knowledge --quick` run in [../results.md](../results.md).
 
-{effect_table(sa, m['factlm_suppress_amplify'], m['suppress_amplify_variants'],
-              "knowledge neurons, without inter-relation neurons (used)" if config.specific else "knowledge neurons",
-              m.get('suppress_amplify_interval'))}
+{effect_table(m, m['refining_used'])}
 ![suppress](knowledge_suppress.png)
 
 ![amplify](knowledge_amplify.png)

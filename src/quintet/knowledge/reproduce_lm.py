@@ -5,9 +5,11 @@ templates ending in ``[Y]``, one held out per relation, single-token objects wit
 space) -> facts the model knows (gold top-1, or probability >= ``min_prob``, on at least
 ``min_fraction`` of their prompts) -> integrated gradients with Gauss–Legendre nodes, P(0) per
 layer kept for the completeness check, cached per fact so a stopped run resumes -> refined
-knowledge neurons (the paper's refining; by default then without the neurons that are knowledge
-neurons of facts of two or more relations, :mod:`quintet.knowledge.specificity`) -> suppress / amplify (own prompts, held-out templates, unrelated facts; against
-the activation baseline and random neurons of the same count), update (§5.1), erase (§5.2).
+knowledge neurons (the paper's refining; then, by default, only the neurons that leave known
+facts outside the analysis nearly unchanged when suppressed alone,
+:func:`~quintet.knowledge.specificity.check_on_heldout_facts`) -> suppress / amplify (own prompts,
+held-out templates, unrelated facts; against the activation baseline and random neurons of the
+same count), update (§5.1), erase (§5.2).
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ class PretrainedReproduceConfig:
     model: str = "smollm2"
     quick: bool = True
     seed: int = 0
-    facts_per_relation: int = 30      # sampled per relation before the knowledge filter
+    facts_per_relation: int | None = 30  # sampled per relation before the knowledge filter (None: all)
     max_prompts: int = 3              # attribution templates per fact (one more per relation is held out)
     min_fraction: float = 0.5         # a fact is known if at least this share of its prompts is ...
     min_prob: float = 0.1             # ... answered top-1 or with at least this gold probability
@@ -44,7 +46,9 @@ class PretrainedReproduceConfig:
     steps: int = 5
     rule: str = "gauss"
     exclude_layers: tuple[int, ...] = (0,)  # attributed, but not searched for knowledge neurons
-    specific: bool = True             # drop inter-relation neurons after the paper's refining
+    specific: bool = False            # drop inter-relation neurons after the paper's refining
+    heldout_tolerance: float | None = 0.02  # keep neurons moving held-out facts by less (None: no check)
+    heldout_prompts: int = 30         # prompts of held-out known facts each neuron is checked on
     check_prompts: int = 1            # prompts on which Gauss m=5 is compared with denser rules
     threshold: float = 0.2
     band: tuple[float, float] = (2.0, 5.0)
@@ -55,10 +59,10 @@ class PretrainedReproduceConfig:
 
     @classmethod
     def for_run(cls, model: str, quick: bool, seed: int) -> "PretrainedReproduceConfig":
-        if quick:  # the full run's sample of facts (its filter cache is shared), fewer of them analysed
+        if quick:  # 100 facts per relation: the knowledge filter of every fact alone takes ~12 minutes
             return cls(model=model, quick=True, seed=seed, facts_per_relation=100, analysed_per_relation=2, max_facts=20)
-        return cls(model=model, quick=False, seed=seed, facts_per_relation=100, analysed_per_relation=8,
-                   max_facts=32, check_prompts=4, update_per_relation=5, unrelated_prompts=30, all_variants=True)
+        return cls(model=model, quick=False, seed=seed, facts_per_relation=None, analysed_per_relation=8,
+                   max_facts=64, check_prompts=4, update_per_relation=5, unrelated_prompts=30, all_variants=True)
 
 
 def cache_dir(config: PretrainedReproduceConfig) -> Path:
@@ -170,6 +174,11 @@ def _factlm_numbers(out: Path) -> dict[str, float] | None:
         return None
 
 
+def _summary(result: dict[str, Any]) -> dict[str, Any]:
+    """The parts of a :func:`~quintet.knowledge.experiments.suppress_amplify` result a variant row shows."""
+    return {"overall": result["overall"], "spread": result["spread"], "facts": result["facts"]}
+
+
 def run_reproduce_lm(out: Path, model_name: str = "smollm2", quick: bool = True, seed: int = 0,
                      log=print, config: PretrainedReproduceConfig | None = None) -> dict[str, Any]:
     """Run the pipeline of this module; ``config`` overrides the quick/full settings."""
@@ -185,7 +194,9 @@ def run_reproduce_lm(out: Path, model_name: str = "smollm2", quick: bool = True,
         neuron_effects,
     )
     from quintet.knowledge.pretrained import load_pretrained
+    from quintet.knowledge.report_lm import VARIANTS, markdown
     from quintet.knowledge.specificity import (
+        check_on_heldout_facts,
         inter_relation_neurons,
         overlap,
         summarise_effects,
@@ -212,17 +223,27 @@ def run_reproduce_lm(out: Path, model_name: str = "smollm2", quick: bool = True,
         raise QuintetError(f"{config.model} knows none of the {counts.facts_sampled} sampled PARAREL facts "
                            f"(min_fraction {config.min_fraction}, min_prob {config.min_prob})")
 
-    def neurons(log=lambda _: None, exclude_layers=config.exclude_layers, specific=config.specific):
+    def neurons(log=lambda _: None, exclude_layers=config.exclude_layers, specific=False):
         return ex.find_neurons(model, tok, chosen, steps=config.steps, threshold=config.threshold, band=config.band,
                                log=log, rule=config.rule, with_baseline=True, cache=cache_dir(config),
                                exclude_layers=exclude_layers, specific=specific)
 
     t0 = time.perf_counter()
-    plain, sharing, sec = neurons(log, specific=False)
+    plain, sharing, sec = neurons(log)
     attribution_seconds = time.perf_counter() - t0
     log(f"[knowledge] attribution: {sec:.2f} s per prompt")
-    specific = neurons(specific=True)[0]
-    facts = specific if config.specific else plain
+    variants = {"paper": plain, "specific": neurons(specific=True)[0]}
+    used = "specific" if config.specific else "paper"
+    checks: list[dict] = []
+    outside = [b for b in known if all(b is not c for c in chosen)]  # known facts never analysed
+    if config.heldout_tolerance is not None:
+        log("[knowledge] checking knowledge neurons on held-out facts ...")
+        base = variants[used]
+        kept, checks = check_on_heldout_facts(model, tok, [f.neurons for f in base], [f.bag.relation for f in base],
+                                              outside, config.heldout_tolerance, config.heldout_prompts, seed)
+        variants["checked"] = ex.with_neurons(base, kept)
+        used = "checked"
+    facts = variants[used]
     n_layers = get_adapter(model).n_layers
     without_last = tuple(sorted({*config.exclude_layers, n_layers - 1}))
     check = quadrature_check(model, tok, facts, config.check_prompts)
@@ -230,12 +251,11 @@ def run_reproduce_lm(out: Path, model_name: str = "smollm2", quick: bool = True,
     hist = layer_histogram([n for f in facts for n in f.neurons], n_layers)
     log("[knowledge] suppress / amplify ...")
     sa = ex.suppress_amplify(model, tok, facts, config.unrelated_prompts, seed)
-    variants = {"paper": plain, "specific": specific}
     if config.all_variants:
         variants["last_layer_excluded"] = neurons(exclude_layers=without_last, specific=False)[0]
         variants["last_layer_excluded_specific"] = neurons(exclude_layers=without_last, specific=True)[0]
-    del variants["specific" if config.specific else "paper"]  # the refining used: the main rows
-    sa_variants = {name: ex.suppress_amplify(model, tok, group, config.unrelated_prompts, seed, methods=("kn",))["overall"]
+    del variants[used]  # the refining used: the main rows
+    sa_variants = {name: _summary(ex.suppress_amplify(model, tok, group, config.unrelated_prompts, seed, methods=("kn",)))
                    for name, group in variants.items()}
     log("[knowledge] single neurons on unrelated facts ...")
     effects = unrelated_effect_per_neuron(model, tok, plain, config.unrelated_prompts, seed)
@@ -278,7 +298,12 @@ def run_reproduce_lm(out: Path, model_name: str = "smollm2", quick: bool = True,
         "unrelated_effect_per_neuron": effects,
         "unrelated_effect_summary": summarise_effects(effects, n_layers - 1),
         "suppress_amplify_variants": sa_variants,
+        "refining_used": used,
+        "heldout_facts": len(outside),
+        "heldout_check": checks,
         "suppress_amplify": sa["overall"],
+        "suppress_amplify_spread": sa["spread"],
+        "suppress_amplify_facts": sa["facts"],
         "suppress_amplify_interval": sa["interval"],
         "suppress_amplify_per_relation": sa["per_relation"],
         "update": {scale: u["mean"] for scale, u in up.items()},
@@ -290,8 +315,9 @@ def run_reproduce_lm(out: Path, model_name: str = "smollm2", quick: bool = True,
     metrics["seconds"] = round(time.perf_counter() - start, 1)
     run.log_metrics(metrics)
     run.save_figure(layer_distribution(hist, f"Knowledge neurons per layer ({config.model})",
-                                       metrics["layer_histogram_paper"] if config.specific else None,
-                                       ("paper's refining", "without inter-relation neurons")), "knowledge_layers.png")
+                                       metrics["layer_histogram_paper"] if used != "paper" else None,
+                                       ("paper's refining", VARIANTS[used].removeprefix("knowledge neurons, "))),
+                   "knowledge_layers.png")
     run.save_figure(neuron_effects(effects, n_layers), "knowledge_unrelated_neurons.png")
     run.save_figure(effect_bars(sa["per_relation"], "suppress"), "knowledge_suppress.png")
     run.save_figure(effect_bars(sa["per_relation"], "amplify"), "knowledge_amplify.png")
@@ -299,8 +325,6 @@ def run_reproduce_lm(out: Path, model_name: str = "smollm2", quick: bool = True,
     example = facts[0]
     run.save_figure(heatmap(example.scores[0], f"{example.bag.prompts[0]} -> {example.bag.object}"),
                     "knowledge_heatmap.png")
-    from quintet.knowledge.report_lm import markdown
-
     run.finish(markdown(config, metrics, up))
     log(f"[knowledge] done in {metrics['seconds']:.0f} s")
     return metrics
