@@ -123,7 +123,7 @@ def specificity(config, m: dict[str, Any]) -> str:
                               "mean change of unrelated facts' P"])
     refined = {"paper": "The paper's refining is used below, unchanged.",
                "specific": _inter_relation_text(m), "checked": _checked_text(config, m)}[m["refining_used"]]
-    alternative = (" Leaving the last layer out of the search (as layer 1 is) is measured below as the alternative."
+    alternative = (" Leaving the last layer out of the search (as layer 1 is) is measured below too."
                    if config.all_variants else "")
     return f"""With the paper's refining, a fact has {m['mean_neurons_per_fact_paper']:.2f} knowledge neurons on average
 ({_facts(m['facts_without_neurons_paper'])} with none). Two facts of the same relation share
