@@ -117,9 +117,14 @@ def answer_probs(
     return Scores(torch.cat(probs), torch.cat(logps), torch.cat(argmax), torch.cat(targets))
 
 
+def relative_changes(before: torch.Tensor, after: torch.Tensor) -> torch.Tensor:
+    """``(after − before) / before`` per element (``before`` clamped away from 0)."""
+    return (after - before) / before.clamp_min(1e-12)
+
+
 def relative_change(before: torch.Tensor, after: torch.Tensor) -> float:
-    """Mean of ``(after − before) / before`` (the §4.2 metric), as a fraction."""
-    return float(((after - before) / before.clamp_min(1e-12)).mean())
+    """Mean of :func:`relative_changes` (the §4.2 metric), as a fraction."""
+    return float(relative_changes(before, after).mean())
 
 
 def perplexity(logprob: torch.Tensor) -> float:

@@ -11,9 +11,6 @@ METHODS = {"kn": "knowledge neurons", "baseline": "activation baseline", "random
 UPDATE_NAMES = {"embedding": "paper: λ·e", "slot": "authors' code: λ·‖v_i‖·e/‖e‖"}
 
 
-EFFECT_GROUPS = ("last layer", "other layers", "inter-relation", "one relation")  # summarise_effects' groups
-
-
 def _facts(n: int) -> str:
     return f"{n} fact" if n == 1 else f"{n} facts"
 
@@ -118,7 +115,7 @@ def specificity(config, m: dict[str, Any]) -> str:
     shared = m["inter_relation_neurons_paper"]
     in_last = sum(layer == n_layers - 1 for layer, _ in shared)
     effects = markdown_table([[name, g["neurons"], _pct(g["mean_change"] if g["neurons"] else None)]
-                              for name, g in ((k, summary[k]) for k in EFFECT_GROUPS)],
+                              for name, g in summary.items()],
                              ["knowledge neurons (paper's refining)", "(fact, neuron) pairs",
                               "mean change of unrelated facts' P"])
     refined = {"paper": "The paper's refining is used below, unchanged.",

@@ -72,10 +72,10 @@ def suppressed_alone(model, tokenizer, neurons: Sequence[Neuron], prompts: Seque
                      answers: Sequence[str]) -> list[torch.Tensor]:
     """Per neuron: the per-prompt relative change ``(after − before) / before`` of the correct
     probability when that neuron alone is suppressed (×0) at the last position."""
-    from quintet.knowledge.editing import answer_probs
+    from quintet.knowledge.editing import answer_probs, relative_changes
 
     base = answer_probs(model, tokenizer, prompts, answers).prob
-    return [(answer_probs(model, tokenizer, prompts, answers, [tuple(n)], 0.0).prob - base) / base.clamp_min(1e-12)
+    return [relative_changes(base, answer_probs(model, tokenizer, prompts, answers, [tuple(n)], 0.0).prob)
             for n in neurons]
 
 
