@@ -174,6 +174,8 @@ def test_heldout_check_refuses_a_bad_tolerance_and_missing_heldout_facts(setup):
     neurons, relations = [f.neurons for f in plain], [f.bag.relation for f in plain]
     with pytest.raises(QuintetError, match="tolerance must be > 0"):
         check_on_heldout_facts(model, tok, neurons, relations, HELDOUT, tolerance=0.0)
+    with pytest.raises(QuintetError, match="prompts must be >= 1, got 0"):
+        check_on_heldout_facts(model, tok, neurons, relations, HELDOUT, prompts=0)
     i = next(i for i, n in enumerate(neurons) if n)
     with pytest.raises(QuintetError, match="no held-out facts of a relation other than"):
         check_on_heldout_facts(model, tok, [neurons[i]], [relations[i]], [b for b in HELDOUT if b.relation == relations[i]])

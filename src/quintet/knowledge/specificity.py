@@ -113,6 +113,8 @@ def check_on_heldout_facts(model, tokenizer, neurons: Sequence[Sequence[Neuron]]
     _check(neurons, relations)
     if not tolerance > 0:
         raise QuintetError(f"tolerance must be > 0, got {tolerance}")
+    if prompts < 1:
+        raise QuintetError(f"prompts must be >= 1, got {prompts}")
     kept_all, rows = [], []
     for i, (fact, relation) in enumerate(zip(neurons, relations)):
         pairs = unrelated_pairs(heldout, relation, prompts, random.Random(seed * 1_000_003 + i))
